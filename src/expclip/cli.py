@@ -1,0 +1,355 @@
+"""The ``expclip`` command line: wiring only. ``main(argv) -> int``."""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+from . import __version__
+
+log = logging.getLogger("expclip")
+
+DEFAULT_STORE = os.environ.get("EXPCLIP_STORE", str(Path("~/.cache/expclip/store").expanduser()))
+EPILOG = "Models: any hub id or local directory saved with save_pretrained. Docs: README.md."
+
+
+# ------------------------------------------------------------------------------------------------ shared options
+def _add_store(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--store", default=DEFAULT_STORE,
+                   help="feature store directory (default: $EXPCLIP_STORE or ~/.cache/expclip/store)")
+
+
+def _add_runtime(p: argparse.ArgumentParser, batch: int = 64) -> None:
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (default: cuda if available)")
+    p.add_argument("--batch-size", type=int, default=batch, help=f"images per forward pass (default {batch})")
+    p.add_argument("--num-workers", type=int, default=None,
+                   help="DataLoader worker processes for decoding (default: cores - 1, at most 8)")
+    p.add_argument("--strict", action="store_true", help="stop at the first unreadable item instead of skipping it")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def _add_pre(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--preprocessing", choices=["reference", "clip"], default="reference",
+                   help="reference: the paper's code (squash 224, [0,1], no normalization; default); "
+                        "clip: the model's own processor (resize, center crop, mean/std)")
+
+
+def _data(args) -> "object":
+    from .data.datasets import image_folder, unlabelled_images
+
+    if args.labelled:
+        return image_folder(args.data)
+    return unlabelled_images(args.data)
+
+
+# ------------------------------------------------------------------------------------------------ commands
+def cmd_demo(args) -> int:
+    from .demo import run_demo
+    from .models.tiny import RANDOM_WEIGHTS_NOTE
+
+    print(f"expclip demo — {RANDOM_WEIGHTS_NOTE}.", flush=True)
+    res = run_demo(args.out, progress=not args.no_progress)
+    print()
+    print(res["paths"]["markdown"].read_text())
+    print("timings (s): " + ", ".join(f"{k}: {v}" for k, v in res["timings"].items()))
+    print(f"outputs in {res['out']}/ (results/results.md, results/results.csv, results/cells/*.json, "
+          f"results/confusion/*.png, runs/exp-clip-tiny/seed*/)")
+    print(f"\n{RANDOM_WEIGHTS_NOTE}. With real weights, run the same steps with the commands in README.md.")
+    return 0
+
+
+def cmd_extract(args) -> int:
+    import torch
+
+    from .extract import extract_images, extract_teacher
+    from .models.backbone import Backbone, resolve_device
+    from .models.teacher import Teacher
+
+    data = _data(args)
+    dev = resolve_device(args.device)
+    common = dict(num_workers=args.num_workers, progress=not args.no_progress, strict=args.strict)
+    if not args.no_backbone:
+        for name in args.backbone:
+            bb = Backbone.from_pretrained(name, args.revision, device=dev)
+            s = extract_images(bb, data, args.store, args.preprocessing, batch_size=args.batch_size, **common)
+            _report_store("CLIP", s)
+            del bb
+    if args.teacher:
+        te = Teacher.from_pretrained(args.teacher, args.teacher_revision, device=dev, dtype=args.teacher_dtype)
+        for instr in args.instruction:
+            s = extract_teacher(te, data, args.store, instr, args.preprocessing,
+                                batch_size=args.teacher_batch_size, **common)
+            _report_store(f"teacher [{instr[:30]}]", s)
+        del te
+        if dev.type == "cuda":
+            torch.cuda.empty_cache()
+    return 0
+
+
+def _report_store(what: str, store) -> None:
+    if store is None:
+        print(f"{what}: this shard is done; another process finalizes the store")
+        return
+    n, bad = len(store), len(store.failures)
+    print(f"{what}: {n - bad} of {n} items -> {store.path}" + (f" ({bad} skipped, see meta.json)" if bad else ""))
+
+
+def cmd_train(args) -> int:
+    from .extract import extract_images, extract_teacher, find_image_store, find_teacher_store
+    from .fit import fit_heads
+    from .store import StaleStoreError, StoreError
+    from .train import TrainConfig
+
+    data = _data(args)
+    try:
+        img = find_image_store(args.store, args.backbone, data, args.preprocessing, args.revision)
+        tgt = find_teacher_store(args.store, args.teacher, data, args.instruction, args.preprocessing)
+    except StaleStoreError:
+        raise
+    except StoreError:
+        if not args.extract:
+            raise
+        args.no_backbone, args.backbone = False, [args.backbone]
+        args.instruction = [args.instruction]
+        cmd_extract(args)
+        args.backbone, args.instruction = args.backbone[0], args.instruction[0]
+        img = find_image_store(args.store, args.backbone, data, args.preprocessing, args.revision)
+        tgt = find_teacher_store(args.store, args.teacher, data, args.instruction, args.preprocessing)
+    kappa = args.logit_scale if args.logit_scale is not None else float(img.meta.get("logit_scale", 100.0))
+    cfg = TrainConfig(head=args.head, lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay,
+                      batch_size=args.train_batch_size, epochs=args.epochs, logit_scale=kappa)
+    from .models.backbone import resolve_device
+
+    dirs = fit_heads(img, tgt, args.out, args.seeds, cfg, run_name=args.name, device=resolve_device(args.device))
+    for d in dirs:
+        print(f"head: {d}")
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from .data.datasets import image_folder
+    from .evaluate import clip_model, evaluate, head_model
+    from .fit import expand_head_dirs
+    from .models.backbone import resolve_device
+    from .models.tiny import RANDOM_WEIGHTS_NOTE
+    from .prompts import PAPER_PROMPT_SETS, resolve_prompt_sets
+    from .report import write_results
+
+    data = image_folder(args.data)
+    dev = resolve_device(args.device)
+    models = [head_model(d, dev) for d in expand_head_dirs(args.head)]
+    if not args.no_clip:
+        pairs = {(m.backbone, m.backbone_revision, m.preprocessing) for m in models} or {(args.backbone, None, args.preprocessing)}
+        models = [clip_model(b, p, r) for b, r, p in sorted(pairs, key=str)] + models
+    if not models:
+        raise ValueError("nothing to evaluate: give --head and/or leave CLIP in (no --no-clip)")
+    spec = args.prompts.split(",") if args.prompts != "all" else "all"
+    unknown = [p for p in (spec if isinstance(spec, list) else []) if p not in PAPER_PROMPT_SETS]
+    if unknown:
+        raise ValueError(f"unknown prompt set(s) {unknown}; choose from {list(PAPER_PROMPT_SETS)} or 'all'")
+    results = evaluate(data, models, resolve_prompt_sets(spec, data.classes), args.store, device=dev,
+                       batch_size=args.batch_size, num_workers=args.num_workers, progress=not args.no_progress,
+                       strict=args.strict)
+    banner = RANDOM_WEIGHTS_NOTE if any(r["random_weights"] for r in results) else None
+    paths = write_results(results, args.out, title=f"Zero-shot results on {data.name}", banner=banner)
+    print(paths["markdown"].read_text())
+    print(f"results: {args.out}/ (results.md, results.csv, cells/*.json, confusion/*.png)")
+    return 0
+
+
+def cmd_import(args) -> int:
+    from .checkpoint import import_official
+
+    out = import_official(args.pth, args.out, args.backbone)
+    cfg = json.loads((out / "config.json").read_text())
+    print(f"imported {args.pth} -> {out} (linear {cfg['head']['in_dim']}->{cfg['head']['out_dim']}, "
+          f"backbone {cfg['backbone']['id']}, preprocessing reference)")
+    return 0
+
+
+def cmd_list(args) -> int:
+    from .labels import CLASS_ORDER, DATASET_NUM_CLASSES
+    from .models.backbone import DEFAULT_BACKBONE, PAPER_BACKBONES
+    from .models.teacher import DEFAULT_TEACHER, INSTRUCTIONS
+    from .prompts import PAPER_PROMPT_SETS, prompt_set_display_name
+
+    print("classes (index: name): " + ", ".join(f"{i}: {c}" for i, c in enumerate(CLASS_ORDER)))
+    print("datasets (classes used): " + ", ".join(f"{k} ({v})" for k, v in DATASET_NUM_CLASSES.items()))
+    print("prompt sets: " + ", ".join(f"{p} ({prompt_set_display_name(p)})" for p in PAPER_PROMPT_SETS))
+    print("instructions:")
+    for k, v in INSTRUCTIONS.items():
+        print(f"  {k}: {v}")
+    print(f"backbones: {', '.join(f'{k}={v}' for k, v in PAPER_BACKBONES.items())} (default {DEFAULT_BACKBONE})")
+    print(f"teacher: {DEFAULT_TEACHER}")
+    root = Path(args.store)
+    metas = sorted(root.glob("*/meta.json")) if root.is_dir() else []
+    print(f"stores in {root}: {len(metas)}")
+    for m in metas:
+        try:
+            meta = json.loads(m.read_text())
+        except (OSError, json.JSONDecodeError):
+            print(f"  {m.parent.name}: unreadable meta.json")
+            continue
+        k = meta.get("key", {})
+        state = "complete" if meta.get("complete") else "INCOMPLETE (rerun to resume)"
+        extra = f" instruction={k['instruction'][:40]!r}" if "instruction" in k else ""
+        pre = (k.get("preprocessing") or {}).get("mode", "-")
+        print(f"  {m.parent.name}: {k.get('kind')} model={k.get('model', {}).get('id')} data={k.get('data', {}).get('name')} "
+              f"n={meta.get('n')} preprocessing={pre}{extra} {state}")
+    return 0
+
+
+# ------------------------------------------------------------------------------------------------ parser
+def build_parser() -> argparse.ArgumentParser:
+    from .models.backbone import DEFAULT_BACKBONE
+    from .models.teacher import DEFAULT_TEACHER
+    from .train import TrainConfig
+
+    d = TrainConfig()
+    p = argparse.ArgumentParser(prog="expclip", description="Zero-shot facial expression recognition with Exp-CLIP "
+                                "(CLIP + a head trained to match an LLM's view of the face).", epilog=EPILOG)
+    p.add_argument("--version", action="version", version=f"expclip {__version__}")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    p.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
+    sub = p.add_subparsers(dest="cmd", metavar="COMMAND")
+
+    s = sub.add_parser("demo", help="run the whole pipeline offline on tiny random models (about a minute)",
+                       description="Build tiny random-weight CLIP and BLIP-2 models and synthetic faces, then run "
+                       "extract -> teacher -> train 3 seeds -> evaluate -> results. The numbers mean nothing: the "
+                       "weights are random. Rerunning reuses what is already in --out.")
+    s.add_argument("--out", default="expclip-demo", help="output directory (default ./expclip-demo)")
+    s.add_argument("--no-progress", action="store_true")
+    s.set_defaults(fn=cmd_demo)
+
+    s = sub.add_parser("extract", help="compute CLIP image features and/or teacher targets into the store",
+                       description="Encode every image of --data once and cache the features (chunked, resumable: "
+                       "rerun the same command after an interruption). Unreadable images are skipped and listed.",
+                       epilog=EPILOG)
+    s.add_argument("--data", required=True, help="image folder (all images recursively, or class subfolders with --labelled)")
+    s.add_argument("--labelled", action="store_true", help="--data has one subfolder per class (happy/, sad/...)")
+    s.add_argument("--backbone", nargs="+", default=[DEFAULT_BACKBONE], help=f"CLIP model(s) (default {DEFAULT_BACKBONE})")
+    s.add_argument("--revision", default=None, help="hub revision of the backbone")
+    s.add_argument("--no-backbone", action="store_true", help="skip CLIP features (teacher only)")
+    s.add_argument("--teacher", default=None, help=f"also extract teacher targets with this BLIP-2+T5 model (e.g. {DEFAULT_TEACHER})")
+    s.add_argument("--teacher-revision", default=None)
+    s.add_argument("--teacher-dtype", default="auto", help="auto (bfloat16 on GPU, float32 on CPU), bfloat16, float32")
+    s.add_argument("--instruction", nargs="+", default=["task"],
+                   help="preset(s) task, short, unrelated, or your own sentence(s) (default task)")
+    s.add_argument("--teacher-batch-size", type=int, default=32)
+    _add_pre(s)
+    _add_store(s)
+    _add_runtime(s)
+    s.set_defaults(fn=cmd_extract)
+
+    s = sub.add_parser("train", help="train projection heads (one per seed) from the stored features",
+                       description="Train Exp-CLIP heads on cached CLIP features and teacher targets. Runs no encoder "
+                       "unless --extract is given and features are missing. Defaults are the paper's recipe.",
+                       epilog=EPILOG)
+    s.add_argument("--data", required=True, help="the training image folder that was extracted")
+    s.add_argument("--labelled", action="store_true", help=argparse.SUPPRESS)
+    s.add_argument("--backbone", default=DEFAULT_BACKBONE)
+    s.add_argument("--revision", default=None)
+    s.add_argument("--teacher", default=DEFAULT_TEACHER)
+    s.add_argument("--teacher-revision", default=None)
+    s.add_argument("--teacher-dtype", default="auto")
+    s.add_argument("--teacher-batch-size", type=int, default=32)
+    s.add_argument("--instruction", default="task", help="preset (task, short, unrelated) or your sentence")
+    s.add_argument("--out", required=True, help="run directory; heads go to OUT/seed<k>/")
+    s.add_argument("--name", default=None, help="run name shown in result tables (default: OUT's folder name)")
+    s.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3], help="seeds (default 1 2 3, as the paper)")
+    s.add_argument("--head", default=d.head, choices=["linear", "mlp2", "mlp3", "transformer"])
+    s.add_argument("--epochs", type=int, default=d.epochs)
+    s.add_argument("--train-batch-size", type=int, default=d.batch_size)
+    s.add_argument("--lr", type=float, default=d.lr)
+    s.add_argument("--momentum", type=float, default=d.momentum)
+    s.add_argument("--weight-decay", type=float, default=d.weight_decay)
+    s.add_argument("--logit-scale", type=float, default=None, help="κ (default: the backbone's, 100 for OpenAI CLIP)")
+    s.add_argument("--extract", action="store_true", help="extract missing features first (loads the models)")
+    s.add_argument("--no-backbone", action="store_true", help=argparse.SUPPRESS)
+    _add_pre(s)
+    _add_store(s)
+    _add_runtime(s)
+    s.set_defaults(fn=cmd_train)
+
+    s = sub.add_parser("eval", help="zero-shot UAR/WAR of CLIP and heads on a labelled image folder",
+                       description="Evaluate plain CLIP and trained heads on a folder with one subfolder per class "
+                       "(names like happy, Happiness, 3_joy are mapped to the canonical classes). Writes one JSON "
+                       "per cell, results.csv, results.md and confusion-matrix PNGs.", epilog=EPILOG)
+    s.add_argument("--data", required=True, help="labelled image folder (class subfolders)")
+    s.add_argument("--head", nargs="*", default=[], help="head directories or run directories of seed*/ heads")
+    s.add_argument("--no-clip", action="store_true", help="leave out the plain-CLIP baseline")
+    s.add_argument("--backbone", default=DEFAULT_BACKBONE, help="backbone for CLIP when no head is given")
+    s.add_argument("--prompts", default="all", help="all (default) or comma-separated prompt-set names")
+    s.add_argument("--out", default="results", help="output directory (default ./results)")
+    _add_pre(s)
+    _add_store(s)
+    _add_runtime(s)
+    s.set_defaults(fn=cmd_eval)
+
+    s = sub.add_parser("import-official", help="convert a released reference head (.pth) to expclip's format",
+                       description="Read ExpCLIP_{B32,B16,L14}_model.pth with torch.load(weights_only=True) (a pickle "
+                       "that would run code is refused) and write head.safetensors + config.json, preprocessing "
+                       "'reference'.")
+    s.add_argument("pth")
+    s.add_argument("--out", required=True)
+    s.add_argument("--backbone", default=None, help="backbone id (default: from the file name B32/B16/L14)")
+    s.set_defaults(fn=cmd_import)
+
+    s = sub.add_parser("list", help="prompt sets, instructions, default models and the stores on disk")
+    _add_store(s)
+    s.set_defaults(fn=cmd_list)
+    return p
+
+
+def _friendly_errors():
+    from .checkpoint import CheckpointError
+    from .data.datasets import DatasetError
+    from .models.hub import ModelNotAvailableError
+    from .store import StoreError
+
+    return (ModelNotAvailableError, StoreError, DatasetError, CheckpointError, FileNotFoundError, FileExistsError,
+            ValueError, KeyError)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s" if args.verbose else "%(message)s")
+    for noisy in ("httpx", "huggingface_hub", "urllib3", "filelock"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    if not getattr(args, "fn", None):
+        parser.print_help()
+        return 2
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+        return int(args.fn(args) or 0)
+    except KeyboardInterrupt:
+        print("\ninterrupted: finished chunks are kept; rerun the same command to resume", file=sys.stderr)
+        return 130
+    except OSError as e:
+        if e.errno == errno.ENOSPC:
+            print(f"error: disk full while writing ({e.filename or e}); finished chunks are kept, free space and "
+                  "rerun to resume", file=sys.stderr)
+            return 1
+        if isinstance(e, (FileNotFoundError, FileExistsError)):
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        raise
+    except _friendly_errors() as e:
+        if args.verbose:
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

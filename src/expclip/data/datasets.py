@@ -1,0 +1,128 @@
+"""Item lists: what a dataset is to the rest of the package (a root, relative item paths, labels, classes).
+
+Readers turn a folder on disk into an :class:`ItemList`. Labels are indices into ``classes``, which are canonical
+class names (``labels.CLASS_ORDER`` order) or, for user data, any words.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..labels import CLASS_ORDER, canonical_label, order_classes
+from .images import IMAGE_EXTENSIONS
+
+log = logging.getLogger(__name__)
+
+
+class DatasetError(ValueError):
+    """A dataset on disk does not have the expected layout or content; the message names the file."""
+
+
+@dataclass
+class ItemList:
+    """A dataset as the store sees it.
+
+    ``items``: dicts with "path" (relative to ``root``, POSIX), "label" (int index into ``classes`` or None) and,
+    for videos, what the reader needs ("frames", "num_frames"...).
+    """
+
+    name: str
+    root: Path
+    items: list[dict]
+    classes: list[str] = field(default_factory=list)
+    kind: str = "image"  # "image" or "video"
+    info: dict = field(default_factory=dict)  # reader notes (fold, split, dropped counts...)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def labels(self) -> list[int | None]:
+        return [it.get("label") for it in self.items]
+
+    def fingerprint(self) -> dict:
+        """Identity of the data for store keys: name, count and a hash of paths, labels and file sizes.
+
+        The absolute root is left out so that a moved dataset keeps its features.
+        """
+        h = hashlib.sha256()
+        for it in self.items:
+            p = self.root / it["path"]
+            try:
+                size = p.stat().st_size if p.is_file() else (len(list(p.iterdir())) if p.is_dir() else -1)
+            except OSError:
+                size = -1
+            h.update(json.dumps([it["path"], it.get("label"), size, it.get("frames")], sort_keys=True).encode())
+        return {"name": self.name, "n": len(self.items), "kind": self.kind, "classes": self.classes,
+                "sha256": h.hexdigest()[:20]}
+
+
+def list_images(root: Path) -> list[Path]:
+    """All image files under ``root`` (recursive, sorted, hidden files skipped)."""
+    return sorted(
+        p for p in root.rglob("*")
+        if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and not any(s.startswith(".") for s in p.relative_to(root).parts)
+    )
+
+
+def unlabelled_images(root: str | Path, name: str | None = None) -> ItemList:
+    """Every image under ``root``, labels ignored (the training pool: CAER-S train, or any folder)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError(f"image folder not found: {root}")
+    files = list_images(root)
+    if not files:
+        raise DatasetError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) under {root}")
+    items = [{"path": p.relative_to(root).as_posix(), "label": None} for p in files]
+    return ItemList(name or root.name, root, items)
+
+
+def image_folder(root: str | Path, name: str | None = None, classes: list[str] | None = None) -> ItemList:
+    """A labelled folder: one subfolder per class, named by any synonym ("happy", "Happiness", "3_joy"...).
+
+    Classes come out in the canonical order (so 7 basic-expression folders give the reference's 7-class order).
+    ``classes`` fixes the class list instead (e.g. all 8 of AffectNet-8 when a folder is missing).
+
+    Raises:
+        DatasetError: a subfolder name that is not an expression word, two folders for one class, no images.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError(f"image folder not found: {root}")
+    subdirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    if not subdirs:
+        raise DatasetError(f"{root} has no class subfolders; expected e.g. {root}/happy/*.jpg, {root}/sad/*.jpg")
+    mapping: dict[str, Path] = {}
+    unknown = []
+    for d in subdirs:
+        c = canonical_label(d.name)
+        if c is None:
+            unknown.append(d.name)
+        elif c in mapping:
+            raise DatasetError(f"{root}: folders {mapping[c].name!r} and {d.name!r} both mean {c!r}")
+        else:
+            mapping[c] = d
+    if unknown:
+        raise DatasetError(
+            f"{root}: subfolder(s) {unknown} are not expression names; rename them to one of "
+            f"{list(CLASS_ORDER)} (synonyms like 'happy', 'angry' work)"
+        )
+    if classes is None:
+        classes = order_classes(list(mapping))
+    else:
+        extra = sorted(set(mapping) - set(classes))
+        if extra:
+            raise DatasetError(f"{root}: folders for {extra} are outside the requested classes {classes}")
+    items = []
+    for label, c in enumerate(classes):
+        if c not in mapping:
+            log.warning("%s: no folder for class %r", root, c)
+            continue
+        for p in list_images(mapping[c]):
+            items.append({"path": p.relative_to(root).as_posix(), "label": label})
+    if not items:
+        raise DatasetError(f"no images under the class folders of {root}")
+    return ItemList(name or root.name, root, items, list(classes))

@@ -1,0 +1,178 @@
+"""Image decoding and the two preprocessing modes.
+
+``reference``: what the Exp-CLIP reference code feeds both CLIP and BLIP-2 — squash-resize to a square
+(bilinear), scale to [0,1], no mean/std normalization, no crop.
+``clip``: the model's own processor — resize the short side (bicubic), center crop, scale, normalize by mean/std.
+Heads trained one way must be evaluated the same way, so the mode travels with stores and heads.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+
+PREPROCESSING_MODES = ("reference", "clip")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif")
+
+# Images above this many pixels are refused (decompression bombs); 20000x20000 is 4e8.
+MAX_IMAGE_PIXELS = 178_956_970
+OPENAI_CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+OPENAI_CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+class ImageDecodeError(Exception):
+    """An image file could not be read; ``str()`` names the file and the reason."""
+
+    def __init__(self, path: str | Path, reason: str):
+        self.path, self.reason = str(path), reason
+        super().__init__(f"{path}: {reason}")
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    """Any PIL mode (L, P, RGBA, CMYK, I;16, I, F, LA...) to 8-bit RGB; transparency is composited on white."""
+    if img.mode == "RGB":
+        return img
+    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        arr = np.asarray(img, dtype=np.float64)
+        hi = 65535.0 if img.mode.startswith("I;16") or arr.max() > 255 else 255.0
+        arr = np.clip(arr / hi * 255.0, 0, 255).astype(np.uint8)
+        return Image.fromarray(arr, "L").convert("RGB")
+    if img.mode == "P" and "transparency" in img.info:
+        img = img.convert("RGBA")
+    if img.mode in ("RGBA", "LA", "PA", "RGBa"):
+        rgba = img.convert("RGBA")
+        bg = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(bg, rgba).convert("RGB")
+    return img.convert("RGB")
+
+
+def load_image(path: str | Path, max_pixels: int = MAX_IMAGE_PIXELS) -> Image.Image:
+    """Decode an image file to RGB, applying its EXIF orientation.
+
+    Raises:
+        ImageDecodeError: empty, truncated, non-image, too large (decompression bomb) or unreadable files.
+    """
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+    except OSError as e:
+        raise ImageDecodeError(path, f"cannot open ({e.strerror or e})") from e
+    if size == 0:
+        raise ImageDecodeError(path, "empty file (0 bytes)")
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+            if w * h > max_pixels:
+                raise ImageDecodeError(path, f"image is {w}x{h} pixels, over the {max_pixels:,} limit (decompression bomb guard)")
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                im.load()
+            im = ImageOps.exif_transpose(im)
+            return to_rgb(im)
+    except ImageDecodeError:
+        raise
+    except Image.DecompressionBombError as e:
+        raise ImageDecodeError(path, f"decompression bomb guard: {e}") from e
+    except Image.UnidentifiedImageError:
+        raise ImageDecodeError(path, "not a recognised image format") from None
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombWarning) as e:
+        raise ImageDecodeError(path, f"corrupt or truncated image ({type(e).__name__}: {e})") from e
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """A picklable image -> tensor transform (it runs in DataLoader workers).
+
+    mode "reference": squash-resize to ``image_size`` (bilinear), [0,1], nothing else.
+    mode "clip": the model's processor — resize the short side to ``resize`` and center crop ``image_size`` when
+    ``crop`` (CLIP), else squash-resize to ``image_size`` (BLIP); ``resample`` is a PIL filter code; then
+    normalize with ``mean``/``std``.
+    """
+
+    mode: str = "reference"
+    image_size: int = 224
+    resize: int = 224
+    crop: bool = False
+    resample: int = int(Image.BILINEAR)
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.mode not in PREPROCESSING_MODES:
+            raise ValueError(f"unknown preprocessing mode {self.mode!r}; choose one of {PREPROCESSING_MODES}")
+
+    def __call__(self, img: Image.Image) -> torch.Tensor:
+        """PIL RGB image -> float32 tensor (3, image_size, image_size)."""
+        if self.crop:
+            img = center_crop(resize_short_side(img, self.resize, self.resample), self.image_size)
+        else:
+            img = img.resize((self.image_size, self.image_size), self.resample)
+        t = pil_to_tensor01(img)
+        if self.mean is not None and self.std is not None:
+            mean = torch.tensor(self.mean, dtype=torch.float32).view(3, 1, 1)
+            std = torch.tensor(self.std, dtype=torch.float32).view(3, 1, 1)
+            t = (t - mean) / std
+        return t
+
+    def describe(self) -> dict:
+        """What is recorded in store keys and head configs."""
+        return asdict(self)
+
+
+def pil_to_tensor01(img: Image.Image) -> torch.Tensor:
+    """RGB PIL image -> (3,H,W) float32 in [0,1]."""
+    arr = np.asarray(img, dtype=np.uint8)
+    return torch.from_numpy(arr.copy()).permute(2, 0, 1).float().div_(255.0)
+
+
+def resize_short_side(img: Image.Image, size: int, resample: int = int(Image.BICUBIC)) -> Image.Image:
+    """Resize so that the short side is ``size`` (CLIP's rule; the long side is truncated to int)."""
+    w, h = img.size
+    short, long = (w, h) if w <= h else (h, w)
+    new_long = int(size * long / short)
+    new_w, new_h = (size, new_long) if w <= h else (new_long, size)
+    return img.resize((new_w, new_h), resample)
+
+
+def center_crop(img: Image.Image, size: int) -> Image.Image:
+    """Center crop to size x size, padding with black if the image is smaller."""
+    w, h = img.size
+    if w < size or h < size:
+        canvas = Image.new("RGB", (max(w, size), max(h, size)))
+        canvas.paste(img, ((max(w, size) - w) // 2, (max(h, size) - h) // 2))
+        img, (w, h) = canvas, canvas.size
+    left, top = (w - size) // 2, (h - size) // 2  # transformers' rule (floor)
+    return img.crop((left, top, left + size, top + size))
+
+
+def preprocess_for_model(model_dir: str | Path, mode: str, vision_image_size: int) -> Preprocess:
+    """The :class:`Preprocess` of a model directory for ``mode``.
+
+    "reference" ignores the model's processor (square ``vision_image_size``, bilinear, [0,1]: 224 for the paper's
+    models); "clip" follows its ``preprocessor_config.json`` (CLIP: short side + center crop; BLIP: square).
+    """
+    if mode == "reference":
+        return Preprocess("reference", vision_image_size, vision_image_size)
+    if mode != "clip":
+        raise ValueError(f"unknown preprocessing mode {mode!r}; choose one of {PREPROCESSING_MODES}")
+    cfg_path = Path(model_dir) / "preprocessor_config.json"
+    cfg = json.loads(cfg_path.read_text()) if cfg_path.is_file() else {}
+    size = cfg.get("size", {"shortest_edge": vision_image_size})
+    if not isinstance(size, dict):
+        size = {"shortest_edge": int(size)}
+    crop = bool(cfg.get("do_center_crop", "shortest_edge" in size))
+    resize = int(size.get("shortest_edge", size.get("height", vision_image_size)))
+    crop_cfg = cfg.get("crop_size", {"height": vision_image_size})
+    crop_size = int(crop_cfg.get("height", vision_image_size) if isinstance(crop_cfg, dict) else crop_cfg)
+    image_size = crop_size if crop else int(size.get("height", resize))
+    normalize = cfg.get("do_normalize", True)
+    mean = tuple(float(x) for x in cfg.get("image_mean", OPENAI_CLIP_MEAN)) if normalize else None
+    std = tuple(float(x) for x in cfg.get("image_std", OPENAI_CLIP_STD)) if normalize else None
+    resample = int(cfg.get("resample", int(Image.BICUBIC)))
+    return Preprocess("clip", image_size, resize, crop, resample, mean, std)

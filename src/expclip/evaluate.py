@@ -1,0 +1,151 @@
+"""Zero-shot evaluation: datasets × models (CLIP and heads) × prompt sets → result cells.
+
+Image features come from the store (extracted on first use), one store per (backbone, preprocessing, dataset),
+and are reused for every head, seed and prompt set. Prompt features are cached the same way.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import nn
+
+from .checkpoint import load_head, versions
+from .data.datasets import ItemList
+from .extract import extract_images, find_image_store, find_prompt_features, prompt_features, require_store
+from .metrics import summarize
+from .models.backbone import Backbone
+from .models.tiny import is_random_model
+from .store import FeatureStore, StaleStoreError, StoreError
+from .zeroshot import build_classifier, classify, embed_images
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Model:
+    """What scores images: plain CLIP (``head`` None) or CLIP + a projection head."""
+
+    name: str
+    group: str  # seeds of one training run share a group; rows of the tables are groups
+    backbone: str
+    preprocessing: str
+    head: nn.Module | None = None
+    backbone_revision: str | None = None
+    seed: int | None = None
+    head_dir: str | None = None
+    config: dict = field(default_factory=dict)
+
+
+def clip_model(backbone: str, preprocessing: str = "reference", revision: str | None = None) -> Model:
+    return Model("CLIP", "CLIP", backbone, preprocessing, None, revision)
+
+
+def head_model(head_dir: str | Path, device: str | torch.device = "cpu") -> Model:
+    """A saved head as a Model; its backbone, revision and preprocessing come from its config."""
+    head, cfg = load_head(head_dir, device)
+    group = cfg.get("run_name") or Path(head_dir).name
+    return Model(
+        name=cfg.get("name", "Exp-CLIP"), group=group, backbone=cfg["backbone"]["id"],
+        preprocessing=cfg["preprocessing"]["mode"], head=head, backbone_revision=cfg["backbone"].get("revision"),
+        seed=cfg.get("seed"), head_dir=str(head_dir), config=cfg,
+    )
+
+
+class LazyBackbone:
+    """Loads the backbone only if something is missing from the store."""
+
+    def __init__(self, name: str, revision: str | None, device: str | torch.device):
+        self.name, self.revision, self.device = name, revision, device
+        self._bb: Backbone | None = None
+
+    def get(self) -> Backbone:
+        if self._bb is None:
+            log.info("loading backbone %s", self.name)
+            self._bb = Backbone.from_pretrained(self.name, self.revision, device=self.device)
+        return self._bb
+
+
+def image_store_for(data: ItemList, lazy: LazyBackbone, preprocessing: str, store_root: Path,
+                    batch_size: int = 64, num_workers: int | None = None, progress: bool = True,
+                    strict: bool = False, extract: Callable | None = None) -> FeatureStore:
+    """The image/video store of ``data`` for this backbone: found by key, else extracted now."""
+    try:
+        return find_image_store(store_root, lazy.name, data, preprocessing, lazy.revision)
+    except StaleStoreError:
+        raise
+    except StoreError:
+        pass
+    fn = extract or extract_images
+    return require_store(fn(lazy.get(), data, store_root, preprocessing, batch_size=batch_size,
+                            num_workers=num_workers, progress=progress, strict=strict), f"features of {data.name}")
+
+
+def score_cells(feats: torch.Tensor, labels: torch.Tensor, model: Model, prompt_sets: dict[str, object],
+                classes: list[str], logit_scale: float, device: str | torch.device = "cpu") -> list[dict]:
+    """Metrics of one model on one feature matrix, for every prompt set (image embeddings computed once)."""
+    head = model.head
+    emb = embed_images(feats.to(device), head)
+    out = []
+    for ps_name, pf in prompt_sets.items():
+        clf = build_classifier(pf, head, logit_scale)
+        pred = classify(emb, clf).argmax(dim=1).cpu()
+        out.append({"prompt_set": ps_name, **summarize(labels, pred, len(classes), classes)})
+    return out
+
+
+def evaluate(
+    data: ItemList,
+    models: list[Model],
+    prompts: dict[str, list[list[str]]],
+    store_root: str | Path,
+    device: str | torch.device = "cpu",
+    batch_size: int = 64,
+    num_workers: int | None = None,
+    progress: bool = True,
+    strict: bool = False,
+    extract: Callable | None = None,
+) -> list[dict]:
+    """Evaluate every model on ``data`` with every prompt set; returns one result dict per cell.
+
+    ``prompts``: prompt-set name -> per-class prompt lists for ``data.classes``.
+    """
+    if not data.classes:
+        raise ValueError(f"{data.name} has no classes: zero-shot evaluation needs labelled data")
+    store_root = Path(store_root)
+    results = []
+    groups: dict[tuple, list[Model]] = {}
+    for m in models:
+        groups.setdefault((m.backbone, m.backbone_revision, m.preprocessing), []).append(m)
+    for (bb_name, bb_rev, mode), group in groups.items():
+        lazy = LazyBackbone(bb_name, bb_rev, device)
+        store = image_store_for(data, lazy, mode, store_root, batch_size, num_workers, progress, strict, extract)
+        feats, labels, _ = store.tensors()
+        if (labels < 0).any():
+            raise ValueError(f"{data.name}: some items have no label; cannot score them")
+        logit_scale = float(store.meta.get("logit_scale", 100.0))
+        pf = {}
+        for name, plist in prompts.items():
+            cached = find_prompt_features(store_root, bb_name, plist, bb_rev)
+            pf[name] = cached if cached is not None else prompt_features(lazy.get(), plist, store_root)
+        random_weights = is_random_model(store.key["model"]["id"]) if Path(str(store.key["model"]["id"])).is_dir() else False
+        for m in group:
+            in_dim = feats.shape[-1]
+            if m.head is not None and m.config.get("head", {}).get("in_dim") not in (None, in_dim):
+                raise ValueError(
+                    f"head {m.head_dir} expects {m.config['head']['in_dim']}-d features but {bb_name} gives {in_dim}-d"
+                )
+            for cell in score_cells(feats, labels, m, pf, data.classes, logit_scale, device):
+                results.append({
+                    "model": m.name, "group": m.group, "seed": m.seed, "head_dir": m.head_dir,
+                    "dataset": data.name, "fold": data.info.get("fold"), "classes": data.classes, **cell,
+                    "num_items": len(store), "num_failed": len(store.failures),
+                    "backbone": store.key["model"], "preprocessing": store.key["preprocessing"],
+                    "store": store.path.name, "random_weights": random_weights, "versions": versions(),
+                })
+        log.info("%s: scored %d models × %d prompt sets on %d items", data.name, len(group), len(prompts), len(feats))
+    return results

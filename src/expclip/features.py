@@ -1,0 +1,274 @@
+"""Batched, chunked, resumable extraction into the feature store (see :mod:`expclip.store`).
+
+One generic runner (:func:`run_extraction`) serves image features, teacher targets, video frame features and
+prompt features: it takes a picklable ``load(i)`` (runs in DataLoader workers) and an ``encode(batch)`` (runs in
+the main process on the device). Items that fail to load, or encode to non-finite values, are recorded and
+skipped. Batches never straddle chunks, and a resumed run recomputes exactly the batches an uninterrupted one
+would, so the finished store is byte-identical.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+from . import __version__
+from .data.datasets import ItemList
+from .data.images import ImageDecodeError, Preprocess, load_image
+from .store import (
+    FEATURE_CODE_VERSION, STORE_FORMAT, FeatureStore, StaleStoreError, StoreError, atomic_save_npy, canonical,
+    atomic_write_json, describe_key_difference, key_digest, remove_chunks, store_path,
+)
+
+log = logging.getLogger(__name__)
+
+# Errors that mean "this item is bad", recorded as a failure; anything else is a bug and propagates.
+ITEM_ERRORS: tuple[type[BaseException], ...] = (ImageDecodeError, OSError, ValueError, RuntimeError)
+
+
+class ExtractionFailure(RuntimeError):
+    """Raised in strict mode at the first item that cannot be used."""
+
+
+@dataclass(frozen=True)
+class ImageLoader:
+    """Picklable ``load(i)``: decode ``root/paths[i]`` and preprocess it -> (3,H,W)."""
+
+    root: str
+    paths: tuple[str, ...]
+    preprocess: Preprocess
+
+    def __call__(self, i: int) -> torch.Tensor:
+        return self.preprocess(load_image(Path(self.root) / self.paths[i]))
+
+
+class _SafeDataset(Dataset):
+    def __init__(self, load: Callable[[int], Any], n: int):
+        self.load, self.n = load, n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int):
+        try:
+            return i, self.load(i), None
+        except ITEM_ERRORS as e:
+            return i, None, str(e) or type(e).__name__
+
+
+def _collate(batch):
+    idx = [b[0] for b in batch]
+    ok = [b[1] is not None for b in batch]
+    values = [b[1] for b in batch if b[1] is not None]
+    errors = [b[2] for b in batch]
+    if values and isinstance(values[0], torch.Tensor):
+        values = torch.stack(values)
+    return idx, ok, values, errors
+
+
+class _ChunkBatches:
+    """Batch sampler: the items of each pending chunk, in order, cut into batches that stay inside the chunk."""
+
+    def __init__(self, chunks: list[range], batch_size: int):
+        self.batches = [list(r[i : i + batch_size]) for r in chunks for i in range(0, len(r), batch_size)]
+
+    def __iter__(self):
+        return iter(self.batches)
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+
+def default_num_workers() -> int:
+    return min(8, max(0, (os.cpu_count() or 1) - 1))
+
+
+def run_extraction(
+    store_dir: str | Path,
+    key: dict,
+    items: Sequence[dict],
+    load: Callable[[int], Any],
+    encode: Callable[[Any], torch.Tensor],
+    feature_shape: tuple[int, ...],
+    batch_size: int = 64,
+    chunk_size: int | None = None,
+    num_workers: int = 0,
+    progress: bool = True,
+    strict: bool = False,
+    desc: str = "extract",
+    shard: tuple[int, int] = (0, 1),
+    pin_memory: bool = False,
+    extra_meta: dict | None = None,
+) -> FeatureStore | None:
+    """Compute ``encode(load(i))`` for every item into the store at ``store_dir``; resume what is there.
+
+    Args:
+        key: identity of the features; a store with another key at ``store_dir`` raises StaleStoreError.
+        items: JSON-able dicts (at least "path"), saved in items.json in this order.
+        load: picklable; ``load(i)`` returns a tensor (or any object for a custom ``encode``); raising one of
+            ITEM_ERRORS marks item i failed.
+        encode: batch (stacked tensors, or a list) -> (B, *feature_shape) tensor.
+        shard: (rank, world) — this process computes chunks rank, rank+world, ...; only a process that sees all
+            chunks done finalizes (the others return None).
+        extra_meta: informative fields for meta.json that are not part of the key (e.g. the model's κ).
+
+    Returns the completed store (or None for a shard that did not finalize).
+    """
+    store_dir = Path(store_dir)
+    key, items = canonical(key), canonical(list(items))
+    n = len(items)
+    if n == 0:
+        raise ValueError(f"nothing to extract for {store_dir.name}: the item list is empty")
+    meta_file = store_dir / "meta.json"
+    items_sha = key_digest({"items": list(items)})
+    if meta_file.is_file():
+        meta = json.loads(meta_file.read_text())
+        if meta.get("key") != key or meta.get("items_sha256") != items_sha:
+            diffs = describe_key_difference(key, meta.get("key", {})) or ["the item list differs"]
+            raise StaleStoreError(f"{store_dir} holds features under another key: " + "; ".join(diffs[:6]))
+        if meta.get("complete"):
+            log.info("%s: complete store found at %s, nothing to do", desc, store_dir)
+            return FeatureStore.open(store_dir, key)
+        if meta.get("batch_size") != batch_size:
+            log.info("%s: resuming with the store's batch size %s (asked %s)", desc, meta["batch_size"], batch_size)
+        batch_size, chunk_size = int(meta["batch_size"]), int(meta["chunk_size"])
+    else:
+        chunk_size = chunk_size or batch_size * max(1, 2048 // batch_size)
+        if chunk_size % batch_size:
+            raise ValueError(f"chunk_size {chunk_size} must be a multiple of batch_size {batch_size}")
+        store_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(store_dir / "items.json", list(items))
+        meta = {
+            "format": STORE_FORMAT, "key": key, "items_sha256": items_sha, "n": n,
+            "feature_shape": list(feature_shape), "dtype": "float32", "batch_size": batch_size,
+            "chunk_size": chunk_size, "complete": False, "expclip_version": __version__, **(extra_meta or {}),
+        }
+        atomic_write_json(meta_file, meta)
+    chunk_dir = store_dir / "chunks"
+    chunk_dir.mkdir(exist_ok=True)
+    n_chunks = (n + chunk_size - 1) // chunk_size
+
+    def done(c: int) -> bool:
+        return (chunk_dir / f"{c:05d}.npy").is_file() and (chunk_dir / f"{c:05d}.json").is_file()
+
+    rank, world = shard
+    pending = [c for c in range(n_chunks) if c % world == rank and not done(c)]
+    if pending:
+        _compute_chunks(
+            pending, n, chunk_size, batch_size, chunk_dir, load, encode, feature_shape, num_workers, progress,
+            strict, desc, pin_memory,
+        )
+    if not all(done(c) for c in range(n_chunks)):
+        return None
+    return _finalize(store_dir, meta, items, n_chunks, feature_shape, desc)
+
+
+def _compute_chunks(pending, n, chunk_size, batch_size, chunk_dir, load, encode, feature_shape, num_workers,
+                    progress, strict, desc, pin_memory) -> None:
+    ranges = [range(c * chunk_size, min(n, (c + 1) * chunk_size)) for c in pending]
+    sampler = _ChunkBatches(ranges, batch_size)
+    loader = DataLoader(
+        _SafeDataset(load, n), batch_sampler=sampler, num_workers=num_workers, collate_fn=_collate,
+        pin_memory=pin_memory, persistent_workers=False, prefetch_factor=4 if num_workers else None,
+    )
+    total = sum(len(r) for r in ranges)
+    bar = tqdm(total=total, desc=desc, unit="item", disable=not progress, dynamic_ncols=True)
+    current: int | None = None
+    buf: np.ndarray | None = None
+    fails: dict[int, str] = {}
+    filled = 0
+    try:
+        for idx, ok, values, errors in loader:
+            c = idx[0] // chunk_size
+            if c != current:
+                start = c * chunk_size
+                current, filled, fails = c, 0, {}
+                buf = np.zeros((min(n, start + chunk_size) - start, *feature_shape), dtype=np.float32)
+            start = c * chunk_size
+            for i, good, err in zip(idx, ok, errors):
+                if not good:
+                    fails[i] = err
+                    if strict:
+                        raise ExtractionFailure(f"item {i}: {err}")
+            if isinstance(values, torch.Tensor) or values:
+                out = encode(values).detach().float().cpu()
+                good_idx = [i for i, g in zip(idx, ok) if g]
+                if out.shape[1:] != tuple(feature_shape):
+                    raise RuntimeError(f"encoder returned shape {tuple(out.shape[1:])}, expected {tuple(feature_shape)}")
+                finite = torch.isfinite(out.reshape(len(out), -1)).all(dim=1)
+                for row, i in enumerate(good_idx):
+                    if bool(finite[row]):
+                        buf[i - start] = out[row].numpy()
+                    else:
+                        fails[i] = "non-finite (NaN/Inf) feature from the encoder"
+                        if strict:
+                            raise ExtractionFailure(f"item {i}: non-finite (NaN/Inf) feature from the encoder")
+            filled += len(idx)
+            bar.update(len(idx))
+            if filled == len(buf):
+                # The .json goes first: a chunk counts as done only when its .npy exists too.
+                atomic_write_json(chunk_dir / f"{c:05d}.json", {str(k): v for k, v in sorted(fails.items())})
+                atomic_save_npy(chunk_dir / f"{c:05d}.npy", buf)
+    finally:
+        bar.close()
+
+
+def _finalize(store_dir: Path, meta: dict, items: Sequence[dict], n_chunks: int, feature_shape, desc: str) -> FeatureStore:
+    chunk_dir = store_dir / "chunks"
+    n = len(items)
+    tmp = store_dir / f".features.npy.tmp-{os.getpid()}"
+    out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(n, *feature_shape))
+    valid = np.ones(n, dtype=bool)
+    failures = []
+    chunk_size = meta["chunk_size"]
+    for c in range(n_chunks):
+        arr = np.load(chunk_dir / f"{c:05d}.npy", allow_pickle=False)
+        out[c * chunk_size : c * chunk_size + len(arr)] = arr
+        for k, v in json.loads((chunk_dir / f"{c:05d}.json").read_text()).items():
+            valid[int(k)] = False
+            failures.append({"index": int(k), "path": items[int(k)].get("path"), "reason": v})
+    out.flush()
+    del out
+    os.replace(tmp, store_dir / "features.npy")
+    atomic_save_npy(store_dir / "valid.npy", valid)
+    meta = dict(meta, complete=True, failures=failures, n_valid=int(valid.sum()))
+    atomic_write_json(store_dir / "meta.json", meta)
+    remove_chunks(store_dir)
+    log.info("%s: %d items, %d failed -> %s", desc, n, len(failures), store_dir)
+    for f in failures[:10]:
+        log.warning("  skipped %s: %s", f["path"], f["reason"])
+    if len(failures) > 10:
+        log.warning("  ... and %d more (see %s/meta.json)", len(failures) - 10, store_dir)
+    return FeatureStore.open(store_dir, meta["key"])
+
+
+# --------------------------------------------------------------------------------------------------- keys
+def base_key(kind: str, model: dict, preprocess: Preprocess | None, data: ItemList | dict, **extra: Any) -> dict:
+    """The identity of a store: kind, model id+revision, preprocessing, data fingerprint, code version, extras."""
+    return {
+        "kind": kind,
+        "model": model,
+        "preprocessing": preprocess.describe() if preprocess is not None else None,
+        "data": data.fingerprint() if isinstance(data, ItemList) else data,
+        "code_version": FEATURE_CODE_VERSION,
+        **extra,
+    }
+
+
+def open_or_explain(path: Path, key: dict, what: str, how: str) -> FeatureStore:
+    """Open the store for ``key`` or raise a StoreError that says how to create it."""
+    try:
+        return FeatureStore.open(path, key)
+    except StaleStoreError:
+        raise
+    except StoreError as e:
+        raise StoreError(f"{what} not extracted yet ({e}). {how}") from e

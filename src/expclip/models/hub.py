@@ -1,0 +1,110 @@
+"""Resolving a model name (hub id or local directory) to a local directory and a revision that identifies it.
+
+The revision goes into every feature-store key and head config, so that other weights can never silently reuse
+features computed with these.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+# What a model directory may hold that we need; weights only as safetensors (never pickles).
+MODEL_FILE_PATTERNS = ["*.json", "*.safetensors", "*.txt", "*.model", "*.tiktoken"]
+
+
+class ModelNotAvailableError(RuntimeError):
+    """A model could not be found locally or downloaded; the message says how to provide it."""
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    """A model name resolved to files on disk."""
+
+    name: str  # as the user gave it
+    path: Path  # local directory holding config.json and weights
+    revision: str  # hub commit hash, or "local-<fingerprint>" for a directory
+
+
+def offline_help(name: str) -> str:
+    return (
+        f"To use {name!r} offline: on a machine with internet run `hf download {name}` (or load it once with "
+        f"transformers), then copy the Hugging Face cache (~/.cache/huggingface/hub, or $HF_HOME) to this machine; "
+        f"or save the model with save_pretrained() to a directory and pass that directory instead of the hub id."
+    )
+
+
+def directory_fingerprint(path: Path) -> str:
+    """A cheap content fingerprint of a model directory: names, sizes and head/tail bytes of its files.
+
+    Hashing whole multi-GB shards would cost minutes; head+tail+size changes whenever weights are re-saved.
+    """
+    h = hashlib.sha256()
+    for f in sorted(p for p in path.rglob("*") if p.is_file()):
+        rel = f.relative_to(path).as_posix()
+        if rel.startswith(".") or "/." in rel:
+            continue
+        size = f.stat().st_size
+        h.update(f"{rel}\0{size}\0".encode())
+        with open(f, "rb") as fh:
+            h.update(fh.read(1 << 20))
+            if size > 2 << 20:
+                fh.seek(-(1 << 20), os.SEEK_END)
+                h.update(fh.read(1 << 20))
+    return h.hexdigest()[:16]
+
+
+def resolve_model(name: str | os.PathLike, revision: str | None = None, local_files_only: bool | None = None) -> ResolvedModel:
+    """Find ``name`` as a local directory, else in the Hugging Face cache or hub.
+
+    Raises:
+        ModelNotAvailableError: naming the model and how to make it available offline.
+    """
+    p = Path(name)
+    if p.is_dir():
+        if not (p / "config.json").is_file():
+            raise ModelNotAvailableError(f"{p} is a directory but has no config.json: not a saved model directory")
+        return ResolvedModel(str(name), p, f"local-{directory_fingerprint(p)}")
+    name = str(name)
+    if name.startswith((".", "/", "~")) or name.count("/") > 1:  # a path, not an "owner/name" hub id
+        raise ModelNotAvailableError(f"model directory not found: {name}")
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HFValidationError
+
+    if local_files_only is None:
+        local_files_only = os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
+    try:
+        path = Path(
+            snapshot_download(
+                repo_id=name, revision=revision, allow_patterns=MODEL_FILE_PATTERNS, local_files_only=local_files_only
+            )
+        )
+    except HFValidationError as e:
+        raise ModelNotAvailableError(f"{name!r} is neither a local directory nor a valid hub id ({e})") from e
+    except Exception as e:  # network errors, offline mode, missing repo: all end the same way for the user
+        mode = "offline mode (HF_HUB_OFFLINE=1)" if local_files_only else "no network access or no such repository"
+        raise ModelNotAvailableError(
+            f"Could not load model {name!r}: it is not in the local Hugging Face cache and could not be "
+            f"downloaded ({mode}: {type(e).__name__}: {e}). {offline_help(name)}"
+        ) from e
+    if not (path / "config.json").is_file():
+        raise ModelNotAvailableError(f"{name!r} resolved to {path}, which has no config.json. {offline_help(name)}")
+    return ResolvedModel(name, path, path.name)
+
+
+def weight_files(path: Path) -> list[Path]:
+    """The safetensors weight files of a model directory (sharded or not)."""
+    files = sorted(path.glob("*.safetensors"))
+    if not files:
+        bins = sorted(path.glob("*.bin")) + sorted(path.glob("*.pt*"))
+        hint = (
+            f" It holds pickled weights ({bins[0].name}), which expclip does not load because unpickling can run "
+            "code; convert them with save_pretrained(..., safe_serialization=True)." if bins else ""
+        )
+        raise ModelNotAvailableError(f"no .safetensors weights in {path}.{hint}")
+    return files

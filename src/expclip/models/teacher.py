@@ -1,0 +1,256 @@
+"""The teacher: BLIP-2 (T5 language model) as an image -> "LLM knowledge" encoder.
+
+e_G = normalize(mean over all positions of T5-encoder([projected Q-Former tokens ; embedded instruction])).
+Only the vision encoder, the Q-Former, the projector, the shared embedding and the T5 encoder are built and
+loaded: the T5 decoder and LM head (about half of the LLM) never reach memory. Nothing is decoded.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..data.images import Preprocess, preprocess_for_model
+from .backbone import resolve_device
+from .hub import ModelNotAvailableError, ResolvedModel, resolve_model, weight_files
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TEACHER = "Salesforce/blip2-flan-t5-xxl"
+
+INSTRUCTIONS: dict[str, str] = {
+    # The paper's task-related instruction, used for every released head.
+    "task": "Please play the role of a facial action describer. Objectively describe the detailed facial actions "
+    "of the person in the image.",
+    # The shorter one shown in the paper's figure.
+    "short": "Describe the facial actions of the person in the image.",
+    # Task-unrelated (the paper's ablation; its exact string is not public): a generic caption request.
+    "unrelated": "Write a short description of this image.",
+}
+
+# Checkpoint key prefixes (as saved by Blip2ForConditionalGeneration) -> our module names.
+_PREFIXES = {
+    "vision_model.": "vision_model.",
+    "qformer.": "qformer.",
+    "language_projection.": "language_projection.",
+    "language_model.encoder.": "t5.encoder.",
+    "language_model.shared.": "t5.shared.",
+}
+
+
+def resolve_instruction(spec: str) -> tuple[str, str]:
+    """Preset name or free text -> (name, text). Free text is named "custom"."""
+    if spec in INSTRUCTIONS:
+        return spec, INSTRUCTIONS[spec]
+    if not spec.strip():
+        raise ValueError("the instruction is empty; use a preset (task, short, unrelated) or a sentence")
+    return "custom", spec
+
+
+def teacher_dtype(device: torch.device, dtype: str | torch.dtype | None) -> torch.dtype:
+    """bfloat16 on GPU, float32 on CPU unless asked; float16 is refused (Flan-T5 overflows to NaN in it)."""
+    if isinstance(dtype, str):
+        dtype = {"bfloat16": torch.bfloat16, "bf16": torch.bfloat16, "float32": torch.float32, "fp32": torch.float32,
+                 "float16": torch.float16, "fp16": torch.float16, "half": torch.float16, "auto": None}.get(dtype, dtype)
+        if isinstance(dtype, str):
+            raise ValueError(f"unknown teacher dtype {dtype!r}; use bfloat16, float32 or auto")
+    if dtype == torch.float16:
+        raise ValueError(
+            "float16 is refused for the T5 teacher: Flan-T5 activations overflow float16 and give NaN or garbage "
+            "targets. Use bfloat16 (GPU) or float32 (CPU)."
+        )
+    if dtype is None:
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    return dtype
+
+
+def _checkpoint_keys(path: Path) -> dict[str, Path]:
+    """Map every tensor name in the model's safetensors files to the file holding it."""
+    from safetensors import safe_open
+
+    index = path / "model.safetensors.index.json"
+    if index.is_file():
+        wm = json.loads(index.read_text())["weight_map"]
+        return {k: path / v for k, v in wm.items()}
+    out = {}
+    for f in weight_files(path):
+        with safe_open(f, "pt") as fh:
+            out.update({k: f for k in fh.keys()})
+    return out
+
+
+@dataclass(frozen=True)
+class TeacherInfo:
+    resolved: ResolvedModel
+    dtype: torch.dtype
+
+
+class Teacher(nn.Module):
+    """BLIP-2's vision encoder + Q-Former + projector + T5 encoder (no decoder)."""
+
+    def __init__(self, config, tokenizer, info: TeacherInfo):
+        super().__init__()
+        from transformers import T5EncoderModel
+        from transformers.models.blip_2.modeling_blip_2 import Blip2QFormerModel, Blip2VisionModel
+
+        self.config = config
+        self.tokenizer = tokenizer
+        self.info = info
+        self.vision_model = Blip2VisionModel(config.vision_config)
+        self.query_tokens = nn.Parameter(torch.zeros(1, config.num_query_tokens, config.qformer_config.hidden_size))
+        self.qformer = Blip2QFormerModel(config.qformer_config)
+        self.language_projection = nn.Linear(config.qformer_config.hidden_size, config.text_config.hidden_size)
+        self.t5 = T5EncoderModel(config.text_config)
+        self._instruction_cache: dict[str, torch.Tensor] = {}
+
+    # ----------------------------------------------------------------------------------------------------- loading
+    @classmethod
+    def from_pretrained(
+        cls,
+        name_or_path: str | Path = DEFAULT_TEACHER,
+        revision: str | None = None,
+        device: str | torch.device | None = "cpu",
+        dtype: str | torch.dtype | None = None,
+        local_files_only: bool | None = None,
+    ) -> "Teacher":
+        """Load the encoder parts of a BLIP-2 + T5 checkpoint (hub id or local directory).
+
+        The modules are built on the meta device and filled straight from the safetensors files, so neither the
+        random init nor the decoder ever costs memory. ``dtype``: None = bfloat16 on GPU, float32 on CPU.
+        """
+        from safetensors import safe_open
+        from transformers import AutoTokenizer, Blip2Config
+
+        dev = resolve_device(device)
+        dt = teacher_dtype(dev, dtype)
+        resolved = resolve_model(name_or_path, revision, local_files_only)
+        try:
+            config = Blip2Config.from_pretrained(resolved.path)
+        except (OSError, ValueError) as e:
+            raise ModelNotAvailableError(f"{resolved.path} does not hold a BLIP-2 config: {e}") from e
+        if getattr(config, "model_type", "") != "blip-2" or not getattr(config.text_config, "is_encoder_decoder", False):
+            raise ModelNotAvailableError(
+                f"{name_or_path!r} is not BLIP-2 with a T5 (encoder-decoder) language model "
+                f"(model_type={getattr(config, 'model_type', '?')}, text model={config.text_config.model_type}); "
+                "the teacher needs an LLM encoder, e.g. Salesforce/blip2-flan-t5-xxl"
+            )
+        tokenizer = AutoTokenizer.from_pretrained(resolved.path)
+        with torch.device("meta"):
+            model = cls(config, tokenizer, TeacherInfo(resolved, dt))
+        keymap = _checkpoint_keys(resolved.path)
+        wanted = {k: v for k, v in keymap.items() if k == "query_tokens" or k.startswith(tuple(_PREFIXES))}
+        state: dict[str, torch.Tensor] = {}
+        by_file: dict[Path, list[str]] = {}
+        for k, f in wanted.items():
+            by_file.setdefault(f, []).append(k)
+        for f, keys in by_file.items():
+            with safe_open(f, "pt", device="cpu") as fh:
+                for k in keys:
+                    name = k if k == "query_tokens" else next(v + k[len(p):] for p, v in _PREFIXES.items() if k.startswith(p))
+                    if name == "t5.encoder.embed_tokens.weight":
+                        continue  # tied to shared
+                    # Q-Former and query tokens stay float32 (as transformers keeps them), the rest in dt.
+                    keep32 = name == "query_tokens" or name.startswith("qformer.")
+                    state[name] = fh.get_tensor(k).to(device=dev, dtype=torch.float32 if keep32 else dt)
+        if "t5.shared.weight" in state:
+            state["t5.encoder.embed_tokens.weight"] = state["t5.shared.weight"]
+        expected = set(model.state_dict().keys())
+        missing = sorted(expected - set(state))
+        if missing:
+            raise ModelNotAvailableError(
+                f"{resolved.path}: checkpoint lacks {len(missing)} teacher tensors, e.g. {missing[:3]}; "
+                "is it a Blip2ForConditionalGeneration checkpoint?"
+            )
+        model.load_state_dict(state, strict=True, assign=True)
+        model.t5.encoder.embed_tokens = model.t5.shared
+        model.eval().requires_grad_(False)
+        log.info("teacher %s (%s) loaded on %s in %s without the T5 decoder", resolved.name, resolved.revision, dev, dt)
+        return model
+
+    # ----------------------------------------------------------------------------------------------------- identity
+    @property
+    def device(self) -> torch.device:
+        return self.query_tokens.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.info.dtype
+
+    @property
+    def embed_dim(self) -> int:
+        return int(self.config.text_config.hidden_size)
+
+    @property
+    def image_size(self) -> int:
+        return int(self.config.vision_config.image_size)
+
+    def preprocess(self, mode: str = "reference") -> Preprocess:
+        return preprocess_for_model(self.info.resolved.path, mode, self.image_size)
+
+    def identity(self) -> dict:
+        return {"id": self.info.resolved.name, "revision": self.info.resolved.revision}
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    # ----------------------------------------------------------------------------------------------------- forward
+    def instruction_ids(self, text: str) -> torch.Tensor:
+        """(L,) token ids of ``text`` from the T5 tokenizer alone (with its ``</s>``; no ``<image>`` tokens)."""
+        if text not in self._instruction_cache:
+            ids = self.tokenizer(text, add_special_tokens=True, return_tensors="pt")["input_ids"][0]
+            self._instruction_cache[text] = ids
+        return self._instruction_cache[text]
+
+    @torch.inference_mode()
+    def image_tokens(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """(B,3,H,W) -> (B,Q,E): Q-Former query outputs projected into the LLM's embedding space."""
+        x = pixel_values.to(self.device, self.dtype, non_blocking=True)
+        image_embeds = self.vision_model(pixel_values=x).last_hidden_state
+        mask = torch.ones(image_embeds.shape[:-1], dtype=torch.long, device=self.device)
+        queries = self.query_tokens.expand(image_embeds.shape[0], -1, -1)
+        q = self.qformer(query_embeds=queries, encoder_hidden_states=image_embeds.float(), encoder_attention_mask=mask)
+        return self.language_projection(q.last_hidden_state.to(self.dtype))
+
+    @torch.inference_mode()
+    def encode(self, pixel_values: torch.Tensor, instruction: str | list[str] = INSTRUCTIONS["task"]) -> torch.Tensor:
+        """(B,3,H,W) preprocessed images -> (B,E) float32 L2-normalized targets e_G.
+
+        ``instruction``: one string for the batch, or one per image (padded; the mean ignores padding).
+        """
+        tokens = self.image_tokens(pixel_values)
+        b, q, _ = tokens.shape
+        texts = [instruction] * b if isinstance(instruction, str) else list(instruction)
+        if len(texts) != b:
+            raise ValueError(f"{len(texts)} instructions for {b} images")
+        ids = [self.instruction_ids(t) for t in texts]
+        length = max(len(i) for i in ids)
+        pad = self.tokenizer.pad_token_id or 0
+        input_ids = torch.full((b, length), pad, dtype=torch.long)
+        text_mask = torch.zeros((b, length), dtype=torch.long)
+        for r, i in enumerate(ids):
+            input_ids[r, : len(i)] = i
+            text_mask[r, : len(i)] = 1
+        input_ids, text_mask = input_ids.to(self.device), text_mask.to(self.device)
+        embeds = torch.cat([tokens, self.t5.shared(input_ids).to(self.dtype)], dim=1)
+        mask = torch.cat([torch.ones((b, q), dtype=torch.long, device=self.device), text_mask], dim=1)
+        hidden = self.t5.encoder(inputs_embeds=embeds, attention_mask=mask).last_hidden_state.float()
+        m = mask.unsqueeze(-1).float()
+        pooled = (hidden * m).sum(1) / m.sum(1)
+        return F.normalize(pooled, dim=-1)
+
+    @torch.inference_mode()
+    def encode_text(self, texts: list[str]) -> torch.Tensor:
+        """Texts through the T5 encoder alone (no image tokens), mean-pooled and normalized: (N,E) float32.
+
+        Used by the "LLM as text encoder" ablation.
+        """
+        tok = self.tokenizer(texts, padding=True, return_tensors="pt").to(self.device)
+        hidden = self.t5.encoder(input_ids=tok["input_ids"], attention_mask=tok["attention_mask"]).last_hidden_state
+        m = tok["attention_mask"].unsqueeze(-1).float()
+        return F.normalize((hidden.float() * m).sum(1) / m.sum(1), dim=-1)

@@ -1,0 +1,158 @@
+"""Results on disk: one JSON per cell, a merged CSV, a Markdown table, confusion-matrix PNGs.
+
+A "cell" is one (model, dataset, fold, prompt set) evaluation. Seeds of one model group are aggregated as
+mean ± std (after averaging folds within each seed).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import math
+import re
+from collections import defaultdict
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+
+from .prompts import PAPER_PROMPT_SETS, prompt_set_display_name
+from .store import atomic_write_bytes, atomic_write_json
+
+log = logging.getLogger(__name__)
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", str(text)).strip("-") or "x"
+
+
+def cell_filename(r: dict) -> str:
+    fold = f"__fold{r['fold']}" if r.get("fold") is not None else ""
+    seed = f"__seed{r['seed']}" if r.get("seed") is not None else ""
+    return f"{slug(r['group'])}{seed}__{slug(r['dataset'])}{fold}__{slug(r['prompt_set'])}.json"
+
+
+def aggregate(results: Iterable[dict]) -> list[dict]:
+    """Rows of (group, dataset, prompt_set) with UAR/WAR as percentages: mean ± std over seeds, folds averaged.
+
+    Each row also carries the summed confusion matrix and the number of seeds and folds.
+    """
+    by_cell: dict[tuple, dict] = defaultdict(lambda: defaultdict(list))
+    meta: dict[tuple, dict] = {}
+    for r in results:
+        k = (r["group"], r["dataset"], r["prompt_set"])
+        by_cell[k][r.get("seed")].append(r)
+        meta.setdefault(k, {"classes": r["classes"], "model": r["model"], "cm": None})
+        cm = np.asarray(r["confusion_matrix"])
+        meta[k]["cm"] = cm if meta[k]["cm"] is None else meta[k]["cm"] + cm
+    rows = []
+    for k, seeds in by_cell.items():
+        uars = [float(np.mean([c["uar"] for c in cells])) * 100 for cells in seeds.values()]
+        wars = [float(np.mean([c["war"] for c in cells])) * 100 for cells in seeds.values()]
+        folds = max(len(c) for c in seeds.values())
+        rows.append({
+            "group": k[0], "model": meta[k]["model"], "dataset": k[1], "prompt_set": k[2],
+            "uar": float(np.mean(uars)), "uar_std": float(np.std(uars)) if len(uars) > 1 else 0.0,
+            "war": float(np.mean(wars)), "war_std": float(np.std(wars)) if len(wars) > 1 else 0.0,
+            "seeds": len(seeds), "folds": folds, "classes": meta[k]["classes"],
+            "confusion_matrix": meta[k]["cm"].tolist(),
+        })
+    order = {p: i for i, p in enumerate(PAPER_PROMPT_SETS)}
+    rows.sort(key=lambda r: (r["dataset"], r["group"] != "CLIP", r["group"], order.get(r["prompt_set"], 99), r["prompt_set"]))
+    return rows
+
+
+def fmt(mean: float, std: float, seeds: int) -> str:
+    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+        return "–"
+    return f"{mean:.2f} ± {std:.2f}" if seeds > 1 else f"{mean:.2f}"
+
+
+def markdown_table(rows: list[dict], title: str | None = None) -> str:
+    """One table per dataset: a row per model group, a UAR/WAR column pair per prompt set."""
+    out = [f"# {title}", ""] if title else []
+    for dataset in sorted({r["dataset"] for r in rows}):
+        drows = [r for r in rows if r["dataset"] == dataset]
+        psets = list(dict.fromkeys(r["prompt_set"] for r in drows))
+        groups = list(dict.fromkeys(r["group"] for r in drows))
+        seeds = max(r["seeds"] for r in drows)
+        out += [f"## {dataset}", "", f"UAR / WAR (%)" + (f", mean ± std over {seeds} seeds" if seeds > 1 else ""), ""]
+        out.append("| model | " + " | ".join(prompt_set_display_name(p) for p in psets) + " |")
+        out.append("|---|" + "---|" * len(psets))
+        for g in groups:
+            cells = []
+            for p in psets:
+                r = next((x for x in drows if x["group"] == g and x["prompt_set"] == p), None)
+                cells.append("–" if r is None else f"{fmt(r['uar'], r['uar_std'], r['seeds'])} / "
+                             f"{fmt(r['war'], r['war_std'], r['seeds'])}")
+            out.append(f"| {g} | " + " | ".join(cells) + " |")
+        out.append("")
+    return "\n".join(out)
+
+
+def plot_confusion(cm: np.ndarray | list, classes: list[str], title: str, path: str | Path) -> Path:
+    """Row-normalized confusion matrix as a PNG (counts in each cell)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cm = np.asarray(cm, dtype=float)
+    norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
+    n = len(classes)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.6 * n, 0.8 + 0.6 * n), dpi=100)
+    ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(n), [c[:10] for c in classes], rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(n), [c[:10] for c in classes], fontsize=8)
+    for i in range(n):
+        for j in range(n):
+            ax.text(j, i, f"{int(cm[i, j])}", ha="center", va="center", fontsize=7,
+                    color="white" if norm[i, j] > 0.5 else "black")
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp)
+    plt.close(fig)
+    tmp.replace(path)
+    return path
+
+
+def write_results(results: list[dict], out_dir: str | Path, title: str = "Zero-shot results",
+                  banner: str | None = None, confusion: bool = True) -> dict[str, Path]:
+    """Write every cell's JSON, ``results.csv``, ``results.md`` and confusion PNGs under ``out_dir``."""
+    out = Path(out_dir)
+    (out / "cells").mkdir(parents=True, exist_ok=True)
+    for r in results:
+        atomic_write_json(out / "cells" / cell_filename(r), r)
+    rows = aggregate(results)
+    fields = ["dataset", "group", "model", "prompt_set", "uar", "uar_std", "war", "war_std", "seeds", "folds"]
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(fields)
+    for r in rows:
+        writer.writerow([f"{r[f]:.4f}" if isinstance(r[f], float) else r[f] for f in fields])
+    atomic_write_bytes(out / "results.csv", buf.getvalue().encode())
+    md = markdown_table(rows, title)
+    if banner:
+        md = f"> **{banner}**\n\n" + md
+    atomic_write_bytes(out / "results.md", md.encode())
+    atomic_write_json(out / "summary.json", {"rows": rows, "banner": banner})
+    paths = {"csv": out / "results.csv", "markdown": out / "results.md", "summary": out / "summary.json"}
+    if confusion:
+        for r in rows:
+            name = f"{slug(r['group'])}__{slug(r['dataset'])}__{slug(r['prompt_set'])}.png"
+            plot_confusion(r["confusion_matrix"], r["classes"], f"{r['group']} — {r['dataset']} — "
+                           f"{prompt_set_display_name(r['prompt_set'])}", out / "confusion" / name)
+    log.info("results written to %s", out)
+    return paths
+
+
+def read_cells(out_dir: str | Path) -> list[dict]:
+    """Every cell JSON under ``out_dir/cells`` (to merge runs)."""
+    return [json.loads(p.read_text()) for p in sorted(Path(out_dir, "cells").glob("*.json"))]

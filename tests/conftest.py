@@ -1,0 +1,60 @@
+"""Shared fixtures: tiny random models written to disk once per session, synthetic face folders."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never touch the network
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(scope="session")
+def tiny_clip_dir(tmp_path_factory):
+    from expclip.models.tiny import build_tiny_clip
+
+    return build_tiny_clip(tmp_path_factory.mktemp("models") / "tiny-clip", seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_blip2_dir(tmp_path_factory):
+    from expclip.models.tiny import build_tiny_blip2
+
+    return build_tiny_blip2(tmp_path_factory.mktemp("models") / "tiny-blip2", seed=0)
+
+
+@pytest.fixture(scope="session")
+def backbone(tiny_clip_dir):
+    from expclip.models.backbone import Backbone
+
+    return Backbone.from_pretrained(tiny_clip_dir, device="cpu")
+
+
+@pytest.fixture(scope="session")
+def teacher(tiny_blip2_dir):
+    from expclip.models.teacher import Teacher
+
+    return Teacher.from_pretrained(tiny_blip2_dir, device="cpu")
+
+
+@pytest.fixture(scope="session")
+def face_pool(tmp_path_factory):
+    """An unlabelled folder of 7 × 12 synthetic faces."""
+    from expclip.data.synthetic import write_face_folder
+    from expclip.labels import classes_for
+
+    return write_face_folder(tmp_path_factory.mktemp("data") / "pool", classes_for(7), 12, seed=1, labelled=False)
+
+
+@pytest.fixture(scope="session")
+def face_test(tmp_path_factory):
+    """A labelled folder (class subfolders with mixed synonyms) of 7 × 6 synthetic faces."""
+    from expclip.data.synthetic import write_face_folder
+    from expclip.labels import classes_for
+
+    root = write_face_folder(tmp_path_factory.mktemp("data") / "test", classes_for(7), 6, seed=2, labelled=True)
+    # People name folders their own way: the reader must map them.
+    for old, new in [("happiness", "Happy"), ("anger", "3_angry"), ("surprise", "Surprised")]:
+        (root / old).rename(root / new)
+    return root

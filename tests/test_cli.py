@@ -1,0 +1,91 @@
+"""The command line end to end on the tiny models."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from expclip.cli import main
+
+COMMANDS = ["demo", "extract", "train", "eval", "import-official", "list"]
+
+
+@pytest.mark.parametrize("cmd", COMMANDS)
+def test_every_command_has_help(cmd, capsys):
+    with pytest.raises(SystemExit) as e:
+        main([cmd, "--help"])
+    assert e.value.code == 0
+    assert len(capsys.readouterr().out) > 200
+
+
+def test_pipeline_end_to_end(tiny_clip_dir, tiny_blip2_dir, face_pool, face_test, tmp_path, capsys, monkeypatch):
+    store = str(tmp_path / "store")
+    common = ["--store", store, "--device", "cpu", "--num-workers", "0", "--no-progress"]
+    assert main(["extract", "--data", str(face_pool), "--backbone", str(tiny_clip_dir),
+                 "--teacher", str(tiny_blip2_dir), *common]) == 0
+    out = capsys.readouterr().out
+    assert "CLIP: 84 of 84 items" in out and "teacher [task]: 84 of 84 items" in out
+
+    # train must not run any encoder: make loading one impossible.
+    from expclip.models import backbone as bb_mod
+    from expclip.models import teacher as te_mod
+
+    def boom(*a, **k):
+        raise AssertionError("train loaded a model")
+
+    monkeypatch.setattr(te_mod.Teacher, "from_pretrained", boom)
+    monkeypatch.setattr(bb_mod.Backbone, "from_pretrained", boom)
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(face_pool), "--backbone", str(tiny_clip_dir), "--teacher", str(tiny_blip2_dir),
+                 "--out", str(run), "--seeds", "1", "2", "3", "--train-batch-size", "16", *common]) == 0
+    monkeypatch.undo()
+    cfg = json.loads((run / "seed2" / "config.json").read_text())
+    assert cfg["seed"] == 2 and cfg["train"]["epochs"] == 5 and cfg["train"]["lr"] == 1e-3
+    assert cfg["preprocessing"]["mode"] == "reference" and cfg["teacher"]["instruction"].startswith("Please play")
+    assert cfg["backbone"]["revision"].startswith("local-") and cfg["train"]["logit_scale"] == pytest.approx(100, rel=1e-4)
+
+    res = tmp_path / "results"
+    assert main(["eval", "--data", str(face_test), "--head", str(run), "--out", str(res), *common]) == 0
+    md = (res / "results.md").read_text()
+    assert "RANDOM WEIGHTS" in md and "| CLIP |" in md and "| run |" in md and "± " in md
+    cells = sorted((res / "cells").glob("*.json"))
+    assert len(cells) == (1 + 3) * 5  # CLIP + 3 seeds, × 5 prompt sets
+    cell = json.loads(cells[0].read_text())
+    assert cell["num_samples"] == 42 and 0 <= cell["uar"] <= 1 and len(cell["confusion_matrix"]) == 7
+    assert len(list((res / "confusion").glob("*.png"))) == 2 * 5
+    csv = (res / "results.csv").read_text().splitlines()
+    assert csv[0].startswith("dataset,group,model,prompt_set,uar") and len(csv) == 1 + 2 * 5
+
+    torch.save({"mlp.weight": torch.randn(64, 16)}, tmp_path / "ExpCLIP_L14_model.pth")
+    assert main(["import-official", str(tmp_path / "ExpCLIP_L14_model.pth"), "--out", str(tmp_path / "imp")]) == 0
+    assert main(["list", "--store", store]) == 0
+    listed = capsys.readouterr().out
+    assert "ensemble_10" in listed and "teacher model=" in listed and "complete" in listed
+
+
+def test_train_without_features_says_how_to_extract(tiny_clip_dir, tiny_blip2_dir, face_pool, tmp_path, capsys):
+    code = main(["train", "--data", str(face_pool), "--backbone", str(tiny_clip_dir), "--teacher", str(tiny_blip2_dir),
+                 "--out", str(tmp_path / "r"), "--store", str(tmp_path / "s")])
+    assert code == 2
+    assert "expclip extract" in capsys.readouterr().err
+
+
+def test_errors_are_one_line_not_tracebacks(tmp_path, capsys):
+    assert main(["eval", "--data", str(tmp_path / "missing"), "--store", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and "missing" in err and "Traceback" not in err
+
+
+@pytest.mark.slow
+def test_demo_runs_offline_from_the_console(tmp_path):
+    env = {"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"}
+    proc = subprocess.run([sys.executable, "-m", "expclip", "demo", "--out", str(tmp_path / "demo"), "--no-progress"],
+                          capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "RANDOM WEIGHTS" in proc.stdout and "Expression Ensemble Ten" in proc.stdout
+    assert (tmp_path / "demo" / "results" / "results.md").is_file()
+    assert len(list((tmp_path / "demo" / "runs" / "exp-clip-tiny").glob("seed*/head.safetensors"))) == 3
