@@ -1,0 +1,174 @@
+"""Video clips: the frame-sampling rules and readers for frame folders and video files (PyAV).
+
+A clip is read as the frames at :func:`sample_frame_indices`; only those frames are decoded and kept, and video
+files are sought to near each frame instead of decoded from the start.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image
+
+from .images import IMAGE_EXTENSIONS, ImageDecodeError, load_image
+
+log = logging.getLogger(__name__)
+
+SAMPLING_RULES = ("reference", "edge")
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv")
+
+
+class VideoDecodeError(ImageDecodeError):
+    """A clip could not be read (no frames, bad codec, unreadable file); ``str()`` names the file and reason."""
+
+
+def sample_frame_indices(num_frames: int, num_segments: int = 16, rule: str = "reference") -> list[int]:
+    """The frames a clip of ``num_frames`` contributes, ``num_segments`` of them.
+
+    rule "reference" (the paper's test sampler): if num_frames > num_segments, tick = num_frames / num_segments and
+    frame k = int(tick/2 + tick*k); otherwise frame 0 repeated (an artefact of the reference, kept for fidelity).
+    rule "edge": the same for long clips; a clip of num_frames <= num_segments gives all its frames, then the last
+    one repeated.
+    """
+    if rule not in SAMPLING_RULES:
+        raise ValueError(f"unknown sampling rule {rule!r}; choose one of {SAMPLING_RULES}")
+    if num_frames < 1:
+        raise ValueError(f"a clip needs at least one frame, got {num_frames}")
+    if num_segments < 1:
+        raise ValueError(f"num_segments must be >= 1, got {num_segments}")
+    if num_frames > num_segments:
+        tick = num_frames / num_segments
+        return [int(tick / 2.0 + tick * k) for k in range(num_segments)]
+    if rule == "reference":
+        return [0] * num_segments
+    return list(range(num_frames)) + [num_frames - 1] * (num_segments - num_frames)
+
+
+def is_video_file(path: str | Path) -> bool:
+    return Path(path).suffix.lower() in VIDEO_EXTENSIONS
+
+
+def list_frames(folder: str | Path) -> list[Path]:
+    """The image files of a frame folder, sorted by name (the reference's rule)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise VideoDecodeError(folder, "frame folder not found")
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
+                  and not p.name.startswith("."))
+
+
+def read_frame_folder(folder: str | Path, indices: list[int]) -> list[Image.Image]:
+    """Decode the frames at ``indices`` of the sorted frame list of ``folder``."""
+    frames = list_frames(folder)
+    if not frames:
+        raise VideoDecodeError(folder, "no frames (no image files in the folder)")
+    if max(indices) >= len(frames):
+        raise VideoDecodeError(folder, f"frame {max(indices)} asked but the folder has {len(frames)} frames")
+    cache: dict[int, Image.Image] = {}
+    out = []
+    for i in indices:
+        if i not in cache:
+            cache[i] = load_image(frames[i])
+        out.append(cache[i])
+    return out
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    num_frames: int
+    fps: float
+    duration: float  # seconds
+
+
+def _open(path: Path):
+    import av
+
+    try:
+        container = av.open(str(path))
+    except (av.error.FFmpegError, OSError, UnicodeDecodeError) as e:
+        raise VideoDecodeError(path, f"cannot open video ({type(e).__name__}: {e})") from e
+    if not container.streams.video:
+        container.close()
+        raise VideoDecodeError(path, "no video stream")
+    return container
+
+
+def video_info(path: str | Path) -> VideoInfo:
+    """Frame count, frame rate and duration; counts packets (no decoding) when the header has no count."""
+    import av
+
+    path = Path(path)
+    if path.is_file() and path.stat().st_size == 0:
+        raise VideoDecodeError(path, "empty file (0 bytes)")
+    container = _open(path)
+    try:
+        stream = container.streams.video[0]
+        fps = float(stream.average_rate or stream.guessed_rate or 0) or 25.0
+        n = int(stream.frames or 0)
+        if n <= 0:
+            try:
+                n = sum(1 for p in container.demux(stream) if p.size > 0)
+            except av.error.FFmpegError as e:
+                raise VideoDecodeError(path, f"unreadable stream ({e})") from e
+        if n <= 0:
+            raise VideoDecodeError(path, "no frames")
+        return VideoInfo(n, fps, n / fps)
+    finally:
+        container.close()
+
+
+def read_video_frames(path: str | Path, indices: list[int], info: VideoInfo | None = None) -> list[Image.Image]:
+    """Decode only the frames at ``indices`` of a video file, seeking ahead where the gap is large.
+
+    Frames are located by presentation time. When the stream ends before a requested index (header frame counts
+    are often a little off) the last decoded frame stands in; a stream with no decodable frame is an error.
+    """
+    import av
+
+    path = Path(path)
+    info = info or video_info(path)
+    container = _open(path)
+    got: dict[int, Image.Image] = {}
+    try:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        tb = float(stream.time_base) if stream.time_base else 1.0 / info.fps
+        start = stream.start_time or 0
+        gap = max(24, int(info.fps))  # decoding up to a second of frames beats a seek
+        decoder, pos, last, ended = None, -1, None, False
+        for target in sorted(set(indices)):
+            if target <= pos and last is not None:
+                got[target] = got.get(target) or last.to_image().convert("RGB")
+                continue
+            if decoder is None or target - pos > gap:
+                if target > 0:
+                    container.seek(int(start + (target / info.fps) / tb), stream=stream, backward=True)
+                decoder = container.decode(stream)
+            for frame in decoder:
+                pos = round((frame.pts - start) * tb * info.fps) if frame.pts is not None else pos + 1
+                last = frame
+                if pos >= target:
+                    break
+            else:
+                ended = True
+            if last is None:
+                raise VideoDecodeError(path, "no decodable frames")
+            got[target] = last.to_image().convert("RGB")
+            if ended:
+                break
+        for target in indices:  # past the end: the last frame stands in
+            if target not in got:
+                got[target] = last.to_image().convert("RGB")  # type: ignore[union-attr]
+    except av.error.FFmpegError as e:
+        raise VideoDecodeError(path, f"decoding failed ({type(e).__name__}: {e})") from e
+    finally:
+        container.close()
+    return [got[i] for i in indices]
+
+
+def timestamps(indices: list[int], fps: float) -> list[float]:
+    """Seconds from the start of the clip for each frame index."""
+    return [i / fps if fps > 0 and math.isfinite(fps) else float("nan") for i in indices]

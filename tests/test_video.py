@@ -1,0 +1,93 @@
+"""Frame sampling (PROTOCOL.md's rule) and the frame-folder / video-file readers."""
+
+from __future__ import annotations
+
+import av
+import numpy as np
+import pytest
+from PIL import Image
+
+from expclip.data.video import (
+    VideoDecodeError, read_frame_folder, read_video_frames, sample_frame_indices, timestamps, video_info,
+)
+
+
+@pytest.mark.parametrize("n", [17, 20, 47, 144, 1000])
+def test_reference_rule_for_long_clips(n):
+    tick = n / 16
+    assert sample_frame_indices(n) == [int(tick / 2 + tick * k) for k in range(16)]
+    assert sample_frame_indices(n, rule="edge") == sample_frame_indices(n)
+
+
+@pytest.mark.parametrize("n", [1, 8, 16])
+def test_short_clips_repeat_frame_zero_in_reference_and_pad_with_the_last_in_edge(n):
+    assert sample_frame_indices(n) == [0] * 16  # the reference's artefact (16 frames included: > is strict)
+    assert sample_frame_indices(n, rule="edge") == list(range(n)) + [n - 1] * (16 - n)
+
+
+def test_sampling_refuses_nonsense():
+    with pytest.raises(ValueError):
+        sample_frame_indices(0)
+    with pytest.raises(ValueError):
+        sample_frame_indices(10, rule="middle")
+
+
+def write_video(path, n, fps=25, size=48, codec="mpeg4"):
+    """Frame i is flat with red (i % 25) * 10 and green (i // 25) * 30, so a decoded frame tells its index."""
+    c = av.open(str(path), "w")
+    s = c.add_stream(codec, rate=fps)
+    s.width = s.height = size
+    s.pix_fmt = "yuv420p"
+    s.gop_size = 12
+    s.bit_rate = 20_000_000
+    for i in range(n):
+        rgb = np.zeros((size, size, 3), np.uint8)
+        rgb[..., 0], rgb[..., 1] = (i % 25) * 10, (i // 25) * 30
+        frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+        for p in s.encode(frame):
+            c.mux(p)
+    for p in s.encode():
+        c.mux(p)
+    c.close()
+    return path
+
+
+def frame_index(img) -> int:
+    r, g = np.asarray(img)[10, 10, :2].astype(float)
+    return int(round(r / 10)) + 25 * int(round(g / 30))
+
+
+def test_video_reader_decodes_the_requested_frames(tmp_path):
+    path = write_video(tmp_path / "clip.mp4", 200)
+    info = video_info(path)
+    assert info.num_frames == 200 and info.fps == pytest.approx(25)
+    idx = sample_frame_indices(info.num_frames) + [0, 199, 3, 3]
+    frames = read_video_frames(path, idx, info)
+    assert [frame_index(f) for f in frames] == idx
+    assert timestamps([0, 25, 50], info.fps) == [0.0, 1.0, 2.0]
+
+
+def test_reading_past_the_end_gives_the_last_frame(tmp_path):
+    path = write_video(tmp_path / "short.mp4", 10)
+    frames = read_video_frames(path, [2, 9, 40])
+    assert [frame_index(f) for f in frames] == [2, 9, 9]
+
+
+def test_bad_videos_are_named_errors(tmp_path):
+    (tmp_path / "empty.mp4").write_bytes(b"")
+    with pytest.raises(VideoDecodeError, match="empty.mp4: empty file"):
+        video_info(tmp_path / "empty.mp4")
+    (tmp_path / "junk.mp4").write_bytes(b"\x00garbage" * 100)
+    with pytest.raises(VideoDecodeError, match="junk.mp4"):
+        video_info(tmp_path / "junk.mp4")
+
+
+def test_frame_folder_reader_uses_sorted_names(tmp_path):
+    for i in (10, 2, 1):
+        Image.new("RGB", (8, 8), (i * 20, 0, 0)).save(tmp_path / f"{i:03d}.jpg", quality=100)
+    frames = read_frame_folder(tmp_path, [0, 2, 2])
+    assert [round(np.asarray(f)[0, 0, 0] / 20) for f in frames] == [1, 10, 10]
+    with pytest.raises(VideoDecodeError, match="has 3 frames"):
+        read_frame_folder(tmp_path, [5])
+    with pytest.raises(VideoDecodeError, match="not found"):
+        read_frame_folder(tmp_path / "nope", [0])
