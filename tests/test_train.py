@@ -98,3 +98,20 @@ def test_training_lifts_zero_shot_uar_far_above_the_identity_head():
     shuffled = t[torch.randperm(len(t), generator=torch.Generator().manual_seed(0))]
     control = uar(yt, zero_shot_logits(xt, prompts, train_head(x, shuffled, TrainConfig())).argmax(1))
     assert control < 0.4
+
+
+def test_fused_training_loss_equals_the_autograd_loss_in_value_and_gradient():
+    from expclip.train import _NormalizedPairLoss
+
+    g = torch.Generator().manual_seed(5)
+    v, e = (torch.randn(9, 16, generator=g) * 4).requires_grad_(), F.normalize(torch.randn(9, 16, generator=g), dim=-1)
+    want = contrastive_loss(v, e, 37.0)
+    (want_grad,) = torch.autograd.grad(want, v)
+    v2 = v.detach().clone().requires_grad_()
+    got, logits = _NormalizedPairLoss.apply(v2, e, 37.0)
+    (got_grad,) = torch.autograd.grad(3.0 * got, v2)  # the upstream gradient is honoured
+    assert torch.allclose(got, want, atol=1e-5)
+    assert torch.allclose(got_grad, 3.0 * want_grad, atol=1e-5)
+    assert torch.allclose(logits, 37.0 * F.normalize(v.detach(), dim=-1) @ e.t(), atol=1e-4)
+    assert torch.autograd.gradcheck(lambda a: _NormalizedPairLoss.apply(a, e.double(), 7.0)[0],
+                                    (torch.randn(9, 16, dtype=torch.float64, requires_grad=True),))
