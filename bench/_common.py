@@ -185,15 +185,15 @@ BLIP2_XXL = dict(
                      decoder_start_token_id=0, pad_token_id=0, eos_token_id=1),
     num_query_tokens=32,
 )
-# A mid-size BLIP-2 + T5 with the xxl model's proportions scaled down (ViT and T5 ~1/8 the width² x depth), used
-# where a whole model must fit in this machine's memory (teacher memory bench).
+# A mid-size BLIP-2 + T5 (~490M parameters) with the xxl model's proportions — vision : T5 encoder : T5 decoder
+# ≈ 1 : 4.8 : 6.4 by parameters — for where a whole model must fit this machine's memory (teacher memory bench).
 BLIP2_MID = dict(
-    vision_config=dict(hidden_size=512, intermediate_size=2048, num_hidden_layers=12, num_attention_heads=8,
+    vision_config=dict(hidden_size=384, intermediate_size=1536, num_hidden_layers=20, num_attention_heads=6,
                        image_size=224, patch_size=14, layer_norm_eps=1e-6),
-    qformer_config=dict(hidden_size=384, num_hidden_layers=6, num_attention_heads=6, intermediate_size=1536,
-                        encoder_hidden_size=512, cross_attention_frequency=2, vocab_size=30522),
-    text_config=dict(model_type="t5", vocab_size=32128, d_model=1024, d_kv=64, d_ff=2816, num_layers=24,
-                     num_decoder_layers=24, num_heads=16, feed_forward_proj="gated-gelu", tie_word_embeddings=False,
+    qformer_config=dict(hidden_size=256, num_hidden_layers=4, num_attention_heads=4, intermediate_size=1024,
+                        encoder_hidden_size=384, cross_attention_frequency=2, vocab_size=30522),
+    text_config=dict(model_type="t5", vocab_size=32128, d_model=768, d_kv=64, d_ff=2048, num_layers=24,
+                     num_decoder_layers=24, num_heads=12, feed_forward_proj="gated-gelu", tie_word_embeddings=False,
                      decoder_start_token_id=0, pad_token_id=0, eos_token_id=1),
     num_query_tokens=32,
 )

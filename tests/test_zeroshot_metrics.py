@@ -57,6 +57,17 @@ def test_scoring_matches_explicit_loops(use_head, video):
     assert torch.allclose(got, want, atol=1e-4)
 
 
+
+def test_a_nonlinear_head_still_averages_frames_after_the_head():
+    g = torch.Generator().manual_seed(3)
+    images, prompts = torch.randn(4, 5, 6, generator=g), torch.randn(3, 2, 6, generator=g)
+    torch.manual_seed(0)
+    head = build_head("mlp2", 6, 9)
+    got = zero_shot_logits(images, prompts, head, logit_scale=20.0)
+    assert torch.allclose(got, _loop_logits(images, prompts, head, 20.0), atol=1e-4)
+    mean_first = zero_shot_logits(images.mean(1), prompts, head, logit_scale=20.0)
+    assert not torch.allclose(got, mean_first, atol=1e-3)  # the shortcut is only taken for affine heads
+
 def test_ragged_prompts_average_within_each_class():
     g = torch.Generator().manual_seed(1)
     images = torch.randn(7, 5, generator=g)

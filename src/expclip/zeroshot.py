@@ -53,17 +53,27 @@ def build_classifier(prompt_features: PromptFeatures, head: nn.Module | None = N
     return Classifier(w, owner.to(w.device), counts.to(w.device), float(logit_scale))
 
 
+def is_affine(head: nn.Module | None) -> bool:
+    """True for heads that commute with averaging (identity, nn.Linear, the paper's LinearHead)."""
+    from .models.heads import LinearHead
+
+    return head is None or isinstance(head, (nn.Linear, LinearHead))
+
+
 @torch.no_grad()
 def embed_images(image_features: torch.Tensor, head: nn.Module | None = None, batch_size: int = 2048) -> torch.Tensor:
     """(N,D) images or (N,T,D) video frames -> (N,E) normalized embeddings (frames averaged after the head).
 
-    Batched over N so that (N,T,E) never has to fit in memory at once.
+    Batched over N so that (N,T,E) never has to fit in memory at once. For an affine head (the paper's linear
+    one) the frame mean is taken first: mean_t(P f_t) = P mean_t(f_t), the same value at 1/T of the cost.
     """
     if image_features.ndim not in (2, 3):
         raise ValueError(f"image features must be (N,D) or (N,T,D), got {tuple(image_features.shape)}")
+    mean_first = image_features.ndim == 3 and is_affine(head)
     out = []
     for i in range(0, len(image_features), batch_size):
-        z = _apply(head, torch.as_tensor(image_features[i : i + batch_size]))
+        x = torch.as_tensor(image_features[i : i + batch_size])
+        z = _apply(head, x.float().mean(dim=1) if mean_first else x)
         out.append(F.normalize(z.mean(dim=1) if z.ndim == 3 else z, dim=-1))
     if not out:
         return torch.zeros(0, 0)
