@@ -66,29 +66,43 @@ def cmd_demo(args) -> int:
 def cmd_extract(args) -> int:
     import torch
 
+    from .distributed import distributed_session
     from .extract import extract_images, extract_teacher
-    from .models.backbone import Backbone, resolve_device
     from .models.teacher import Teacher
 
     data = _data(args)
-    dev = resolve_device(args.device)
-    common = dict(num_workers=args.num_workers, progress=not args.no_progress, strict=args.strict)
-    if not args.no_backbone:
-        for name in args.backbone:
-            bb = Backbone.from_pretrained(name, args.revision, device=dev)
-            s = extract_images(bb, data, args.store, args.preprocessing, batch_size=args.batch_size, **common)
-            _report_store("CLIP", s)
-            del bb
-    if args.teacher:
-        te = Teacher.from_pretrained(args.teacher, args.teacher_revision, device=dev, dtype=args.teacher_dtype)
-        for instr in args.instruction:
-            s = extract_teacher(te, data, args.store, instr, args.preprocessing,
-                                batch_size=args.teacher_batch_size, **common)
-            _report_store(f"teacher [{instr[:30]}]", s)
-        del te
-        if dev.type == "cuda":
-            torch.cuda.empty_cache()
+    # Under torchrun each process computes its share of every store's chunks; rank 0 assembles the stores.
+    with distributed_session(args.device) as ctx:
+        dev = ctx.device
+        common = dict(num_workers=ctx.num_workers(args.num_workers), progress=not args.no_progress and ctx.is_main,
+                      strict=args.strict)
+        say = _report_store if ctx.is_main else (lambda what, store: None)
+        if not args.no_backbone:
+            from .models.backbone import Backbone
+
+            for name in args.backbone:
+                bb = Backbone.from_pretrained(name, args.revision, device=dev)
+                say("CLIP", ctx.run(lambda shard: extract_images(bb, data, args.store, args.preprocessing,
+                                                                 batch_size=args.batch_size, shard=shard, **common)))
+                del bb
+        if args.teacher:
+            te = Teacher.from_pretrained(args.teacher, args.teacher_revision, device=dev, dtype=args.teacher_dtype,
+                                         device_map=_device_map(getattr(args, "teacher_device_map", None)))
+            for instr in args.instruction:
+                say(f"teacher [{instr[:30]}]", ctx.run(lambda shard: extract_teacher(
+                    te, data, args.store, instr, args.preprocessing, batch_size=args.teacher_batch_size, shard=shard,
+                    **common)))
+            del te
+            if dev.type == "cuda":
+                torch.cuda.empty_cache()
     return 0
+
+
+def _device_map(spec: str | None) -> "dict | str | None":
+    """--teacher-device-map: none, auto (this process's GPUs) or a JSON file {module prefix: device}."""
+    if spec in (None, "", "none", "auto"):
+        return None if spec in (None, "", "none") else "auto"
+    return json.loads(Path(spec).read_text())
 
 
 def _report_store(what: str, store) -> None:
@@ -228,7 +242,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("extract", help="compute CLIP image features and/or teacher targets into the store",
                        description="Encode every image of --data once and cache the features (chunked, resumable: "
-                       "rerun the same command after an interruption). Unreadable images are skipped and listed.",
+                       "rerun the same command after an interruption). Unreadable images are skipped and listed. "
+                       "Several processes/GPUs: torchrun --nproc-per-node N -m expclip extract ... (each process "
+                       "computes a share of the chunks; the store is the same as a single process's).",
                        epilog=EPILOG)
     s.add_argument("--data", required=True, help="image folder (all images recursively, or class subfolders with --labelled)")
     s.add_argument("--labelled", action="store_true", help="--data has one subfolder per class (happy/, sad/...)")
@@ -241,6 +257,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--instruction", nargs="+", default=["task"],
                    help="preset(s) task, short, unrelated, or your own sentence(s) (default task)")
     s.add_argument("--teacher-batch-size", type=int, default=32)
+    s.add_argument("--teacher-device-map", default=None, metavar="auto|FILE.json",
+                   help="split a teacher too large for one GPU: auto = vision/Q-Former on the first GPU, T5 encoder "
+                        "blocks balanced over this process's GPUs; or a JSON file {module prefix: device}")
     _add_pre(s)
     _add_store(s)
     _add_runtime(s)

@@ -117,8 +117,9 @@ def run_extraction(
         load: picklable; ``load(i)`` returns a tensor (or any object for a custom ``encode``); raising one of
             ITEM_ERRORS marks item i failed.
         encode: batch (stacked tensors, or a list) -> (B, *feature_shape) tensor.
-        shard: (rank, world) — this process computes chunks rank, rank+world, ...; only a process that sees all
-            chunks done finalizes (the others return None).
+        shard: (rank, world) — this process computes chunks rank, rank+world, ...; rank 0 finalizes when it sees
+            all chunks done, the others return None (so that two shards finishing together never both assemble the
+            store; :class:`expclip.distributed.DistContext` adds the barrier that makes rank 0 wait for the rest).
         extra_meta: informative fields for meta.json that are not part of the key (e.g. the model's κ).
 
     Returns the completed store (or None for a shard that did not finalize).
@@ -167,7 +168,7 @@ def run_extraction(
             pending, n, chunk_size, batch_size, chunk_dir, load, encode, feature_shape, num_workers, progress,
             strict, desc, pin_memory,
         )
-    if not all(done(c) for c in range(n_chunks)):
+    if rank != 0 or not all(done(c) for c in range(n_chunks)):
         return None
     return _finalize(store_dir, meta, items, n_chunks, feature_shape, desc)
 
@@ -204,14 +205,13 @@ def _compute_chunks(pending, n, chunk_size, batch_size, chunk_dir, load, encode,
                 good_idx = [i for i, g in zip(idx, ok) if g]
                 if out.shape[1:] != tuple(feature_shape):
                     raise RuntimeError(f"encoder returned shape {tuple(out.shape[1:])}, expected {tuple(feature_shape)}")
-                finite = torch.isfinite(out.reshape(len(out), -1)).all(dim=1)
-                for row, i in enumerate(good_idx):
-                    if bool(finite[row]):
-                        buf[i - start] = out[row].numpy()
-                    else:
-                        fails[i] = "non-finite (NaN/Inf) feature from the encoder"
-                        if strict:
-                            raise ExtractionFailure(f"item {i}: non-finite (NaN/Inf) feature from the encoder")
+                finite = torch.isfinite(out.reshape(len(out), -1)).all(dim=1).numpy()
+                rows = np.asarray(good_idx, dtype=np.int64) - start
+                buf[rows[finite]] = out.numpy()[finite]  # one copy per batch, no per-item Python
+                for i in rows[~finite] + start:
+                    fails[int(i)] = "non-finite (NaN/Inf) feature from the encoder"
+                    if strict:
+                        raise ExtractionFailure(f"item {i}: non-finite (NaN/Inf) feature from the encoder")
             filled += len(idx)
             bar.update(len(idx))
             if filled == len(buf):

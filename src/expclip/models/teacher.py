@@ -108,6 +108,7 @@ class Teacher(nn.Module):
         self.language_projection = nn.Linear(config.qformer_config.hidden_size, config.text_config.hidden_size)
         self.t5 = T5EncoderModel(config.text_config)
         self._instruction_cache: dict[str, torch.Tensor] = {}
+        self.device_map: dict[str, str] | None = None  # set when loaded over several devices
 
     # ----------------------------------------------------------------------------------------------------- loading
     @classmethod
@@ -118,16 +119,22 @@ class Teacher(nn.Module):
         device: str | torch.device | None = "cpu",
         dtype: str | torch.dtype | None = None,
         local_files_only: bool | None = None,
+        device_map: str | list | dict | None = None,
     ) -> "Teacher":
         """Load the encoder parts of a BLIP-2 + T5 checkpoint (hub id or local directory).
 
         The modules are built on the meta device and filled straight from the safetensors files, so neither the
         random init nor the decoder ever costs memory. ``dtype``: None = bfloat16 on GPU, float32 on CPU.
+        ``device_map`` (for a teacher too large for one GPU): "auto" (this process's GPUs), a list of devices, or
+        ``{module prefix: device}``; see :mod:`expclip.models.placement`. ``device`` then only picks the dtype.
         """
         from safetensors import safe_open
         from transformers import AutoTokenizer, Blip2Config
 
-        dev = resolve_device(device)
+        from .placement import attach_input_movers, device_of, primary_device, resolve_device_map
+
+        # With a device map, its first device holds the image path and decides the dtype.
+        dev = resolve_device(device) if device_map is None else primary_device(device_map)
         dt = teacher_dtype(dev, dtype)
         resolved = resolve_model(name_or_path, revision, local_files_only)
         try:
@@ -143,6 +150,7 @@ class Teacher(nn.Module):
         tokenizer = AutoTokenizer.from_pretrained(resolved.path)
         with torch.device("meta"):
             model = cls(config, tokenizer, TeacherInfo(resolved, dt))
+        placement = resolve_device_map(device_map, model) if device_map is not None else {}
         keymap = _checkpoint_keys(resolved.path)
         wanted = {k: v for k, v in keymap.items() if k == "query_tokens" or k.startswith(tuple(_PREFIXES))}
         state: dict[str, torch.Tensor] = {}
@@ -157,7 +165,8 @@ class Teacher(nn.Module):
                         continue  # tied to shared
                     # Q-Former and query tokens stay float32 (as transformers keeps them), the rest in dt.
                     keep32 = name == "query_tokens" or name.startswith("qformer.")
-                    state[name] = fh.get_tensor(k).to(device=dev, dtype=torch.float32 if keep32 else dt)
+                    target = device_of(name, placement, dev)
+                    state[name] = fh.get_tensor(k).to(device=target, dtype=torch.float32 if keep32 else dt)
         if "t5.shared.weight" in state:
             state["t5.encoder.embed_tokens.weight"] = state["t5.shared.weight"]
         expected = set(model.state_dict().keys())
@@ -170,6 +179,10 @@ class Teacher(nn.Module):
         model.load_state_dict(state, strict=True, assign=True)
         model.t5.encoder.embed_tokens = model.t5.shared
         model.eval().requires_grad_(False)
+        if placement:
+            attach_input_movers(model, placement)
+            dev = ", ".join(dict.fromkeys(placement.values()))
+        model.device_map = placement or None
         log.info("teacher %s (%s) loaded on %s in %s without the T5 decoder", resolved.name, resolved.revision, dev, dt)
         return model
 
@@ -236,10 +249,11 @@ class Teacher(nn.Module):
         for r, i in enumerate(ids):
             input_ids[r, : len(i)] = i
             text_mask[r, : len(i)] = 1
-        input_ids, text_mask = input_ids.to(self.device), text_mask.to(self.device)
-        embeds = torch.cat([tokens, self.t5.shared(input_ids).to(self.dtype)], dim=1)
-        mask = torch.cat([torch.ones((b, q), dtype=torch.long, device=self.device), text_mask], dim=1)
-        hidden = self.t5.encoder(inputs_embeds=embeds, attention_mask=mask).last_hidden_state.float()
+        emb = self.t5.shared.weight.device  # with a device map, the encoder's last blocks may live elsewhere
+        input_ids, text_mask = input_ids.to(emb), text_mask.to(emb)
+        embeds = torch.cat([tokens.to(emb), self.t5.shared(input_ids).to(self.dtype)], dim=1)
+        mask = torch.cat([torch.ones((b, q), dtype=torch.long, device=emb), text_mask], dim=1)
+        hidden = self.t5.encoder(inputs_embeds=embeds, attention_mask=mask).last_hidden_state.to(emb).float()
         m = mask.unsqueeze(-1).float()
         pooled = (hidden * m).sum(1) / m.sum(1)
         return F.normalize(pooled, dim=-1)
