@@ -225,9 +225,9 @@ class Teacher(nn.Module):
         """(B,3,H,W) -> (B,Q,E): Q-Former query outputs projected into the LLM's embedding space."""
         x = pixel_values.to(self.device, self.dtype, non_blocking=True)
         image_embeds = self.vision_model(pixel_values=x).last_hidden_state
-        mask = torch.ones(image_embeds.shape[:-1], dtype=torch.long, device=self.device)
         queries = self.query_tokens.expand(image_embeds.shape[0], -1, -1)
-        q = self.qformer(query_embeds=queries, encoder_hidden_states=image_embeds.float(), encoder_attention_mask=mask)
+        # No mask: every image position is attended (an all-ones mask costs transformers a device sync to drop it).
+        q = self.qformer(query_embeds=queries, encoder_hidden_states=image_embeds.float())
         return self.language_projection(q.last_hidden_state.to(self.dtype))
 
     @torch.inference_mode()
@@ -253,7 +253,9 @@ class Teacher(nn.Module):
         input_ids, text_mask = input_ids.to(emb), text_mask.to(emb)
         embeds = torch.cat([tokens.to(emb), self.t5.shared(input_ids).to(self.dtype)], dim=1)
         mask = torch.cat([torch.ones((b, q), dtype=torch.long, device=emb), text_mask], dim=1)
-        hidden = self.t5.encoder(inputs_embeds=embeds, attention_mask=mask).last_hidden_state.to(emb).float()
+        padded = any(len(i) < length for i in ids)  # known on the host: no device sync to find out
+        hidden = self.t5.encoder(inputs_embeds=embeds, attention_mask=mask if padded else None)
+        hidden = hidden.last_hidden_state.to(emb).float()
         m = mask.unsqueeze(-1).float()
         pooled = (hidden * m).sum(1) / m.sum(1)
         return F.normalize(pooled, dim=-1)
