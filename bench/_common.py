@@ -63,8 +63,9 @@ def versions() -> str:
                                 check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         pass
-    return (f"expclip {expclip.__version__}@{commit}, torch {torch.__version__}, transformers {transformers.__version__}, "
-            f"numpy {numpy.__version__}, pillow {PIL.__version__}, python {platform.python_version()}")
+    return (f"expclip {expclip.__version__}@{commit}, torch {torch.__version__}, "
+            f"transformers {transformers.__version__}, numpy {numpy.__version__}, pillow {PIL.__version__}, "
+            f"python {platform.python_version()}")
 
 
 def command_line() -> str:
@@ -132,8 +133,10 @@ def record(rows: list[Row], device: str = "cpu", enabled: bool = True, path: Pat
         path.write_text("# Benchmarks\n\n" + ROWS_HEADER + "\n|" + "---|" * 9 + "\n")
     date = _dt.datetime.now().strftime("%Y-%m-%d %H:%M")
     mach, vers, cmd = machine(device), versions(), command_line()
-    if note:
-        mach = f"{mach}; {note}"
+    # BENCH_NOTE (environment) labels a run, e.g. a baseline measured with older code on PYTHONPATH.
+    for extra in (note, os.environ.get("BENCH_NOTE")):
+        if extra:
+            mach = f"{mach}; {extra}"
     lines = []
     for r in rows:
         cells = [date, r.bench, r.figure, r.value, r.target, r.met, mach, vers, f"`{cmd}`"]
@@ -221,7 +224,8 @@ def build_random_clip(out_dir: Path, arch: str = "B32", full_text: bool = False,
     CLIPModel(cfg).eval().save_pretrained(out_dir)
     tok.save_pretrained(out_dir)
     size = CLIP_VISION[arch]["image_size"]
-    CLIPImageProcessorPil(size={"shortest_edge": size}, crop_size={"height": size, "width": size}).save_pretrained(out_dir)
+    proc = CLIPImageProcessorPil(size={"shortest_edge": size}, crop_size={"height": size, "width": size})
+    proc.save_pretrained(out_dir)
     _mark_random(out_dir)
     return out_dir
 

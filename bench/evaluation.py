@@ -63,7 +63,8 @@ def make_stores(root: Path, dim: int, seed: int = 0) -> list[tuple[str, int, obj
                     flat[i : i + len(block)] = block[: rows - i]
 
             tag = f"{name}-fold{k + 1}-d{dim}"
-            store = write_store(root, "video" if video else "image", tag, (shape, fill), labels=rng.integers(0, classes, n))
+            labels = rng.integers(0, classes, n)
+            store = write_store(root, "video" if video else "image", tag, (shape, fill), labels=labels)
             out.append((tag, classes, store))
     return out
 
@@ -72,7 +73,7 @@ def model_rate(arch: str, device: str, n: int) -> float:
     """Model-only images/s of a random ``arch`` CLIP on preprocessed tensors in memory."""
     bb = random_backbone(arch, device)
     x = torch.rand(n, 3, 224, 224)
-    bb.encode_image(x[:2])  # warm-up
+    bb.encode_image(x)  # warm-up at the same batch size
     return n / timed(lambda: bb.encode_image(x))
 
 
@@ -122,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
             pf = {k: torch.randn(11, p, d) for k, p in PROMPTS_PER_CLASS.items()}
             counted = []
             scoring[arch] = timed(lambda: counted.append(score_suite(stores[d], models, pf, args.device)))
+            print(f"{arch}: scored {counted[0]} cells in {scoring[arch]:.1f} s")
             cells += counted[0]
     finally:
         if tmp is not None:
@@ -138,8 +140,11 @@ def main(argv: list[str] | None = None) -> int:
             "scoring " + ", ".join(f"{a} {scoring[a]:.1f} s" for a in BACKBONES)),
         Row("evaluation", "extraction of the suite's features, EXTRAPOLATED from the model-only rates",
             f"{t_extract:,.0f} s (" + ", ".join(f"{a} {extract[a]:,.0f} s" for a in BACKBONES) + ")"),
-        Row("evaluation", "scoring from the store / extraction", f"{t_score:.1f} s / {t_extract:,.0f} s = {100 * r:.2f}%",
-            "< 5%", met(r < TARGET)),
+        Row("evaluation", "scoring from the store / extraction, whole suite",
+            f"{t_score:.1f} s / {t_extract:,.0f} s = {100 * r:.3g}%", "< 5%", met(r < TARGET)),
+        Row("evaluation", "scoring / extraction, per backbone",
+            ", ".join(f"{a} {100 * scoring[a] / extract[a]:.3g}%" for a in BACKBONES), "< 5%",
+            met(max(scoring[a] / extract[a] for a in BACKBONES) < TARGET)),
     ]
     print_table(rows)
     record(rows, args.device, not args.no_record, note=load_note())

@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         pre = bb.preprocess("reference")
         paths = sorted(folder.glob("*.jpg"))
         tensors = torch.stack([pre(load_image(p)) for p in paths])
-        batches = list(tensors.split(args.batch_size))
+        batches = [b.to(bb.device) for b in tensors.split(args.batch_size)]  # model-only: inputs already there
         costs = stage_costs(paths, pre)
 
         def model_only() -> None:

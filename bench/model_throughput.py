@@ -95,7 +95,9 @@ def main(argv: list[str] | None = None) -> int:
     xt = torch.rand(args.teacher_batch, 3, 224, 224, device=dev)
     t_rate = rate(lambda x: teacher.encode(x, instr), xt, args.iters, args.repeats)
     t_mem = torch.cuda.max_memory_allocated(dev) / 2**30 if dev.type == "cuda" else None
-    del teacher, xt
+    teacher = xt = None  # free the teacher before building CLIP
+    if dev.type == "cuda":
+        torch.cuda.empty_cache()
     bb = random_backbone(arch, args.device)
     xc = torch.rand(args.clip_batch, 3, 224, 224, device=dev)
     c_rate = rate(bb.encode_image, xc, args.iters, args.repeats)
@@ -108,12 +110,12 @@ def main(argv: list[str] | None = None) -> int:
     rows = [
         Row("gpu models", f"{tname} images/s (random weights, {dtype}, batch {args.teacher_batch})",
             f"{t_rate:.1f} img/s" + (f", peak memory {t_mem:.1f} GiB" if t_mem else "")),
-        Row("gpu models", f"{tname} FLOPs per image (counted, forward)", f"{t_flops / 1e9:.0f} GFLOP"),
+        Row("gpu models", f"{tname} FLOPs per image (counted, forward)", f"{t_flops / 1e9:.4g} GFLOP"),
         Row("gpu models", f"{tname} model FLOP utilisation",
             f"{100 * mfu:.1f}% of {peak:.0f} TFLOP/s" if mfu is not None else "n/a (no peak known for this device)",
             "≥ 40% (H200)", met(mfu >= TARGET_MFU) if mfu is not None else "-"),
-        Row("gpu models", f"{cname} images/s ({dtype} autocast, batch {args.clip_batch}; {c_flops / 1e9:.0f} GFLOP/img)",
-            f"{c_rate:.1f} img/s"),
+        Row("gpu models", f"{cname} images/s ({'bf16 autocast' if dev.type == 'cuda' else dtype}, "
+            f"batch {args.clip_batch})", f"{c_rate:.1f} img/s ({c_flops / 1e9:.3g} GFLOP/img counted)"),
     ]
     print_table(rows)
     record(rows, args.device, not args.no_record and dev.type == "cuda", note=load_note())

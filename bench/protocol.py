@@ -147,8 +147,8 @@ def main(argv: list[str] | None = None) -> int:
     paper_ref = s * e * used(PAPER_POOL)
     rows = [
         Row("protocol", f"teacher passes, counted ({run})", f"ours {ours_counts[1]:,} vs reference {ref_counts[1]:,}"),
-        Row("protocol", "teacher passes per training image", f"ours {ours_counts[1] / n:.0f} vs reference {per_img:.0f}",
-            "1 (reference 15)", met(ours_counts[1] == n)),
+        Row("protocol", "teacher passes per training image",
+            f"ours {ours_counts[1] / n:.0f} vs reference {per_img:.0f}", "1 (reference 15)", met(ours_counts[1] == n)),
         Row("protocol", "CLIP passes, counted", f"ours {ours_counts[0]:,} vs reference {ref_counts[0]:,}"),
         Row("protocol", f"paper pool {PAPER_POOL:,} images: teacher (= CLIP) passes",
             f"ours {PAPER_POOL:,} vs reference {paper_ref:,} (exact, from the counted formula)"),

@@ -73,7 +73,8 @@ class _NormalizedPairLoss(torch.autograd.Function):
     Same value and gradient as the autograd version (tested), with fewer passes over the (B,E) activations:
     the rows are scaled on the (B,B) logits instead of normalizing v, and the backward is one matrix product plus
     one fused multiply-add. With n_i = max(‖v_i‖, eps) and L_ij = κ s_ij / n_i, s = v·eᵀ:
-    G = dloss/dL = (softmax_rows(L) + softmax_cols(L)) / 2B − I/B;  dv = (κ G / n)·e + (−Σ_j G_ij L_ij / n_i²) v.
+    G = dloss/dL = (softmax_rows(L) + softmax_cols(L)) / 2B − I/B;
+    dv = (κ G / n)·e + (−Σ_j G_ij L_ij / n_i²) v.
     """
 
     @staticmethod

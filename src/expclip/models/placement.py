@@ -101,7 +101,8 @@ def _devices(device_map: str | Sequence) -> list[torch.device]:
 
         return local_devices()
     if isinstance(device_map, str) or not device_map:
-        raise ValueError(f"unknown device_map {device_map!r}: use 'auto', a list of devices or a {{prefix: device}} dict")
+        raise ValueError(f"unknown device_map {device_map!r}: use 'auto', a list of devices or "
+                         "a {prefix: device} dict")
     return [torch.device(d) for d in device_map]
 
 
