@@ -92,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     c_flops = flops_per_image(lambda m, x: m.get_image_features(pixel_values=x), lambda: meta_clip(arch))
 
     teacher = random_teacher(tsize, args.device)
+    n_tok = len(teacher.instruction_ids(instr))
     xt = torch.rand(args.teacher_batch, 3, 224, 224, device=dev)
     t_rate = rate(lambda x: teacher.encode(x, instr), xt, args.iters, args.repeats)
     t_mem = torch.cuda.max_memory_allocated(dev) / 2**30 if dev.type == "cuda" else None
@@ -110,7 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     rows = [
         Row("gpu models", f"{tname} images/s (random weights, {dtype}, batch {args.teacher_batch})",
             f"{t_rate:.1f} img/s" + (f", peak memory {t_mem:.1f} GiB" if t_mem else "")),
-        Row("gpu models", f"{tname} FLOPs per image (counted, forward)", f"{t_flops / 1e9:.4g} GFLOP"),
+        Row("gpu models", f"{tname} FLOPs per image (counted, forward; 32 query + {n_tok} instruction tokens)",
+            f"{t_flops / 1e9:.4g} GFLOP"),
         Row("gpu models", f"{tname} model FLOP utilisation",
             f"{100 * mfu:.1f}% of {peak:.0f} TFLOP/s" if mfu is not None else "n/a (no peak known for this device)",
             "≥ 40% (H200)", met(mfu >= TARGET_MFU) if mfu is not None else "-"),
