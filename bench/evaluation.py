@@ -27,8 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from _common import CLIP_PROJECTION, Row, load_note, met, print_table, random_backbone, record, timed, \
-    write_store  # noqa: E402
+from _common import Row, load_note, met, print_table, record, timed  # noqa: E402
+from _models import CLIP_PROJECTION, random_backbone, write_store  # noqa: E402
 
 TARGET = 0.05
 FRAMES = 16

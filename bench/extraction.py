@@ -23,8 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch  # noqa: E402
 
-from _common import Row, build_random_clip, interleaved, load_note, median, met, print_table, record, timed, \
-    write_jpeg_folder  # noqa: E402
+from _common import Row, interleaved, load_note, median, met, print_table, record, timed  # noqa: E402
+from _models import build_random_clip, write_jpeg_folder  # noqa: E402
 
 TARGET = 0.85
 

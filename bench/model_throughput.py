@@ -21,8 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch  # noqa: E402
 
-from _common import Row, load_note, median, met, print_table, random_backbone, random_teacher, record, \
-    timed  # noqa: E402
+from _common import Row, load_note, median, met, print_table, record, timed  # noqa: E402
+from _models import clip_config, random_backbone, random_teacher  # noqa: E402
 
 TARGET_MFU = 0.40
 PEAK_BF16_TFLOPS = {"H200": 989.4, "H100 SXM": 989.4, "H100 80GB HBM3": 989.4, "H100 PCIe": 756.0, "H100": 989.4,
@@ -52,15 +52,11 @@ def flops_per_image(run, build_meta) -> float:
 
 
 def meta_clip(arch: str):
-    """CLIP of ``arch`` on the meta device, wrapped like Backbone (no memory)."""
-    import _common
-    from transformers import CLIPConfig, CLIPModel
+    """CLIP of ``arch`` on the meta device (shapes only, no memory)."""
+    from transformers import CLIPModel
 
-    cfg = CLIPConfig(text_config=dict(_common.CLIP_TEXT[arch]), vision_config=_common.CLIP_VISION[arch],
-                     projection_dim=_common.CLIP_PROJECTION[arch])
-    cfg._attn_implementation = "sdpa"
     with torch.device("meta"):
-        return CLIPModel(cfg).eval().requires_grad_(False)
+        return CLIPModel(clip_config(arch)).eval().requires_grad_(False)
 
 
 def rate(fn, x: torch.Tensor, iters: int, repeats: int) -> float:

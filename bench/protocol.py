@@ -23,8 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch  # noqa: E402
 
-from _common import Row, load_note, met, print_table, random_backbone, random_teacher, record, timed, \
-    write_jpeg_folder  # noqa: E402
+from _common import Row, load_note, met, print_table, record, timed  # noqa: E402
+from _models import random_backbone, random_teacher, write_jpeg_folder  # noqa: E402
 
 PAPER_POOL = 49_000
 

@@ -1,6 +1,6 @@
 """Teacher memory: the teacher as expclip loads it vs the full BLIP-2 model, on a mid-size config.
 
-A random mid-size BLIP-2 + T5 (~490M parameters, the xxl model's proportions; see ``_common.BLIP2_MID``) is saved
+A random mid-size BLIP-2 + T5 (~490M parameters, the xxl model's proportions; see ``_models.BLIP2_MID``) is saved
 with ``save_pretrained``. Each loader then runs in a fresh process, after its imports: ``Teacher.from_pretrained``
 (vision + Q-Former + projector + T5 encoder, no decoder) and transformers' ``Blip2ForConditionalGeneration
 .from_pretrained``, both float32 on CPU. Measured: peak resident memory during loading (VmHWM, reset after the
@@ -23,7 +23,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import Row, blip2_config, load_note, met, print_table, random_teacher, record  # noqa: E402
+from _common import Row, load_note, met, print_table, record  # noqa: E402
+from _models import blip2_config, random_teacher  # noqa: E402
 
 TARGET = 0.55
 

@@ -21,7 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from _common import Row, interleaved, load_note, median, met, print_table, record, timed, write_store  # noqa: E402
+from _common import Row, interleaved, load_note, median, met, print_table, record, timed  # noqa: E402
+from _models import write_store  # noqa: E402
 
 TARGET = 1.5
 

@@ -100,9 +100,9 @@ def cmd_extract(args) -> int:
 
 def _device_map(spec: str | None) -> "dict | str | None":
     """--teacher-device-map: none, auto (this process's GPUs) or a JSON file {module prefix: device}."""
-    if spec in (None, "", "none", "auto"):
-        return None if spec in (None, "", "none") else "auto"
-    return json.loads(Path(spec).read_text())
+    if spec in (None, "", "none"):
+        return None
+    return "auto" if spec == "auto" else json.loads(Path(spec).read_text())
 
 
 def _report_store(what: str, store) -> None:
