@@ -108,7 +108,7 @@ def train_head(
     gen = torch.Generator().manual_seed(cfg.seed)
     step = 0
     for epoch in range(cfg.epochs):
-        epoch_loss = torch.zeros((), device=device)
+        losses = torch.zeros(steps_per_epoch, device=device)
         perm = torch.randperm(n, generator=gen).to(device)
         for b in range(steps_per_epoch):
             idx = perm[b * cfg.batch_size : (b + 1) * cfg.batch_size]
@@ -118,7 +118,7 @@ def train_head(
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            epoch_loss += loss.detach()
+            losses[b] = loss.detach()
             step += 1
             if history is not None or on_step is not None:
                 with torch.no_grad():
@@ -129,10 +129,15 @@ def train_head(
                     history.append(rec)
                 if on_step is not None:
                     on_step(rec)
-        # One host sync per epoch: a NaN/Inf loss stops training and names the epoch.
-        if not torch.isfinite(epoch_loss):
-            raise FloatingPointError(f"training loss became non-finite in epoch {epoch} (seed {cfg.seed})")
-        log.debug("epoch %d: mean loss %.4f", epoch, float(epoch_loss) / steps_per_epoch)
+        # One host sync per epoch: a NaN/Inf loss stops training and names the first bad step.
+        finite = torch.isfinite(losses)
+        if not bool(finite.all()):
+            b = int((~finite).nonzero()[0])
+            raise FloatingPointError(
+                f"training loss became non-finite ({float(losses[b])}) at step {epoch * steps_per_epoch + b + 1} "
+                f"(epoch {epoch}, batch {b}, seed {cfg.seed}); lower --lr or --logit-scale, or check the features"
+            )
+        log.debug("epoch %d: mean loss %.4f", epoch, float(losses.mean()))
         sched.step()
     head.eval()
     return head
