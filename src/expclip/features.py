@@ -183,8 +183,9 @@ def run_extraction(
             )
         except ExtractionFailure as e:  # name the file, not just the index
             i, reason = e.args
-            raise ExtractionFailure(f"{items[i].get('path') or f'item {i}'}: {reason} (--strict stops at the first "
-                                    "failure; without it the item is skipped and listed)") from None
+            name = items[i].get("path") or f"item {i}"
+            raise ExtractionFailure(f"{reason if name in reason else f'{name}: {reason}'} (--strict stops at the "
+                                    "first failure; without it the item is skipped and listed)") from None
     if not all(done(c) for c in range(n_chunks)):
         return None
     return _finalize(store_dir, meta, items, n_chunks, feature_shape, desc)
