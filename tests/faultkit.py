@@ -60,7 +60,8 @@ def bomb_png(width: int = 20000, height: int = 20000) -> bytes:
     for _ in range(height):
         parts.append(comp.compress(row))
     parts.append(comp.flush())
-    return b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + _png_chunk(b"IDAT", b"".join(parts)) + _png_chunk(b"IEND", b"")
+    chunks = _png_chunk(b"IHDR", ihdr) + _png_chunk(b"IDAT", b"".join(parts)) + _png_chunk(b"IEND", b"")
+    return b"\x89PNG\r\n\x1a\n" + chunks
 
 
 def _encoded(img: Image.Image, fmt: str, **kw) -> bytes:

@@ -118,7 +118,8 @@ JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_
 
 
 WORDS = st.lists(st.sampled_from(["happy", "sad", "a grin", "", " ", "happy"]) | st.text(max_size=4), max_size=5)
-LABELS = st.one_of(JSON, WORDS, st.dictionaries(st.sampled_from(["happy", "", " ", "x"]), WORDS | st.text(), max_size=3))
+LABELS = st.one_of(JSON, WORDS, st.dictionaries(st.sampled_from(["happy", "", " ", "x"]), WORDS | st.text(),
+                                                max_size=3))
 
 
 @FAST

@@ -90,7 +90,8 @@ def test_every_from_pretrained_call_turns_remote_code_off():
                     continue
                 kw = {k.arg: k.value for k in node.keywords}
                 calls.append((path.name, node.lineno))
-                assert isinstance(kw.get("trust_remote_code"), ast.Constant) and kw["trust_remote_code"].value is False, \
+                flag = kw.get("trust_remote_code")
+                assert isinstance(flag, ast.Constant) and flag.value is False, \
                     f"{path.name}:{node.lineno} calls from_pretrained without trust_remote_code=False"
     assert len(calls) >= 5
 
@@ -180,7 +181,8 @@ def test_folder_readers_refuse_links_out_of_the_dataset_unless_allowed(face_test
 def test_offline_errors_name_the_model_and_how_to_provide_it(face_pool, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     for role in (["--backbone"], ["--no-backbone", "--teacher"]):
-        assert main(["extract", "--data", str(face_pool), "--store", str(tmp_path), *role, "someone/not-in-the-cache"]) == 2
+        model = "someone/not-in-the-cache"
+        assert main(["extract", "--data", str(face_pool), "--store", str(tmp_path), *role, model]) == 2
         err = capsys.readouterr().err
         assert err.startswith("error:") and "someone/not-in-the-cache" in err and "Traceback" not in err
         assert "hf download someone/not-in-the-cache" in err and "save_pretrained" in err and "cache" in err

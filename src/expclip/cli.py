@@ -164,7 +164,8 @@ def cmd_train(args) -> int:
         img = find_image_store(args.store, args.backbone, data, args.preprocessing, args.revision)
         tgt = find_teacher_store(args.store, args.teacher, data, args.instruction, args.preprocessing)
     if args.strict:
-        check_strict(img), check_strict(tgt)
+        check_strict(img)
+        check_strict(tgt)
     kappa = args.logit_scale if args.logit_scale is not None else float(img.meta.get("logit_scale", 100.0))
     cfg = TrainConfig(head=args.head, lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay,
                       batch_size=args.train_batch_size, epochs=args.epochs, logit_scale=kappa)
@@ -325,7 +326,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--lr", type=POSITIVE_FLOAT, default=d.lr)
     s.add_argument("--momentum", type=NONNEG_FLOAT, default=d.momentum)
     s.add_argument("--weight-decay", type=NONNEG_FLOAT, default=d.weight_decay)
-    s.add_argument("--logit-scale", type=POSITIVE_FLOAT, default=None, help="κ (default: the backbone's, 100 for OpenAI CLIP)")
+    s.add_argument("--logit-scale", type=POSITIVE_FLOAT, default=None,
+                   help="κ (default: the backbone's, 100 for OpenAI CLIP)")
     s.add_argument("--extract", action="store_true", help="extract missing features first (loads the models)")
     s.add_argument("--no-backbone", action="store_true", help=argparse.SUPPRESS)
     _add_pre(s)

@@ -25,8 +25,8 @@ from . import __version__
 from .data.datasets import ItemList
 from .data.images import ImageDecodeError, Preprocess, load_image
 from .store import (
-    FEATURE_CODE_VERSION, STALE_HOW, STORE_FORMAT, FeatureStore, StaleStoreError, StoreError, atomic_save_npy, canonical,
-    atomic_write_json, describe_key_difference, key_digest, remove_chunks, store_path, sweep_stale_tmp,
+    FEATURE_CODE_VERSION, STALE_HOW, STORE_FORMAT, FeatureStore, StaleStoreError, StoreError, atomic_save_npy,
+    atomic_write_json, canonical, describe_key_difference, key_digest, remove_chunks, store_path, sweep_stale_tmp,
 )
 
 log = logging.getLogger(__name__)
@@ -257,7 +257,8 @@ def _finalize(store_dir: Path, meta: dict, items: Sequence[dict], n_chunks: int,
             np.lib.format.write_array_header_1_0(f, header)
             for c in range(n_chunks):
                 arr = np.load(chunk_dir / f"{c:05d}.npy", allow_pickle=False)
-                if arr.dtype != np.float32 or arr.shape != (min(n, (c + 1) * chunk_size) - c * chunk_size, *feature_shape):
+                rows = min(n, (c + 1) * chunk_size) - c * chunk_size
+                if arr.dtype != np.float32 or arr.shape != (rows, *feature_shape):
                     raise StoreError(f"{chunk_dir / f'{c:05d}.npy'}: unexpected {arr.dtype} {arr.shape}; delete it to "
                                      "recompute that chunk")
                 f.write(np.ascontiguousarray(arr).tobytes())

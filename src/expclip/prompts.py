@@ -113,7 +113,8 @@ def load_label_spec(path: str | Path) -> LabelSpec:
         except (yaml.YAMLError, RecursionError) as e:
             mark = getattr(e, "problem_mark", None)
             where = f" at line {mark.line + 1}" if mark is not None else ""
-            raise ValueError(f"{path}: not valid YAML{where} ({getattr(e, 'problem', None) or type(e).__name__})") from None
+            why = getattr(e, "problem", None) or type(e).__name__
+            raise ValueError(f"{path}: not valid YAML{where} ({why})") from None
     else:
         try:
             data = json.loads(text)

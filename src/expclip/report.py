@@ -93,8 +93,9 @@ def markdown_table(rows: list[dict], title: str | None = None) -> str:
             out.append(f"| {g} | " + " | ".join(cells) + " |")
         failed = max(r.get("num_failed", 0) for r in drows)
         if failed:
-            out += ["", f"Scored {min(r.get('num_samples', 0) for r in drows)} items; {failed} could not be read and were "
-                    "skipped (listed in the feature store's meta.json)."]
+            scored = min(r.get("num_samples", 0) for r in drows)
+            out += ["", f"Scored {scored} items; {failed} could not be read and were skipped (listed in the feature "
+                    "store's meta.json)."]
         out.append("")
     return "\n".join(out)
 

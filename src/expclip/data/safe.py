@@ -88,7 +88,8 @@ def read_lines(path: str | Path) -> list[tuple[int, str]]:
         try:
             text = raw.decode("utf-8").strip()
         except UnicodeDecodeError as e:
-            raise AnnotationError(path, n, f"not UTF-8 text (byte {raw[e.start]:#04x} at column {e.start + 1})") from None
+            reason = f"not UTF-8 text (byte {raw[e.start]:#04x} at column {e.start + 1})"
+            raise AnnotationError(path, n, reason) from None
         if "\x00" in text:
             raise AnnotationError(path, n, "holds a NUL byte: is this a binary file?")
         if text:
