@@ -61,7 +61,7 @@ def test_pipeline_end_to_end(tiny_clip_dir, tiny_blip2_dir, face_pool, face_test
     csv = (res / "results.csv").read_text().splitlines()
     assert csv[0].startswith("dataset,group,model,prompt_set,uar") and len(csv) == 1 + 2 * 5
 
-    torch.save({"mlp.weight": torch.randn(64, 16)}, tmp_path / "ExpCLIP_L14_model.pth")
+    torch.save({"mlp.weight": torch.randn(64, 768)}, tmp_path / "ExpCLIP_L14_model.pth")
     assert main(["import-official", str(tmp_path / "ExpCLIP_L14_model.pth"), "--out", str(tmp_path / "imp")]) == 0
     assert main(["list", "--store", store]) == 0
     listed = capsys.readouterr().out

@@ -18,9 +18,9 @@ import torch
 from torch import nn
 
 from . import __version__
-from .models.backbone import PAPER_BACKBONES
+from .models.backbone import PAPER_BACKBONES, known_feature_dim
 from .models.heads import build_head
-from .store import atomic_write_json
+from .store import atomic_write_bytes, atomic_write_json, sweep_stale_tmp
 
 log = logging.getLogger(__name__)
 
@@ -42,16 +42,16 @@ def versions() -> dict[str, str]:
 
 def save_head(out_dir: str | Path, head: nn.Module, config: dict[str, Any]) -> Path:
     """Write ``head.safetensors`` and ``config.json`` into ``out_dir`` (atomically each)."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in head.state_dict().items()}
-    tmp = out / ".head.safetensors.tmp"
-    save_file(state, str(tmp), metadata={"format": HEAD_FORMAT})
-    tmp.replace(out / "head.safetensors")
+    # Serialized in memory, written by our own atomic writer: a full disk is an OSError, never a torn file.
+    atomic_write_bytes(out / "head.safetensors", save(state, metadata={"format": HEAD_FORMAT}))
     cfg = {"format": HEAD_FORMAT, "format_version": HEAD_FORMAT_VERSION, "versions": versions(), **config}
     atomic_write_json(out / "config.json", cfg)
+    sweep_stale_tmp(out)
     return out
 
 
@@ -79,9 +79,16 @@ def load_head(head_dir: str | Path, device: str | torch.device = "cpu") -> tuple
     h = cfg["head"]
     head = build_head(h["type"], int(h["in_dim"]), int(h["out_dim"]), **h.get("kwargs", {}))
     try:
-        head.load_state_dict(load_file(str(weights)))
+        state = load_file(str(weights))
+    except Exception as e:  # SafetensorError, OSError: a damaged or foreign file
+        raise CheckpointError(f"{weights}: not a readable safetensors file ({type(e).__name__}: {e})") from e
+    try:
+        head.load_state_dict(state)
     except (RuntimeError, OSError) as e:
         raise CheckpointError(f"{weights}: weights do not fit a {h['type']} head {h['in_dim']}->{h['out_dim']}: {e}") from e
+    bad = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise CheckpointError(f"{weights}: non-finite (NaN/Inf) values in {bad}; the head is unusable, retrain it")
     return head.to(device).eval().requires_grad_(False), cfg
 
 
@@ -122,6 +129,12 @@ def import_official(pth: str | Path, out_dir: str | Path, backbone: str | None =
         raise CheckpointError(f"{pth}: no 'mlp.weight' matrix (keys: {list(obj)[:5]})")
     out_dim, in_dim = weight.shape
     backbone = backbone or guess_official_backbone(pth, in_dim)
+    want = known_feature_dim(backbone, backbone_revision)
+    if want is not None and want != in_dim:
+        raise CheckpointError(f"{pth}: a {in_dim}-d head cannot sit on {backbone}, whose features are {want}-d; "
+                              "pass the --backbone the head was trained on")
+    if not torch.isfinite(weight).all():
+        raise CheckpointError(f"{pth}: non-finite (NaN/Inf) values in the head weights")
     head = build_head("linear", in_dim, out_dim)
     head.load_state_dict({"mlp.weight": weight.float()})
     config = {

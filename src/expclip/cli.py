@@ -19,6 +19,42 @@ EPILOG = "Models: any hub id or local directory saved with save_pretrained. Docs
 
 
 # ------------------------------------------------------------------------------------------------ shared options
+def _number(kind: type, low: float, strict: bool):
+    """An argparse type: a ``kind`` number above ``low`` (``strict``) or at least ``low``; errors name the value."""
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a{'n integer' if kind is int else ' number'}") from None
+        if value != value or (value <= low if strict else value < low):  # value != value: NaN
+            raise argparse.ArgumentTypeError(f"{text} must be {'>' if strict else '>='} {low}")
+        return value
+
+    parse.__name__ = kind.__name__  # argparse names the type in its messages
+    return parse
+
+
+POSITIVE_INT, NONNEG_INT = _number(int, 0, True), _number(int, 0, False)
+POSITIVE_FLOAT, NONNEG_FLOAT = _number(float, 0.0, True), _number(float, 0.0, False)
+
+
+def _device(args):
+    """--device as a torch.device, checked before any model is loaded."""
+    import torch
+
+    from .models.backbone import resolve_device
+
+    try:
+        dev = resolve_device(args.device)
+    except RuntimeError as e:
+        raise ValueError(f"--device {args.device!r} is not a device ({e}); use cpu, cuda or cuda:N") from None
+    if dev.type == "cuda" and (not torch.cuda.is_available() or (dev.index or 0) >= torch.cuda.device_count()):
+        raise ValueError(f"--device {args.device}: no such CUDA GPU is visible "
+                         f"({torch.cuda.device_count()} found); use --device cpu")
+    return dev
+
+
 def _add_store(p: argparse.ArgumentParser) -> None:
     p.add_argument("--store", default=DEFAULT_STORE,
                    help="feature store directory (default: $EXPCLIP_STORE or ~/.cache/expclip/store)")
@@ -26,16 +62,18 @@ def _add_store(p: argparse.ArgumentParser) -> None:
 
 def _add_runtime(p: argparse.ArgumentParser, batch: int = 64) -> None:
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (default: cuda if available)")
-    p.add_argument("--batch-size", type=int, default=batch, help=f"images per forward pass (default {batch})")
-    p.add_argument("--num-workers", type=int, default=None,
+    p.add_argument("--batch-size", type=POSITIVE_INT, default=batch, help=f"images per forward pass (default {batch})")
+    p.add_argument("--num-workers", type=NONNEG_INT, default=None,
                    help="DataLoader worker processes for decoding (default: cores - 1, at most 8)")
     p.add_argument("--strict", action="store_true", help="stop at the first unreadable item instead of skipping it")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--allow-outside-root", action="store_true",
+                   help="accept dataset files that are links to places outside --data (refused by default)")
 
 
-def _add_pre(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--preprocessing", choices=["reference", "clip"], default="reference",
-                   help="reference: the paper's code (squash 224, [0,1], no normalization; default); "
+def _add_pre(p: argparse.ArgumentParser, default: str | None = "reference", note: str = "default") -> None:
+    p.add_argument("--preprocessing", choices=["reference", "clip"], default=default,
+                   help=f"reference: the paper's code (squash 224, [0,1], no normalization; {note}); "
                         "clip: the model's own processor (resize, center crop, mean/std)")
 
 
@@ -43,8 +81,8 @@ def _data(args) -> "object":
     from .data.datasets import image_folder, unlabelled_images
 
     if args.labelled:
-        return image_folder(args.data)
-    return unlabelled_images(args.data)
+        return image_folder(args.data, allow_outside=args.allow_outside_root)
+    return unlabelled_images(args.data, allow_outside=args.allow_outside_root)
 
 
 # ------------------------------------------------------------------------------------------------ commands
@@ -68,9 +106,14 @@ def cmd_extract(args) -> int:
 
     from .distributed import distributed_session
     from .extract import extract_images, extract_teacher
-    from .models.teacher import Teacher
+    from .models.teacher import Teacher, resolve_instruction, teacher_dtype
 
     data = _data(args)
+    checked = _device(args)  # a GPU that is not there is refused before any work
+    if args.teacher:  # refuse bad teacher options before the backbone's extraction, not after it
+        teacher_dtype(checked, args.teacher_dtype)
+        for instr in args.instruction:
+            resolve_instruction(instr)
     # Under torchrun each process computes its share of every store's chunks; rank 0 assembles the stores.
     with distributed_session(args.device) as ctx:
         dev = ctx.device
@@ -114,7 +157,8 @@ def _report_store(what: str, store) -> None:
 
 
 def cmd_train(args) -> int:
-    from .extract import extract_images, extract_teacher, find_image_store, find_teacher_store
+    from .extract import find_image_store, find_teacher_store
+    from .features import check_strict
     from .fit import fit_heads
     from .store import StaleStoreError, StoreError
     from .train import TrainConfig
@@ -134,12 +178,13 @@ def cmd_train(args) -> int:
         args.backbone, args.instruction = args.backbone[0], args.instruction[0]
         img = find_image_store(args.store, args.backbone, data, args.preprocessing, args.revision)
         tgt = find_teacher_store(args.store, args.teacher, data, args.instruction, args.preprocessing)
+    if args.strict:
+        check_strict(img)
+        check_strict(tgt)
     kappa = args.logit_scale if args.logit_scale is not None else float(img.meta.get("logit_scale", 100.0))
     cfg = TrainConfig(head=args.head, lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay,
                       batch_size=args.train_batch_size, epochs=args.epochs, logit_scale=kappa)
-    from .models.backbone import resolve_device
-
-    dirs = fit_heads(img, tgt, args.out, args.seeds, cfg, run_name=args.name, device=resolve_device(args.device))
+    dirs = fit_heads(img, tgt, args.out, args.seeds, cfg, run_name=args.name, device=_device(args))
     for d in dirs:
         print(f"head: {d}")
     return 0
@@ -149,16 +194,26 @@ def cmd_eval(args) -> int:
     from .data.datasets import image_folder
     from .evaluate import clip_model, evaluate, head_model
     from .fit import expand_head_dirs
-    from .models.backbone import resolve_device
+    from .models.backbone import DEFAULT_BACKBONE
     from .models.tiny import RANDOM_WEIGHTS_NOTE
     from .prompts import PAPER_PROMPT_SETS, resolve_prompt_sets
     from .report import write_results
 
-    data = image_folder(args.data)
-    dev = resolve_device(args.device)
+    data = image_folder(args.data, allow_outside=args.allow_outside_root)
+    dev = _device(args)
     models = [head_model(d, dev) for d in expand_head_dirs(args.head)]
+    # A head is evaluated with the backbone and preprocessing it was trained with: an option that says otherwise
+    # is refused here, before any feature is computed, instead of being silently ignored.
+    for opt, value, attr in (("--preprocessing", args.preprocessing, "preprocessing"),
+                             ("--backbone", args.backbone, "backbone")):
+        clash = [m for m in models if value is not None and getattr(m, attr) != value]
+        if clash:
+            raise ValueError(f"{opt} {value} contradicts head {clash[0].head_dir}, trained with {attr} "
+                             f"{getattr(clash[0], attr)!r}; heads are evaluated as they were trained: drop {opt}, or "
+                             f"evaluate a head trained with {value}")
     if not args.no_clip:
-        pairs = {(m.backbone, m.backbone_revision, m.preprocessing) for m in models} or {(args.backbone, None, args.preprocessing)}
+        pairs = {(m.backbone, m.backbone_revision, m.preprocessing) for m in models} or {
+            (args.backbone or DEFAULT_BACKBONE, None, args.preprocessing or "reference")}
         models = [clip_model(b, p, r) for b, r, p in sorted(pairs, key=str)] + models
     if not models:
         raise ValueError("nothing to evaluate: give --head and/or leave CLIP in (no --no-clip)")
@@ -172,6 +227,10 @@ def cmd_eval(args) -> int:
     banner = RANDOM_WEIGHTS_NOTE if any(r["random_weights"] for r in results) else None
     paths = write_results(results, args.out, title=f"Zero-shot results on {data.name}", banner=banner)
     print(paths["markdown"].read_text())
+    for store, n, failed, scored in sorted({(c["store"], c["num_items"], c["num_failed"], c["num_samples"])
+                                            for c in results}):
+        print(f"{store}: scored {scored} of {n} items" + (f" ({failed} unreadable, skipped; listed in its meta.json)"
+                                                          if failed else ""))
     print(f"results: {args.out}/ (results.md, results.csv, cells/*.json, confusion/*.png)")
     return 0
 
@@ -256,7 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--teacher-dtype", default="auto", help="auto (bfloat16 on GPU, float32 on CPU), bfloat16, float32")
     s.add_argument("--instruction", nargs="+", default=["task"],
                    help="preset(s) task, short, unrelated, or your own sentence(s) (default task)")
-    s.add_argument("--teacher-batch-size", type=int, default=32)
+    s.add_argument("--teacher-batch-size", type=POSITIVE_INT, default=32)
     s.add_argument("--teacher-device-map", default=None, metavar="auto|FILE.json",
                    help="split a teacher too large for one GPU: auto = vision/Q-Former on the first GPU, T5 encoder "
                         "blocks balanced over this process's GPUs; or a JSON file {module prefix: device}")
@@ -276,18 +335,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--teacher", default=DEFAULT_TEACHER)
     s.add_argument("--teacher-revision", default=None)
     s.add_argument("--teacher-dtype", default="auto")
-    s.add_argument("--teacher-batch-size", type=int, default=32)
+    s.add_argument("--teacher-batch-size", type=POSITIVE_INT, default=32)
     s.add_argument("--instruction", default="task", help="preset (task, short, unrelated) or your sentence")
     s.add_argument("--out", required=True, help="run directory; heads go to OUT/seed<k>/")
     s.add_argument("--name", default=None, help="run name shown in result tables (default: OUT's folder name)")
-    s.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3], help="seeds (default 1 2 3, as the paper)")
+    s.add_argument("--seeds", type=NONNEG_INT, nargs="+", default=[1, 2, 3], help="seeds (default 1 2 3, as the paper)")
     s.add_argument("--head", default=d.head, choices=["linear", "mlp2", "mlp3", "transformer"])
-    s.add_argument("--epochs", type=int, default=d.epochs)
-    s.add_argument("--train-batch-size", type=int, default=d.batch_size)
-    s.add_argument("--lr", type=float, default=d.lr)
-    s.add_argument("--momentum", type=float, default=d.momentum)
-    s.add_argument("--weight-decay", type=float, default=d.weight_decay)
-    s.add_argument("--logit-scale", type=float, default=None, help="κ (default: the backbone's, 100 for OpenAI CLIP)")
+    s.add_argument("--epochs", type=POSITIVE_INT, default=d.epochs)
+    s.add_argument("--train-batch-size", type=POSITIVE_INT, default=d.batch_size)
+    s.add_argument("--lr", type=POSITIVE_FLOAT, default=d.lr)
+    s.add_argument("--momentum", type=NONNEG_FLOAT, default=d.momentum)
+    s.add_argument("--weight-decay", type=NONNEG_FLOAT, default=d.weight_decay)
+    s.add_argument("--logit-scale", type=POSITIVE_FLOAT, default=None,
+                   help="κ (default: the backbone's, 100 for OpenAI CLIP)")
     s.add_argument("--extract", action="store_true", help="extract missing features first (loads the models)")
     s.add_argument("--no-backbone", action="store_true", help=argparse.SUPPRESS)
     _add_pre(s)
@@ -302,10 +362,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--data", required=True, help="labelled image folder (class subfolders)")
     s.add_argument("--head", nargs="*", default=[], help="head directories or run directories of seed*/ heads")
     s.add_argument("--no-clip", action="store_true", help="leave out the plain-CLIP baseline")
-    s.add_argument("--backbone", default=DEFAULT_BACKBONE, help="backbone for CLIP when no head is given")
+    s.add_argument("--backbone", default=None,
+                   help=f"backbone for CLIP when no head is given (default {DEFAULT_BACKBONE}); heads use their own")
     s.add_argument("--prompts", default="all", help="all (default) or comma-separated prompt-set names")
     s.add_argument("--out", default="results", help="output directory (default ./results)")
-    _add_pre(s)
+    _add_pre(s, default=None, note="default without --head; a head always uses its own")
     _add_store(s)
     _add_runtime(s)
     s.set_defaults(fn=cmd_eval)
@@ -328,11 +389,13 @@ def build_parser() -> argparse.ArgumentParser:
 def _friendly_errors():
     from .checkpoint import CheckpointError
     from .data.datasets import DatasetError
+    from .data.images import ImageDecodeError
+    from .features import ExtractionFailure
     from .models.hub import ModelNotAvailableError
     from .store import StoreError
 
     return (ModelNotAvailableError, StoreError, DatasetError, CheckpointError, FileNotFoundError, FileExistsError,
-            ValueError, KeyError)
+            ValueError, KeyError, ExtractionFailure, ImageDecodeError, FloatingPointError)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -356,13 +419,13 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except OSError as e:
         if e.errno == errno.ENOSPC:
-            print(f"error: disk full while writing ({e.filename or e}); finished chunks are kept, free space and "
-                  "rerun to resume", file=sys.stderr)
+            print(f"error: disk full while writing ({e.filename or e}); nothing half-written is kept and finished "
+                  "work (store chunks, trained seeds) is: free space and rerun the same command", file=sys.stderr)
             return 1
-        if isinstance(e, (FileNotFoundError, FileExistsError)):
-            print(f"error: {e}", file=sys.stderr)
-            return 2
-        raise
+        if args.verbose:
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        return 2 if isinstance(e, (FileNotFoundError, FileExistsError)) else 1
     except _friendly_errors() as e:
         if args.verbose:
             raise

@@ -17,8 +17,9 @@ from torch import nn
 from .checkpoint import load_head, versions
 from .data.datasets import ItemList
 from .extract import extract_images, find_image_store, find_prompt_features, prompt_features, require_store
+from .features import check_strict
 from .metrics import summarize
-from .models.backbone import Backbone
+from .models.backbone import Backbone, known_feature_dim
 from .models.tiny import is_random_model
 from .store import FeatureStore, StaleStoreError, StoreError
 from .zeroshot import build_classifier, classify, embed_images
@@ -75,7 +76,8 @@ def image_store_for(data: ItemList, lazy: LazyBackbone, preprocessing: str, stor
                     strict: bool = False, extract: Callable | None = None) -> FeatureStore:
     """The image/video store of ``data`` for this backbone: found by key, else extracted now."""
     try:
-        return find_image_store(store_root, lazy.name, data, preprocessing, lazy.revision)
+        store = find_image_store(store_root, lazy.name, data, preprocessing, lazy.revision)
+        return check_strict(store) if strict else store
     except StaleStoreError:
         raise
     except StoreError:
@@ -83,6 +85,21 @@ def image_store_for(data: ItemList, lazy: LazyBackbone, preprocessing: str, stor
     fn = extract or extract_images
     return require_store(fn(lazy.get(), data, store_root, preprocessing, batch_size=batch_size,
                             num_workers=num_workers, progress=progress, strict=strict), f"features of {data.name}")
+
+
+def check_head_dims(models: list[Model]) -> None:
+    """Refuse, before any feature is computed, a head whose input size differs from its backbone's features."""
+    dims: dict[tuple, int | None] = {}
+    for m in models:
+        in_dim = m.config.get("head", {}).get("in_dim") if m.head is not None else None
+        if in_dim is None:
+            continue
+        key = (m.backbone, m.backbone_revision)
+        if key not in dims:
+            dims[key] = known_feature_dim(m.backbone, m.backbone_revision)
+        if dims[key] is not None and dims[key] != in_dim:
+            raise ValueError(f"head {m.head_dir} takes {in_dim}-d features but its backbone {m.backbone} gives "
+                             f"{dims[key]}-d: its config.json names the wrong backbone, or the model changed")
 
 
 def score_cells(feats: torch.Tensor, labels: torch.Tensor, model: Model, prompt_sets: dict[str, object],
@@ -116,6 +133,10 @@ def evaluate(
     """
     if not data.classes:
         raise ValueError(f"{data.name} has no classes: zero-shot evaluation needs labelled data")
+    data.validate(check_files=False)
+    if any(label is None for label in data.labels()):
+        raise ValueError(f"{data.name}: some items have no label; cannot score them")
+    check_head_dims(models)
     store_root = Path(store_root)
     results = []
     groups: dict[tuple, list[Model]] = {}

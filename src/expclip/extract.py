@@ -112,6 +112,7 @@ def extract_images(
     """CLIP image features (N, D) of ``data`` into the store (resumes a partial one)."""
     if data.kind != "image":
         raise ValueError(f"{data.name} is a {data.kind} dataset; use the video extraction for it")
+    data.validate(check_files=False)
     pre = backbone.preprocess(preprocessing)
     key = image_key(backbone.identity(), pre, data, compute_dtype_name(backbone.amp_dtype))
     load = ImageLoader(str(data.root), tuple(it["path"] for it in data.items), pre)
@@ -137,6 +138,7 @@ def extract_teacher(
 ) -> FeatureStore | None:
     """Teacher targets e_G (N, E) of ``data`` for ``instruction`` into the store (resumes a partial one)."""
     name, text = resolve_instruction(instruction)
+    data.validate(check_files=False)
     pre = teacher.preprocess(preprocessing)
     key = teacher_key(teacher.identity(), pre, data, text, str(teacher.dtype).split(".")[-1])
     load = ImageLoader(str(data.root), tuple(it["path"] for it in data.items), pre)
@@ -180,6 +182,9 @@ def prompt_features(backbone: Any, prompts: list[list[str]], store_root: str | P
         store_path(store_root, key), key, [{"path": None, "text": t} for t in unique], _TextLoader(tuple(unique)),
         backbone.encode_text, (backbone.embed_dim,), batch_size=256, progress=progress, desc="prompts",
     ), "prompts")
+    if store.failures:  # a prompt's row would be zeros and silently skew its class
+        bad = [store.items[f["index"]].get("text") for f in store.failures]
+        raise StoreError(f"prompt features failed for {bad[:3]}: {store.failures[0]['reason']} (store {store.path})")
     return _per_class(torch.from_numpy(store.features()[:].copy()), unique, prompts)
 
 

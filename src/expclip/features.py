@@ -25,8 +25,8 @@ from . import __version__
 from .data.datasets import ItemList
 from .data.images import ImageDecodeError, Preprocess, load_image
 from .store import (
-    FEATURE_CODE_VERSION, STORE_FORMAT, FeatureStore, StaleStoreError, StoreError, atomic_save_npy, canonical,
-    atomic_write_json, describe_key_difference, key_digest, remove_chunks, store_path,
+    FEATURE_CODE_VERSION, STALE_HOW, STORE_FORMAT, FeatureStore, StaleStoreError, StoreError, atomic_save_npy,
+    atomic_write_json, canonical, describe_key_difference, key_digest, remove_chunks, store_path, sweep_stale_tmp,
 )
 
 log = logging.getLogger(__name__)
@@ -36,7 +36,16 @@ ITEM_ERRORS: tuple[type[BaseException], ...] = (ImageDecodeError, OSError, Value
 
 
 class ExtractionFailure(RuntimeError):
-    """Raised in strict mode at the first item that cannot be used."""
+    """Raised in strict mode at the first item that cannot be used; the message names its file and the reason."""
+
+
+def check_strict(store: FeatureStore) -> FeatureStore:
+    """Strict mode's rule for a finished store: refuse it if any item failed (naming the first), else return it."""
+    if store.failures:
+        f = store.failures[0]
+        raise ExtractionFailure(f"{f['path']}: {f['reason']} ({len(store.failures)} of {len(store)} items failed; "
+                                f"see {store.path / 'meta.json'}; drop --strict to skip them)")
+    return store
 
 
 @dataclass(frozen=True)
@@ -135,10 +144,14 @@ def run_extraction(
         meta = json.loads(meta_file.read_text())
         if meta.get("key") != key or meta.get("items_sha256") != items_sha:
             diffs = describe_key_difference(key, meta.get("key", {})) or ["the item list differs"]
-            raise StaleStoreError(f"{store_dir} holds features under another key: " + "; ".join(diffs[:6]))
+            raise StaleStoreError(f"{store_dir} holds features under another key: " + "; ".join(diffs[:6])
+                                  + f". {STALE_HOW}")
         if meta.get("complete"):
             log.info("%s: complete store found at %s, nothing to do", desc, store_dir)
-            return FeatureStore.open(store_dir, key)
+            remove_chunks(store_dir)  # left behind when a run was killed right after completing the store
+            sweep_stale_tmp(store_dir)
+            store = FeatureStore.open(store_dir, key)
+            return check_strict(store) if strict else store
         if meta.get("batch_size") != batch_size:
             log.info("%s: resuming with the store's batch size %s (asked %s)", desc, meta["batch_size"], batch_size)
         batch_size, chunk_size = int(meta["batch_size"]), int(meta["chunk_size"])
@@ -164,10 +177,16 @@ def run_extraction(
     rank, world = shard
     pending = [c for c in range(n_chunks) if c % world == rank and not done(c)]
     if pending:
-        _compute_chunks(
-            pending, n, chunk_size, batch_size, chunk_dir, load, encode, feature_shape, num_workers, progress,
-            strict, desc, pin_memory,
-        )
+        try:
+            _compute_chunks(
+                pending, n, chunk_size, batch_size, chunk_dir, load, encode, feature_shape, num_workers, progress,
+                strict, desc, pin_memory,
+            )
+        except ExtractionFailure as e:  # name the file, not just the index
+            i, reason = e.args
+            name = items[i].get("path") or f"item {i}"
+            raise ExtractionFailure(f"{reason if name in reason else f'{name}: {reason}'} (--strict stops at the "
+                                    "first failure; without it the item is skipped and listed)") from None
     if rank != 0 or not all(done(c) for c in range(n_chunks)):
         return None
     return _finalize(store_dir, meta, items, n_chunks, feature_shape, desc)
@@ -199,7 +218,7 @@ def _compute_chunks(pending, n, chunk_size, batch_size, chunk_dir, load, encode,
                 if not good:
                     fails[i] = err
                     if strict:
-                        raise ExtractionFailure(f"item {i}: {err}")
+                        raise ExtractionFailure(i, err)
             if isinstance(values, torch.Tensor) or values:
                 out = encode(values).detach().float().cpu()
                 good_idx = [i for i, g in zip(idx, ok) if g]
@@ -211,7 +230,7 @@ def _compute_chunks(pending, n, chunk_size, batch_size, chunk_dir, load, encode,
                 for i in rows[~finite] + start:
                     fails[int(i)] = "non-finite (NaN/Inf) feature from the encoder"
                     if strict:
-                        raise ExtractionFailure(f"item {i}: non-finite (NaN/Inf) feature from the encoder")
+                        raise ExtractionFailure(int(i), fails[int(i)])
             filled += len(idx)
             bar.update(len(idx))
             if filled == len(buf):
@@ -225,24 +244,37 @@ def _compute_chunks(pending, n, chunk_size, batch_size, chunk_dir, load, encode,
 def _finalize(store_dir: Path, meta: dict, items: Sequence[dict], n_chunks: int, feature_shape, desc: str) -> FeatureStore:
     chunk_dir = store_dir / "chunks"
     n = len(items)
-    tmp = store_dir / f".features.npy.tmp-{os.getpid()}"
-    out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(n, *feature_shape))
     valid = np.ones(n, dtype=bool)
     failures = []
     chunk_size = meta["chunk_size"]
-    for c in range(n_chunks):
-        arr = np.load(chunk_dir / f"{c:05d}.npy", allow_pickle=False)
-        out[c * chunk_size : c * chunk_size + len(arr)] = arr
-        for k, v in json.loads((chunk_dir / f"{c:05d}.json").read_text()).items():
-            valid[int(k)] = False
-            failures.append({"index": int(k), "path": items[int(k)].get("path"), "reason": v})
-    out.flush()
-    del out
-    os.replace(tmp, store_dir / "features.npy")
+    # Plain writes, not a memmap: a full disk then raises ENOSPC instead of killing the process with SIGBUS. The
+    # temporary file lives in chunks/, so one left by a killed run goes when the store completes.
+    tmp = chunk_dir / f".features.npy.tmp-{os.getpid()}"
+    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)), "fortran_order": False,
+              "shape": (n, *feature_shape)}
+    try:
+        with open(tmp, "wb") as f:
+            np.lib.format.write_array_header_1_0(f, header)
+            for c in range(n_chunks):
+                arr = np.load(chunk_dir / f"{c:05d}.npy", allow_pickle=False)
+                rows = min(n, (c + 1) * chunk_size) - c * chunk_size
+                if arr.dtype != np.float32 or arr.shape != (rows, *feature_shape):
+                    raise StoreError(f"{chunk_dir / f'{c:05d}.npy'}: unexpected {arr.dtype} {arr.shape}; delete it to "
+                                     "recompute that chunk")
+                f.write(np.ascontiguousarray(arr).tobytes())
+                for k, v in json.loads((chunk_dir / f"{c:05d}.json").read_text()).items():
+                    valid[int(k)] = False
+                    failures.append({"index": int(k), "path": items[int(k)].get("path"), "reason": v})
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, store_dir / "features.npy")
+    finally:
+        tmp.unlink(missing_ok=True)
     atomic_save_npy(store_dir / "valid.npy", valid)
     meta = dict(meta, complete=True, failures=failures, n_valid=int(valid.sum()))
     atomic_write_json(store_dir / "meta.json", meta)
     remove_chunks(store_dir)
+    sweep_stale_tmp(store_dir)
     log.info("%s: %d items, %d failed -> %s", desc, n, len(failures), store_dir)
     for f in failures[:10]:
         log.warning("  skipped %s: %s", f["path"], f["reason"])

@@ -99,18 +99,29 @@ def load_label_spec(path: str | Path) -> LabelSpec:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"label file not found: {path}")
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
     if path.suffix.lower() in (".yaml", ".yml"):
         try:
             import yaml  # type: ignore[import-untyped]
         except ImportError as e:
             raise RuntimeError(f"{path}: reading YAML needs PyYAML (pip install pyyaml), or write the file as JSON") from e
-        data = yaml.safe_load(text)
+        try:
+            data = yaml.safe_load(text)
+        except (yaml.YAMLError, RecursionError) as e:
+            mark = getattr(e, "problem_mark", None)
+            where = f" at line {mark.line + 1}" if mark is not None else ""
+            why = getattr(e, "problem", None) or type(e).__name__
+            raise ValueError(f"{path}: not valid YAML{where} ({why})") from None
     else:
         try:
             data = json.loads(text)
         except json.JSONDecodeError as e:
             raise ValueError(f"{path}: not valid JSON ({e.msg} at line {e.lineno})") from e
+        except RecursionError:
+            raise ValueError(f"{path}: JSON nested too deeply") from None
     return label_spec_from_obj(data, source=str(path))
 
 
@@ -123,8 +134,8 @@ def label_spec_from_obj(data: Any, source: str = "labels") -> LabelSpec:
     labels_obj, templates = data["labels"], data.get("templates")
     if templates is not None and (not isinstance(templates, list) or not all(isinstance(t, str) for t in templates)):
         raise ValueError(f"{source}: 'templates' must be a list of strings")
-    if isinstance(labels_obj, dict):
-        labels = [str(k) for k in labels_obj]
+    if isinstance(labels_obj, dict) and labels_obj:
+        labels = _check_labels([str(k) for k in labels_obj], source)
         descriptions = {}
         for k, v in labels_obj.items():
             v = [v] if isinstance(v, str) else v
@@ -133,8 +144,19 @@ def label_spec_from_obj(data: Any, source: str = "labels") -> LabelSpec:
             descriptions[str(k)] = v
         return LabelSpec(labels, templates, descriptions)
     if isinstance(labels_obj, list) and labels_obj and all(isinstance(s, str) for s in labels_obj):
-        return LabelSpec([str(s) for s in labels_obj], templates, None)
+        return LabelSpec(_check_labels([str(s) for s in labels_obj], source), templates, None)
     raise ValueError(f"{source}: 'labels' must be a non-empty list of strings or an object of label -> descriptions")
+
+
+def _check_labels(labels: list[str], source: str) -> list[str]:
+    """Labels are used as given; a blank one or the same one twice is an error naming it."""
+    blank = [i for i, s in enumerate(labels) if not s.strip()]
+    if blank:
+        raise ValueError(f"{source}: label number {blank[0] + 1} is empty")
+    dupes = sorted({s for s in labels if labels.count(s) > 1})
+    if dupes:
+        raise ValueError(f"{source}: label(s) {dupes} given more than once")
+    return labels
 
 
 def resolve_prompt_sets(spec: str | list[str], classes: list[str]) -> dict[str, list[list[str]]]:

@@ -52,11 +52,14 @@ def aggregate(results: Iterable[dict]) -> list[dict]:
         uars = [float(np.mean([c["uar"] for c in cells])) * 100 for cells in seeds.values()]
         wars = [float(np.mean([c["war"] for c in cells])) * 100 for cells in seeds.values()]
         folds = max(len(c) for c in seeds.values())
+        first = next(iter(seeds.values()))  # every seed scores the same items; folds add up
         rows.append({
             "group": k[0], "model": meta[k]["model"], "dataset": k[1], "prompt_set": k[2],
             "uar": float(np.mean(uars)), "uar_std": float(np.std(uars)) if len(uars) > 1 else 0.0,
             "war": float(np.mean(wars)), "war_std": float(np.std(wars)) if len(wars) > 1 else 0.0,
             "seeds": len(seeds), "folds": folds, "classes": meta[k]["classes"],
+            "num_samples": sum(int(c.get("num_samples", 0)) for c in first),
+            "num_failed": sum(int(c.get("num_failed", 0)) for c in first),
             "confusion_matrix": meta[k]["cm"].tolist(),
         })
     order = {p: i for i, p in enumerate(PAPER_PROMPT_SETS)}
@@ -88,6 +91,11 @@ def markdown_table(rows: list[dict], title: str | None = None) -> str:
                 cells.append("–" if r is None else f"{fmt(r['uar'], r['uar_std'], r['seeds'])} / "
                              f"{fmt(r['war'], r['war_std'], r['seeds'])}")
             out.append(f"| {g} | " + " | ".join(cells) + " |")
+        failed = max(r.get("num_failed", 0) for r in drows)
+        if failed:
+            scored = min(r.get("num_samples", 0) for r in drows)
+            out += ["", f"Scored {scored} items; {failed} could not be read and were skipped (listed in the feature "
+                    "store's meta.json)."]
         out.append("")
     return "\n".join(out)
 
@@ -131,7 +139,8 @@ def write_results(results: list[dict], out_dir: str | Path, title: str = "Zero-s
     for r in results:
         atomic_write_json(out / "cells" / cell_filename(r), r)
     rows = aggregate(results)
-    fields = ["dataset", "group", "model", "prompt_set", "uar", "uar_std", "war", "war_std", "seeds", "folds"]
+    fields = ["dataset", "group", "model", "prompt_set", "uar", "uar_std", "war", "war_std", "seeds", "folds",
+              "num_samples", "num_failed"]
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(fields)

@@ -43,6 +43,9 @@ class StaleStoreError(StoreError):
     """A store was computed under another key (model, revision, preprocessing, data, instruction, dtype...)."""
 
 
+STALE_HOW = "Use another --store directory, or delete that store directory to recompute it"
+
+
 def canonical(obj: Any) -> Any:
     """The JSON form of a key (tuples become lists), so that keys compare equal to what was read back."""
     return json.loads(json.dumps(obj, sort_keys=True))
@@ -134,6 +137,7 @@ class FeatureStore:
             diffs = describe_key_difference(expect_key, meta.get("key", {}))
             raise StaleStoreError(
                 f"feature store {path} was computed under another key and cannot be reused: " + "; ".join(diffs[:6])
+                + f". {STALE_HOW}"
             )
         if not meta.get("complete") or not (path / "features.npy").is_file():
             raise StoreError(f"feature store {path} is incomplete: rerun the same extraction to resume it")
@@ -223,3 +227,29 @@ def find_store(root: str | Path, key: dict, free: tuple[str, ...] = ()) -> Featu
 
 def remove_chunks(path: Path) -> None:
     shutil.rmtree(path / "chunks", ignore_errors=True)
+
+
+_TMP_NAME = re.compile(r"^\..+\.tmp-(\d+)$")
+
+
+def sweep_stale_tmp(folder: Path) -> list[Path]:
+    """Delete the temporary files (``.<name>.tmp-<pid>``) that killed processes left in ``folder``.
+
+    Only files of processes that no longer exist on this machine are removed (a live writer keeps its file).
+    Such files are never read: this only gives their disk space back. Returns what was removed.
+    """
+    removed = []
+    for p in folder.glob(".*.tmp-*"):
+        m = _TMP_NAME.match(p.name)
+        if not m or int(m.group(1)) == os.getpid():
+            continue
+        try:
+            os.kill(int(m.group(1)), 0)
+            continue  # that process is alive
+        except ProcessLookupError:
+            pass
+        except (PermissionError, OverflowError):
+            continue
+        p.unlink(missing_ok=True)
+        removed.append(p)
+    return removed

@@ -161,9 +161,14 @@ def train_head(
                 accs[b] = (logits.argmax(1) == torch.arange(len(idx), device=device)).float().mean()
             if on_step is not None:
                 on_step(_step_record(epoch, step, losses[b], accs[b], lr))
-        # One host sync per epoch: a NaN/Inf loss stops training and names the epoch.
-        if not torch.isfinite(losses.sum()):
-            raise FloatingPointError(f"training loss became non-finite in epoch {epoch} (seed {cfg.seed})")
+        # One host sync per epoch: a NaN/Inf loss stops training and names the first bad step.
+        finite = torch.isfinite(losses)
+        if not bool(finite.all()):
+            b = int((~finite).nonzero()[0])
+            raise FloatingPointError(
+                f"training loss became non-finite ({float(losses[b])}) at step {epoch * steps_per_epoch + b + 1} "
+                f"(epoch {epoch}, batch {b}, seed {cfg.seed}); lower --lr or --logit-scale, or check the features"
+            )
         if history is not None:
             first = step - steps_per_epoch + 1
             history.extend(_step_record(epoch, first + i, lo, ac, lr) for i, (lo, ac) in

@@ -14,12 +14,9 @@ from pathlib import Path
 
 from ..labels import CLASS_ORDER, canonical_label, order_classes
 from .images import IMAGE_EXTENSIONS
+from .safe import DatasetError, safe_join
 
 log = logging.getLogger(__name__)
-
-
-class DatasetError(ValueError):
-    """A dataset on disk does not have the expected layout or content; the message names the file."""
 
 
 @dataclass
@@ -42,6 +39,39 @@ class ItemList:
 
     def labels(self) -> list[int | None]:
         return [it.get("label") for it in self.items]
+
+    def validate(self, allow_outside: bool | None = None, check_files: bool = True) -> "ItemList":
+        """Refuse, before any heavy work, what would fail or mislead a run; readers call it on what they return.
+
+        Errors: no items, an item without a path or listed twice, a label outside ``classes``, a path that leaves
+        ``root`` (unless ``allow_outside``, default ``info["allow_outside"]``) and, with ``check_files``, a dataset
+        none of whose files exist (a wrong root). Some missing files are only a warning: they become failures.
+        """
+        where = self.info.get("source") or str(self.root)
+        if not self.items:
+            raise DatasetError(f"{where}: the dataset {self.name!r} is empty (no items)")
+        allow = bool(self.info.get("allow_outside", False)) if allow_outside is None else allow_outside
+        seen: dict[str, int] = {}
+        for i, it in enumerate(self.items):
+            path, label = it.get("path"), it.get("label")
+            if not isinstance(path, str) or not path:
+                raise DatasetError(f"{where}: item {i} has no path")
+            if path in seen:
+                raise DatasetError(f"{where}: {path!r} is listed twice (items {seen[path]} and {i}); remove one")
+            seen[path] = i
+            if label is not None and (type(label) is not int or not 0 <= label < len(self.classes)):
+                raise DatasetError(f"{where}: {path!r} has label {label!r}, outside the {len(self.classes)} classes "
+                                   f"{self.classes} (indices 0..{len(self.classes) - 1})")
+            safe_join(self.root, path, allow, source=where, resolve=check_files)
+        if check_files:
+            missing = [it["path"] for it in self.items if not (self.root / it["path"]).exists()]
+            if len(missing) == len(self.items):
+                raise DatasetError(f"none of the {len(missing)} items of {self.name!r} exist under {self.root} "
+                                   f"(first: {missing[0]}); is the dataset root right?")
+            if missing:
+                log.warning("%s: %d of %d items are missing on disk (first: %s); they will be recorded as failures",
+                            self.name, len(missing), len(self.items), missing[0])
+        return self
 
     def fingerprint(self) -> dict:
         """Identity of the data for store keys: name, count and a hash of paths, labels and file sizes.
@@ -68,8 +98,11 @@ def list_images(root: Path) -> list[Path]:
     )
 
 
-def unlabelled_images(root: str | Path, name: str | None = None) -> ItemList:
-    """Every image under ``root``, labels ignored (the training pool: CAER-S train, or any folder)."""
+def unlabelled_images(root: str | Path, name: str | None = None, allow_outside: bool = False) -> ItemList:
+    """Every image under ``root``, labels ignored (the training pool: CAER-S train, or any folder).
+
+    ``allow_outside``: accept symbolic links to files outside ``root`` (refused by default).
+    """
     root = Path(root)
     if not root.is_dir():
         raise DatasetError(f"image folder not found: {root}")
@@ -77,14 +110,16 @@ def unlabelled_images(root: str | Path, name: str | None = None) -> ItemList:
     if not files:
         raise DatasetError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) under {root}")
     items = [{"path": p.relative_to(root).as_posix(), "label": None} for p in files]
-    return ItemList(name or root.name, root, items)
+    return ItemList(name or root.name, root, items, info={"allow_outside": allow_outside}).validate()
 
 
-def image_folder(root: str | Path, name: str | None = None, classes: list[str] | None = None) -> ItemList:
+def image_folder(root: str | Path, name: str | None = None, classes: list[str] | None = None,
+                 allow_outside: bool = False) -> ItemList:
     """A labelled folder: one subfolder per class, named by any synonym ("happy", "Happiness", "3_joy"...).
 
     Classes come out in the canonical order (so 7 basic-expression folders give the reference's 7-class order).
     ``classes`` fixes the class list instead (e.g. all 8 of AffectNet-8 when a folder is missing).
+    ``allow_outside``: accept symbolic links to files outside ``root`` (refused by default).
 
     Raises:
         DatasetError: a subfolder name that is not an expression word, two folders for one class, no images.
@@ -125,4 +160,4 @@ def image_folder(root: str | Path, name: str | None = None, classes: list[str] |
             items.append({"path": p.relative_to(root).as_posix(), "label": label})
     if not items:
         raise DatasetError(f"no images under the class folders of {root}")
-    return ItemList(name or root.name, root, items, list(classes))
+    return ItemList(name or root.name, root, items, list(classes), info={"allow_outside": allow_outside}).validate()

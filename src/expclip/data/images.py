@@ -22,6 +22,12 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", "
 
 # Images above this many pixels are refused (decompression bombs); 20000x20000 is 4e8.
 MAX_IMAGE_PIXELS = 178_956_970
+# The only decoders PIL may use: plain raster formats. Others (EPS runs Ghostscript, exotic plugins) are refused
+# whatever a file's name says, since dataset files come from strangers.
+IMAGE_FORMATS = ("JPEG", "PNG", "BMP", "WEBP", "TIFF", "GIF", "PPM")  # JPEG includes MPO (phone photos)
+# In "clip" mode the long side is trimmed beyond this aspect ratio before resizing (the center crop keeps only
+# the middle anyway); without it a 1x20000 sliver would be resized to 224x4,480,000 pixels.
+MAX_ASPECT_BEFORE_CROP = 4
 OPENAI_CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
@@ -66,7 +72,7 @@ def load_image(path: str | Path, max_pixels: int = MAX_IMAGE_PIXELS) -> Image.Im
     if size == 0:
         raise ImageDecodeError(path, "empty file (0 bytes)")
     try:
-        with Image.open(path) as im:
+        with Image.open(path, formats=IMAGE_FORMATS) as im:
             w, h = im.size
             if w * h > max_pixels:
                 raise ImageDecodeError(path, f"image is {w}x{h} pixels, over the {max_pixels:,} limit (decompression bomb guard)")
@@ -83,6 +89,8 @@ def load_image(path: str | Path, max_pixels: int = MAX_IMAGE_PIXELS) -> Image.Im
         raise ImageDecodeError(path, "not a recognised image format") from None
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombWarning) as e:
         raise ImageDecodeError(path, f"corrupt or truncated image ({type(e).__name__}: {e})") from e
+    except Exception as e:  # PIL's decoders raise anything on malformed input; one bad file must not end the run
+        raise ImageDecodeError(path, f"undecodable image ({type(e).__name__}: {e})") from e
 
 
 @dataclass(frozen=True)
@@ -110,7 +118,7 @@ class Preprocess:
     def __call__(self, img: Image.Image) -> torch.Tensor:
         """PIL RGB image -> float32 tensor (3, image_size, image_size)."""
         if self.crop:
-            img = center_crop(resize_short_side(img, self.resize, self.resample), self.image_size)
+            img = center_crop(resize_short_side(trim_long_side(img), self.resize, self.resample), self.image_size)
         else:
             img = img.resize((self.image_size, self.image_size), self.resample)
         t = pil_to_tensor01(img)
@@ -129,6 +137,21 @@ def pil_to_tensor01(img: Image.Image) -> torch.Tensor:
     """RGB PIL image -> (3,H,W) float32 in [0,1]."""
     arr = np.asarray(img, dtype=np.uint8)
     return torch.from_numpy(arr.copy()).permute(2, 0, 1).float().div_(255.0)
+
+
+def trim_long_side(img: Image.Image, max_aspect: float = MAX_ASPECT_BEFORE_CROP) -> Image.Image:
+    """Center-cut the long side to ``max_aspect`` times the short side; images within the ratio are unchanged.
+
+    Used before resize + center crop, which keeps only a square from the middle: the result is that square up to
+    resampling at its border, at a bounded cost for extreme slivers.
+    """
+    w, h = img.size
+    if max(w, h) <= max_aspect * min(w, h):
+        return img
+    keep = int(max_aspect * min(w, h))
+    if w > h:
+        return img.crop(((w - keep) // 2, 0, (w - keep) // 2 + keep, h))
+    return img.crop((0, (h - keep) // 2, w, (h - keep) // 2 + keep))
 
 
 def resize_short_side(img: Image.Image, size: int, resample: int = int(Image.BICUBIC)) -> Image.Image:

@@ -88,7 +88,7 @@ def _open(path: Path):
 
     try:
         container = av.open(str(path))
-    except (av.error.FFmpegError, OSError, UnicodeDecodeError) as e:
+    except Exception as e:  # FFmpegError, OSError, UnicodeDecodeError, ...: the file is not a readable video
         raise VideoDecodeError(path, f"cannot open video ({type(e).__name__}: {e})") from e
     if not container.streams.video:
         container.close()
@@ -98,8 +98,6 @@ def _open(path: Path):
 
 def video_info(path: str | Path) -> VideoInfo:
     """Frame count, frame rate and duration; counts packets (no decoding) when the header has no count."""
-    import av
-
     path = Path(path)
     if path.is_file() and path.stat().st_size == 0:
         raise VideoDecodeError(path, "empty file (0 bytes)")
@@ -111,8 +109,8 @@ def video_info(path: str | Path) -> VideoInfo:
         if n <= 0:
             try:
                 n = sum(1 for p in container.demux(stream) if p.size > 0)
-            except av.error.FFmpegError as e:
-                raise VideoDecodeError(path, f"unreadable stream ({e})") from e
+            except Exception as e:  # any demuxing error means the same: the stream cannot be counted
+                raise VideoDecodeError(path, f"unreadable stream ({type(e).__name__}: {e})") from e
         if n <= 0:
             raise VideoDecodeError(path, "no frames")
         return VideoInfo(n, fps, n / fps)
@@ -126,8 +124,6 @@ def read_video_frames(path: str | Path, indices: list[int], info: VideoInfo | No
     Frames are located by presentation time. When the stream ends before a requested index (header frame counts
     are often a little off) the last decoded frame stands in; a stream with no decodable frame is an error.
     """
-    import av
-
     path = Path(path)
     info = info or video_info(path)
     container = _open(path)
@@ -162,7 +158,9 @@ def read_video_frames(path: str | Path, indices: list[int], info: VideoInfo | No
         for target in indices:  # past the end: the last frame stands in
             if target not in got:
                 got[target] = last.to_image().convert("RGB")  # type: ignore[union-attr]
-    except av.error.FFmpegError as e:
+    except VideoDecodeError:
+        raise
+    except Exception as e:  # FFmpeg and PyAV raise many types on damaged streams; one bad clip must not end the run
         raise VideoDecodeError(path, f"decoding failed ({type(e).__name__}: {e})") from e
     finally:
         container.close()

@@ -24,6 +24,26 @@ PAPER_BACKBONES = {
     "B16": "openai/clip-vit-base-patch16",
     "L14": "openai/clip-vit-large-patch14",
 }
+PAPER_FEATURE_DIMS = {PAPER_BACKBONES["B32"]: 512, PAPER_BACKBONES["B16"]: 512, PAPER_BACKBONES["L14"]: 768}
+
+
+def feature_dim(config: object) -> int:
+    """Width of a dual encoder's projected features, from its transformers config."""
+    return int(getattr(config, "projection_dim", None) or config.text_config.hidden_size)  # type: ignore[attr-defined]
+
+
+def known_feature_dim(name: str | Path, revision: str | None = None) -> int | None:
+    """The feature width of ``name`` from its config alone (no weights, no download), or None when unknown.
+
+    Lets a head's input size be checked against its backbone before anything heavy runs.
+    """
+    from transformers import AutoConfig
+
+    try:
+        resolved = resolve_model(name, revision, local_files_only=True)
+        return feature_dim(AutoConfig.from_pretrained(resolved.path, trust_remote_code=False))
+    except (ModelNotAvailableError, OSError, ValueError, AttributeError):
+        return PAPER_FEATURE_DIMS.get(str(name))
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
@@ -77,9 +97,10 @@ class Backbone:
         dev = resolve_device(device)
         try:
             model = AutoModel.from_pretrained(
-                resolved.path, dtype=torch.float32, attn_implementation="sdpa", use_safetensors=True
+                resolved.path, dtype=torch.float32, attn_implementation="sdpa", use_safetensors=True,
+                trust_remote_code=False,
             )
-            tokenizer = AutoTokenizer.from_pretrained(resolved.path)
+            tokenizer = AutoTokenizer.from_pretrained(resolved.path, trust_remote_code=False)
         except (OSError, ValueError) as e:
             raise ModelNotAvailableError(f"could not load a CLIP-family model from {resolved.path}: {e}") from e
         if not (hasattr(model, "get_image_features") and hasattr(model, "get_text_features")):
@@ -90,7 +111,7 @@ class Backbone:
         model.eval().requires_grad_(False).to(dev)
         cfg = model.config
         vcfg, tcfg = cfg.vision_config, cfg.text_config
-        embed_dim = int(getattr(cfg, "projection_dim", None) or tcfg.hidden_size)
+        embed_dim = feature_dim(cfg)
         scale = getattr(model, "logit_scale", None)
         logit_scale = float(scale.exp().item()) if scale is not None else 100.0
         amp_dtype = torch.bfloat16 if (amp and dev.type == "cuda") else None

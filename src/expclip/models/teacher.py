@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data.images import Preprocess, preprocess_for_model
+from ..data.safe import safe_join
 from .backbone import resolve_device
 from .hub import ModelNotAvailableError, ResolvedModel, resolve_model, weight_files
 
@@ -77,7 +78,11 @@ def _checkpoint_keys(path: Path) -> dict[str, Path]:
     index = path / "model.safetensors.index.json"
     if index.is_file():
         wm = json.loads(index.read_text())["weight_map"]
-        return {k: path / v for k, v in wm.items()}
+        bad = sorted({v for v in wm.values() if not str(v).endswith(".safetensors")})
+        if bad:
+            raise ModelNotAvailableError(f"{index} maps weights to {bad[:3]}: only .safetensors shards are loaded")
+        # Lexical check only: files of the hub cache are links into its blobs/ folder.
+        return {k: safe_join(path, v, source=str(index), resolve=False) for k, v in wm.items()}
     out = {}
     for f in weight_files(path):
         with safe_open(f, "pt") as fh:
@@ -138,7 +143,7 @@ class Teacher(nn.Module):
         dt = teacher_dtype(dev, dtype)
         resolved = resolve_model(name_or_path, revision, local_files_only)
         try:
-            config = Blip2Config.from_pretrained(resolved.path)
+            config = Blip2Config.from_pretrained(resolved.path, trust_remote_code=False)
         except (OSError, ValueError) as e:
             raise ModelNotAvailableError(f"{resolved.path} does not hold a BLIP-2 config: {e}") from e
         if getattr(config, "model_type", "") != "blip-2" or not getattr(config.text_config, "is_encoder_decoder", False):
@@ -147,7 +152,7 @@ class Teacher(nn.Module):
                 f"(model_type={getattr(config, 'model_type', '?')}, text model={config.text_config.model_type}); "
                 "the teacher needs an LLM encoder, e.g. Salesforce/blip2-flan-t5-xxl"
             )
-        tokenizer = AutoTokenizer.from_pretrained(resolved.path)
+        tokenizer = AutoTokenizer.from_pretrained(resolved.path, trust_remote_code=False)
         with torch.device("meta"):
             model = cls(config, tokenizer, TeacherInfo(resolved, dt))
         placement = resolve_device_map(device_map, model) if device_map is not None else {}

@@ -1,0 +1,158 @@
+"""Reading dataset files written by strangers: paths that stay under the dataset root, annotation lines that fail
+with the file and line number.
+
+Every reader of a list file, CSV or folder goes through these helpers, so that a bad line is reported before any
+model is loaded, and a line such as ``../../home/me/.ssh/id_rsa 16 0`` cannot make the package read outside the
+dataset.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import os
+from pathlib import Path, PurePosixPath
+from typing import Mapping, Sequence
+
+
+class DatasetError(ValueError):
+    """A dataset on disk does not have the expected layout or content; the message names the file."""
+
+
+class PathEscapeError(DatasetError):
+    """A path from a dataset file points outside the dataset root."""
+
+
+class AnnotationError(DatasetError):
+    """A line of an annotation file cannot be used; ``str()`` is ``"<file>, line <n>: <reason>"``."""
+
+    def __init__(self, path: str | Path, line: int | None, reason: str):
+        self.path, self.line, self.reason = str(path), line, reason
+        where = f"{path}, line {line}" if line is not None else str(path)
+        super().__init__(f"{where}: {reason}")
+
+
+def safe_join(root: str | Path, rel: str | os.PathLike, allow_outside: bool = False, source: str | None = None,
+              resolve: bool = True) -> Path:
+    """``root / rel``, refusing a ``rel`` that leaves ``root``.
+
+    Refused unless ``allow_outside``: absolute paths, ``..`` that climb above the root and, with ``resolve``, paths
+    whose target (symbolic links followed) lies outside the root's own target. Returns the joined path, links
+    not resolved.
+
+    Raises:
+        PathEscapeError: naming ``source`` (e.g. "list.txt, line 3"), the path and how to allow it.
+    """
+    root, text = Path(root), os.fspath(rel)
+    where = f"{source}: " if source else ""
+    how = "; pass allow_outside=True (CLI: --allow-outside-root) if the dataset is meant to reach there"
+    if "\x00" in text or not text.strip():
+        raise PathEscapeError(f"{where}invalid path {text!r}")
+    if allow_outside:
+        return root / text
+    pure = PurePosixPath(text)
+    if pure.is_absolute() or Path(text).is_absolute():
+        raise PathEscapeError(f"{where}absolute path {text!r} is outside the dataset root {root}{how}")
+    depth = 0
+    for part in pure.parts:
+        depth += -1 if part == ".." else (0 if part == "." else 1)
+        if depth < 0:
+            raise PathEscapeError(f"{where}path {text!r} climbs out of the dataset root {root} with '..'{how}")
+    target = root / text
+    if not resolve:
+        return target
+    real_root, real = os.path.realpath(root), os.path.realpath(target)
+    if real != real_root and not real.startswith(real_root.rstrip(os.sep) + os.sep):
+        raise PathEscapeError(f"{where}{text!r} is a link to {real}, outside the dataset root {root}{how}")
+    return target
+
+
+def read_lines(path: str | Path) -> list[tuple[int, str]]:
+    """The non-blank lines of a text annotation file as (1-based line number, stripped text).
+
+    Accepts a UTF-8 byte-order mark, CRLF or CR line ends and a missing final newline (the reference's lists
+    lack one). Refuses non-UTF-8 bytes and NUL bytes with the line number.
+
+    Raises:
+        DatasetError: the file is missing; AnnotationError: a line is not text.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(f"annotation file not found: {path}")
+    data = path.read_bytes()
+    if data.startswith(codecs.BOM_UTF8):
+        data = data[len(codecs.BOM_UTF8):]
+    out = []
+    for n, raw in enumerate(data.splitlines(), 1):
+        try:
+            text = raw.decode("utf-8").strip()
+        except UnicodeDecodeError as e:
+            reason = f"not UTF-8 text (byte {raw[e.start]:#04x} at column {e.start + 1})"
+            raise AnnotationError(path, n, reason) from None
+        if "\x00" in text:
+            raise AnnotationError(path, n, "holds a NUL byte: is this a binary file?")
+        if text:
+            out.append((n, text))
+    return out
+
+
+def split_fields(path: str | Path, line: int, text: str, count: int, layout: str, sep: str | None = None) -> list[str]:
+    """``text`` split on ``sep`` (None: any whitespace) into exactly ``count`` fields described by ``layout``."""
+    fields = [f.strip() for f in text.split(sep)] if sep else text.split()
+    if len(fields) != count:
+        raise AnnotationError(path, line, f"expected {count} fields ({layout}), found {len(fields)}: {text[:80]!r}")
+    return fields
+
+
+def int_field(path: str | Path, line: int, token: str, name: str, lo: int | None = None, hi: int | None = None) -> int:
+    """An integer field within [lo, hi] (inclusive), or an AnnotationError naming the field."""
+    try:
+        value = int(token)
+    except ValueError:
+        raise AnnotationError(path, line, f"{name} {token[:40]!r} is not an integer") from None
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
+        rng = f"{'' if lo is None else lo}..{'' if hi is None else hi}"
+        raise AnnotationError(path, line, f"{name} {value} is out of range {rng}")
+    return value
+
+
+def mapped_field(path: str | Path, line: int, token: str, name: str, mapping: Mapping[str, int]) -> int:
+    """``mapping[token]`` (e.g. a native label id -> class index), or an AnnotationError listing what is known."""
+    if token not in mapping:
+        known = ", ".join(sorted(map(str, mapping)))
+        raise AnnotationError(path, line, f"unknown {name} {token[:40]!r}; expected one of: {known}")
+    return mapping[token]
+
+
+def read_csv_rows(path: str | Path, required: Sequence[str] = ()) -> list[tuple[int, dict[str, str]]]:
+    """Rows of a CSV file with a header, as (line number, {column: value}); blank rows skipped.
+
+    Raises:
+        DatasetError: the file is missing; AnnotationError: the header lacks a ``required`` column, a row has
+        more or fewer fields than the header, or the text is not CSV.
+    """
+    path = Path(path)
+    lines = read_lines(path)  # encoding and NUL checks, with line numbers
+    if not lines:
+        raise AnnotationError(path, None, "empty file (no header)")
+    text = io.StringIO("\n".join(t for _, t in lines))
+    reader = csv.reader(text)
+    rows: list[tuple[int, dict[str, str]]] = []
+    try:
+        header = [h.strip() for h in next(reader)]
+        missing = [c for c in required if c not in header]
+        if missing:
+            raise AnnotationError(path, lines[0][0], f"missing column(s) {missing}; the header has {header[:20]}")
+        if len(set(header)) != len(header):
+            raise AnnotationError(path, lines[0][0], f"duplicate column names in the header {header[:20]}")
+        for record in reader:
+            n = lines[min(reader.line_num, len(lines)) - 1][0]
+            if not any(f.strip() for f in record):
+                continue
+            if len(record) != len(header):
+                raise AnnotationError(path, n, f"{len(record)} fields but the header has {len(header)}")
+            rows.append((n, {h: f.strip() for h, f in zip(header, record)}))
+    except csv.Error as e:
+        raise AnnotationError(path, lines[min(reader.line_num, len(lines)) - 1][0], f"not valid CSV ({e})") from None
+    return rows

@@ -1,0 +1,438 @@
+"""Fault injection for the tests: a zoo of broken files, processes killed with SIGKILL at chosen points, trees
+compared byte for byte.
+
+Three tools:
+- :func:`write_image_zoo` / :func:`write_video_zoo` write every kind of bad (and awkward but valid) input, each
+  with the outcome the package owes it (decoded, or a failure whose reason says why).
+- :func:`kill_points` runs a job in forked children, each SIGKILLed at its k-th commit point (every
+  ``os.replace``/``os.unlink``/``os.rmdir`` of the job, before and after the call); :func:`run_and_kill` SIGKILLs a
+  subprocess when a file appears. Jobs are plain functions of a JSON spec in :data:`JOBS`; to cover a new writer
+  (``predict --out``...), add a job here and a test that resumes and compares.
+- :func:`tree_bytes` reads a directory into {relative path: bytes} (temporary files of dead writers left out).
+
+Run as a script (``python tests/faultkit.py JOB SPEC_JSON``) it is the driver that the tests spawn.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import signal
+import struct
+import subprocess
+import sys
+import time
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+from PIL import Image
+
+TESTS = Path(__file__).resolve().parent
+TMP_NAME = re.compile(r"^\..+\.tmp(-\d+)?$")
+
+
+# ------------------------------------------------------------------------------------------------ the zoo
+@dataclass(frozen=True)
+class Case:
+    """One zoo file and what the package owes it: ``reason`` None = decoded, else a failure mentioning it."""
+
+    name: str
+    reason: str | None = None
+    size: tuple[int, int] | None = None  # (w, h) after decoding, when it matters
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+
+def bomb_png(width: int = 20000, height: int = 20000) -> bytes:
+    """A real, valid 1-bit PNG of width x height black pixels in a few tens of KB (a decompression bomb).
+
+    Built row by row, so neither side ever holds the 50 MB of raw rows.
+    """
+    ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    comp, row, parts = zlib.compressobj(9), b"\0" * (1 + (width + 7) // 8), []
+    for _ in range(height):
+        parts.append(comp.compress(row))
+    parts.append(comp.flush())
+    chunks = _png_chunk(b"IHDR", ihdr) + _png_chunk(b"IDAT", b"".join(parts)) + _png_chunk(b"IEND", b"")
+    return b"\x89PNG\r\n\x1a\n" + chunks
+
+
+def _encoded(img: Image.Image, fmt: str, **kw) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, fmt, **kw)
+    return buf.getvalue()
+
+
+def write_image_zoo(root: str | Path) -> list[Case]:
+    """Write the image zoo into ``root``; returns each file's expected outcome."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    rgb = Image.fromarray(np.random.default_rng(0).integers(0, 256, (24, 32, 3), dtype=np.uint8))
+    jpg, png = _encoded(rgb, "JPEG", quality=90), _encoded(rgb, "PNG")
+    corrupt_png = bytearray(png)
+    idat = png.index(b"IDAT")
+    corrupt_png[idat + 10 : idat + 30] = b"\xff" * 20  # damaged compressed data (and a wrong CRC)
+    rot = Image.new("RGB", (20, 10), (200, 30, 30))
+    exif = rot.getexif()
+    exif[0x0112] = 6  # "rotate 90° to display"
+    files: dict[str, bytes] = {
+        "ok.jpg": jpg,
+        "png_named.jpg": png,  # a PNG with a JPEG name: decoded by content
+        "truncated.jpg": jpg[: len(jpg) // 2],
+        "truncated.png": png[: len(png) // 2],
+        "corrupt.png": bytes(corrupt_png),
+        "empty.jpg": b"",
+        "text.jpg": b"this is not an image\n",
+        "html.png": b"<html><body>404 Not Found</body></html>",
+        "postscript.jpg": b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\nshowpage\n",  # never Ghostscript
+        "cmyk.jpg": _encoded(Image.new("CMYK", (12, 10), (0, 255, 255, 0)), "JPEG"),
+        "gray16.png": _encoded(Image.fromarray(np.full((10, 12), 32768, np.uint16)), "PNG"),
+        "palette.gif": _encoded(rgb.convert("P", palette=Image.ADAPTIVE), "GIF"),
+        "palette_transparent.png": _encoded(Image.new("P", (12, 10), 0), "PNG", transparency=0),
+        "rgba.png": _encoded(Image.new("RGBA", (12, 10), (255, 0, 0, 0)), "PNG"),
+        "gray.png": _encoded(Image.new("L", (12, 10), 90), "PNG"),
+        "gray_alpha.png": _encoded(Image.new("LA", (12, 10), (90, 255)), "PNG"),
+        "one_pixel.png": _encoded(Image.new("RGB", (1, 1), (10, 20, 30)), "PNG"),
+        "sliver.png": _encoded(Image.new("RGB", (1, 6000), (10, 20, 30)), "PNG"),
+        "bomb.png": bomb_png(),
+        "exif_rotated.jpg": _encoded(rot, "JPEG", exif=exif),
+    }
+    for name, data in files.items():
+        (root / name).write_bytes(data)
+    bad = "corrupt or truncated"
+    return [
+        Case("ok.jpg", size=(32, 24)), Case("png_named.jpg", size=(32, 24)),
+        Case("truncated.jpg", "truncated"), Case("truncated.png", bad), Case("corrupt.png", bad),
+        Case("empty.jpg", "empty file"), Case("text.jpg", "not a recognised image"),
+        Case("html.png", "not a recognised image"), Case("postscript.jpg", "not a recognised image"),
+        Case("cmyk.jpg", size=(12, 10)), Case("gray16.png", size=(12, 10)), Case("palette.gif", size=(32, 24)),
+        Case("palette_transparent.png", size=(12, 10)), Case("rgba.png", size=(12, 10)),
+        Case("gray.png", size=(12, 10)), Case("gray_alpha.png", size=(12, 10)), Case("one_pixel.png", size=(1, 1)),
+        Case("sliver.png", size=(1, 6000)), Case("bomb.png", "decompression bomb"),
+        Case("exif_rotated.jpg", size=(10, 20)),
+    ]
+
+
+EITHER = "decoded or refused"  # a damaged stream that the decoder may conceal: any outcome but a crash
+
+
+@dataclass(frozen=True)
+class ClipCase:
+    """One zoo clip: a video file or a frame folder, the frame count its list line claims, the expected outcome."""
+
+    name: str
+    num_frames: int
+    reason: str | None = None
+
+
+def write_video_zoo(root: str | Path) -> list[ClipCase]:
+    """Write video files and frame folders into ``root``; returns each clip's expected outcome."""
+    import av
+
+    from test_video import write_video
+
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    good = write_video(root / "good.avi", 40, size=32).read_bytes()
+    bad_codec = good.replace(b"FMP4", b"ZZZZ")  # the container is fine, no decoder knows the codec
+    assert bad_codec != good
+    movi = good.index(b"movi")  # the frame data follows
+    corrupt = bytearray(good)
+    first = good.index(b"00dc", movi) + 8
+    corrupt[first : first + 200] = np.random.default_rng(1).integers(0, 256, 200, dtype=np.uint8).tobytes()
+    (root / "bad_codec.avi").write_bytes(bad_codec)
+    (root / "corrupt_packets.avi").write_bytes(bytes(corrupt))
+    # Half the frame data gone, the header still claims 40 frames: the last frame read stands in for the rest.
+    (root / "truncated.avi").write_bytes(good[: movi + (len(good) - movi) // 2])
+    write_video(root / "good.mp4", 40, size=32)
+    (root / "no_index.mp4").write_bytes((root / "good.mp4").read_bytes()[:1500])  # cut before the mp4 index
+    (root / "empty.mp4").write_bytes(b"")
+    (root / "garbage.mp4").write_bytes(b"\x00garbage" * 200)
+    c = av.open(str(root / "no_frames.avi"), "w")
+    s = c.add_stream("mpeg4", rate=25)
+    s.width = s.height = 32
+    s.pix_fmt = "yuv420p"
+    c.start_encoding()
+    c.close()
+    c = av.open(str(root / "audio_only.mp4"), "w")
+    a = c.add_stream("aac", rate=8000)
+    frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+    frame.sample_rate = 8000
+    for p in [*a.encode(frame), *a.encode()]:
+        c.mux(p)
+    c.close()
+    for name, n in (("frames_ok", 20), ("frames_short", 5), ("frames_bad_frame", 20)):
+        (root / name).mkdir()
+        for i in range(n):
+            Image.new("RGB", (16, 16), (i * 10, 0, 0)).save(root / name / f"{i:05d}.jpg")
+    (root / "frames_bad_frame" / "00010.jpg").write_bytes(b"broken")
+    (root / "frames_empty").mkdir()
+    return [
+        ClipCase("good.avi", 40), ClipCase("good.mp4", 40), ClipCase("truncated.avi", 40),
+        ClipCase("bad_codec.avi", 40, "Decoder not found"), ClipCase("corrupt_packets.avi", 40, EITHER),
+        ClipCase("no_index.mp4", 40, "no video stream"), ClipCase("empty.mp4", 40, "empty file"),
+        ClipCase("garbage.mp4", 40, "cannot open video"), ClipCase("no_frames.avi", 40, "no frames"),
+        ClipCase("audio_only.mp4", 40, "no video stream"), ClipCase("frames_ok", 20),
+        ClipCase("frames_short", 40, "the folder has 5 frames"), ClipCase("frames_bad_frame", 20, "00010.jpg"),
+        ClipCase("frames_empty", 16, "no frames"),
+    ]
+
+
+@dataclass(frozen=True)
+class ClipLoader:
+    """Picklable ``load(i)`` for the zoo: 16 frames of clip i (folder: the claimed count is trusted) -> (16,3,S,S)."""
+
+    root: str
+    clips: tuple[tuple[str, int], ...]  # (relative path, claimed frames)
+    size: int = 16
+
+    def __call__(self, i: int):
+        import torch
+
+        from expclip.data.images import Preprocess
+        from expclip.data.video import read_frame_folder, read_video_frames, sample_frame_indices, video_info
+
+        path = Path(self.root) / self.clips[i][0]
+        if path.is_dir():
+            frames = read_frame_folder(path, sample_frame_indices(self.clips[i][1]))
+        else:
+            info = video_info(path)
+            frames = read_video_frames(path, sample_frame_indices(info.num_frames), info)
+        pre = Preprocess("reference", self.size, self.size)
+        return torch.stack([pre(f) for f in frames])
+
+
+# ------------------------------------------------------------------------------------------------ trees
+def tree_bytes(root: str | Path, skip_tmp: bool = True) -> dict[str, bytes]:
+    """Every file under ``root`` as {relative POSIX path: bytes}; temporary files (``.x.tmp-PID``) left out."""
+    root = Path(root)
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file() and not (skip_tmp and TMP_NAME.match(p.name))}
+
+
+# ------------------------------------------------------------------------------------------------ kill points
+HOOKED = ("replace", "unlink", "rmdir")
+
+
+def count_events(job: Callable[[dict], object], spec: dict) -> int:
+    """How many commit events (hooked calls) ``job(spec)`` makes when nothing goes wrong (run in this process)."""
+    calls = {"n": 0}
+    saved = {name: getattr(os, name) for name in HOOKED}
+
+    def counting(fn):
+        def wrapped(*a, **k):
+            calls["n"] += 1
+            return fn(*a, **k)
+        return wrapped
+
+    for name, fn in saved.items():
+        setattr(os, name, counting(fn))
+    try:
+        job(spec)
+    finally:
+        for name, fn in saved.items():
+            setattr(os, name, fn)
+    return calls["n"]
+
+
+def _install_killer(point: int) -> None:
+    """SIGKILL this process at commit point ``point``: 2k = just before the k-th hooked call, 2k+1 = just after."""
+    state = {"n": 0}
+
+    def hook(fn):
+        def wrapped(*a, **k):
+            i = state["n"]
+            state["n"] += 1
+            if 2 * i == point:
+                os.kill(os.getpid(), signal.SIGKILL)
+            try:
+                return fn(*a, **k)
+            finally:  # also after a call that raised (unlink(missing_ok=True) of a file already gone)
+                if 2 * i + 1 == point:
+                    os.kill(os.getpid(), signal.SIGKILL)
+        return wrapped
+
+    for name in HOOKED:
+        setattr(os, name, hook(getattr(os, name)))
+
+
+def kill_points(job: str, specs: list[dict], timeout: float = 300) -> list[int]:
+    """Run ``JOBS[job](spec)`` once per spec in a fresh child process killed at ``spec["kill_at"]``.
+
+    One driver process imports everything once and forks a child per spec (the children die by SIGKILL, as a
+    crash, an OOM kill or a pulled plug would end them). Returns each child's status: -9 killed, 0 finished,
+    1 failed (traceback on the driver's stderr).
+    """
+    proc = subprocess.run([sys.executable, str(Path(__file__)), job, json.dumps(specs)], capture_output=True,
+                          text=True, timeout=timeout, env={**os.environ, "PYTHONPATH": str(TESTS)})
+    if proc.returncode != 0:
+        raise RuntimeError(f"driver failed ({proc.returncode}): {proc.stderr[-3000:]}")
+    status = json.loads(proc.stdout.strip().splitlines()[-1])
+    if any(s not in (0, -signal.SIGKILL) for s in status):
+        raise RuntimeError(f"a job failed instead of finishing or being killed: {status}\n{proc.stderr[-3000:]}")
+    return status
+
+
+def driver_argv(job: str, spec: dict) -> list[str]:
+    """The command line that runs ``JOBS[job](spec)`` once in a new process (for :func:`run_and_kill`)."""
+    return [sys.executable, str(Path(__file__)), job, json.dumps([spec])]
+
+
+def run_and_kill(argv: list[str], until: Callable[[], bool], timeout: float = 120) -> None:
+    """Start ``argv`` (e.g. :func:`driver_argv`) and SIGKILL it as soon as ``until()`` holds.
+
+    Raises AssertionError if the process ends first (the test then proves nothing), TimeoutError if neither happens.
+    """
+    env = {**os.environ, "PYTHONPATH": str(TESTS)}
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    deadline = time.monotonic() + timeout
+    try:
+        while proc.poll() is None and time.monotonic() < deadline:
+            if until():
+                proc.send_signal(signal.SIGKILL)
+                proc.wait()
+                return
+            time.sleep(0.01)
+        if proc.poll() is None:
+            raise TimeoutError(f"{argv[:3]} neither ended nor met the condition in {timeout} s")
+        out, err = proc.communicate()
+        raise AssertionError(f"the process ended before it could be killed (rc {proc.returncode}): {err[-2000:]!r}")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+# ------------------------------------------------------------------------------------------------ jobs
+TOY_KEY = {"kind": "image", "model": {"id": "toy", "revision": "r1"}, "data": {"name": "toy"}}
+
+
+def toy_items(n: int) -> list[dict]:
+    return [{"path": f"img{i:03d}.png", "label": i % 3} for i in range(n)]
+
+
+def toy_load(i: int):
+    import torch
+
+    if i % 7 == 3:
+        raise ValueError(f"img{i:03d}.png: corrupt")
+    return torch.full((4,), float(i))
+
+
+def toy_encode(batch):
+    import torch
+
+    return torch.stack([batch[:, 0] * 2, batch.sum(1), torch.sin(batch[:, 0]), torch.ones(len(batch))], dim=1)
+
+
+def job_extract(spec: dict):
+    """A chunked extraction of ``spec["n"]`` toy items into ``spec["dir"]``."""
+    from expclip.features import run_extraction
+
+    return run_extraction(spec["dir"], TOY_KEY, toy_items(spec["n"]), toy_load, toy_encode, (4,), batch_size=4,
+                          chunk_size=8, progress=False)
+
+
+def job_fit(spec: dict):
+    """Two seeds of head training from the stores ``spec["image"]``/``spec["teacher"]`` into ``spec["dir"]``."""
+    from expclip.fit import fit_heads
+    from expclip.store import FeatureStore
+    from expclip.train import TrainConfig
+
+    return fit_heads(FeatureStore.open(spec["image"]), FeatureStore.open(spec["teacher"]), spec["dir"], [1, 2],
+                     TrainConfig(batch_size=8, epochs=2), run_name="toy")
+
+
+def job_lines(spec: dict):
+    """A streamed output file (what ``predict --out`` writes): ``spec["n"]`` JSON rows, resumable."""
+    from expclip.streaming import ResumableLines
+
+    with ResumableLines(spec["path"], header=spec.get("header"), resume=True) as out:
+        done = len(out.done)
+        for i in range(done, spec["n"]):
+            out.write(json.dumps({"i": i, "label": "happiness", "p": round(i / 7, 4)}))
+            if spec.get("sleep"):
+                time.sleep(spec["sleep"])
+
+
+def job_cli(spec: dict):
+    """``expclip`` itself, with smaller store chunks and a slowed CLIP encoder so that a kill lands mid-run."""
+    patch_cli_for_kill_tests(spec.get("sleep", 0.0))
+    from expclip.cli import main
+
+    return main(spec["argv"])
+
+
+def patch_cli_for_kill_tests(sleep: float = 0.0, chunk_size: int = 16, setattr: Callable = setattr) -> None:
+    """Chunks of ``chunk_size`` items (the CLI's default is 2048) and an optional pause per encoded batch.
+
+    ``setattr``: pass pytest's ``monkeypatch.setattr`` to patch for one test only.
+    """
+    import expclip.extract as ex
+    from expclip.models.backbone import Backbone
+
+    original = ex.run_extraction
+
+    def small_chunks(*a, **k):
+        k.setdefault("chunk_size", chunk_size)
+        return original(*a, **k)
+
+    setattr(ex, "run_extraction", small_chunks)
+    if sleep:
+        encode = Backbone.encode_image
+
+        def slow(self, x):
+            time.sleep(sleep)
+            return encode(self, x)
+
+        setattr(Backbone, "encode_image", slow)
+
+
+JOBS: dict[str, Callable[[dict], object]] = {"extract": job_extract, "fit": job_fit, "lines": job_lines, "cli": job_cli}
+
+
+def _driver(job: str, specs: list[dict]) -> None:
+    import expclip.cli  # noqa: F401  (import everything once, before forking)
+    import expclip.fit  # noqa: F401
+    import expclip.streaming  # noqa: F401
+    import torch
+
+    from expclip.checkpoint import versions
+
+    # Imports only: torch.optim pulls in its lazy dependencies (sympy, dynamo...) when an optimizer is built. No
+    # tensor maths before fork(): a child inheriting torch's started thread pools can deadlock.
+    torch.optim.SGD([torch.nn.Parameter(torch.empty(1))], lr=0.1)
+    versions()
+    if len(specs) == 1 and "kill_at" not in specs[0]:  # one plain run, to be killed from outside
+        result = JOBS[job](specs[0])
+        sys.exit(result if job == "cli" else 0)
+    results = []
+    for spec in specs:
+        pid = os.fork()
+        if pid == 0:  # the child: die at the chosen point, or finish (exit 0), or fail (exit 1)
+            code = 1
+            signal.alarm(120)  # a child that hangs dies (SIGALRM) and is reported, instead of outliving the test
+            try:
+                _install_killer(int(spec["kill_at"]))
+                JOBS[job](spec)
+                code = 0
+            except BaseException:
+                import traceback
+
+                traceback.print_exc()
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        results.append(-os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status))
+    print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    _driver(sys.argv[1], json.loads(sys.argv[2]))
