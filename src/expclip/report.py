@@ -18,6 +18,7 @@ from typing import Iterable
 
 import numpy as np
 
+from .data.registry import PAPER_DATASETS, display_name
 from .prompts import PAPER_PROMPT_SETS, prompt_set_display_name
 from .store import atomic_write_bytes, atomic_write_json
 
@@ -70,10 +71,16 @@ def fmt(mean: float, std: float, seeds: int) -> str:
     return f"{mean:.2f} ± {std:.2f}" if seeds > 1 else f"{mean:.2f}"
 
 
+def in_paper_order(datasets) -> list[str]:
+    """Dataset names in the paper's column order, others after them alphabetically."""
+    order = {d: i for i, d in enumerate(PAPER_DATASETS)}
+    return sorted(datasets, key=lambda d: (order.get(d, len(order)), d))
+
+
 def markdown_table(rows: list[dict], title: str | None = None) -> str:
     """One table per dataset: a row per model group, a UAR/WAR column pair per prompt set."""
     out = [f"# {title}", ""] if title else []
-    for dataset in sorted({r["dataset"] for r in rows}):
+    for dataset in in_paper_order({r["dataset"] for r in rows}):
         drows = [r for r in rows if r["dataset"] == dataset]
         psets = list(dict.fromkeys(r["prompt_set"] for r in drows))
         groups = list(dict.fromkeys(r["group"] for r in drows))
@@ -98,9 +105,6 @@ def paper_tables(rows: list[dict], title: str | None = None) -> str:
     Static-image and video datasets get a table each; datasets in the paper's column order first. Folds are
     averaged within a seed, and seeds shown as mean ± std (see :func:`aggregate`).
     """
-    from .data.registry import PAPER_DATASETS, display_name
-
-    order = {d: i for i, d in enumerate(PAPER_DATASETS)}
     out = [f"# {title}", ""] if title else []
     seeds = max((r["seeds"] for r in rows), default=1)
     folds = {r["dataset"]: r["folds"] for r in rows}
@@ -111,7 +115,7 @@ def paper_tables(rows: list[dict], title: str | None = None) -> str:
             krows = [r for r in prow if r["kind"] == kind]
             if not krows:
                 continue
-            datasets = sorted({r["dataset"] for r in krows}, key=lambda d: (order.get(d, len(order)), d))
+            datasets = in_paper_order({r["dataset"] for r in krows})
             out += [f"{label} — UAR / WAR (%)" + (f", mean ± std over {seeds} seeds" if seeds > 1 else ""), ""]
             out.append("| model | " + " | ".join(display_name(d) for d in datasets) + " |")
             out.append("|---|" + "---|" * len(datasets))

@@ -122,13 +122,7 @@ def _select(names: list[str] | tuple[str, ...], only: list[str] | None) -> list[
 
 def load_entries(entries: list[SuiteEntry]) -> list[ItemList]:
     """Read every dataset (and fold) of the suite up front."""
-    out = []
-    for e in entries:
-        for data in e.load():
-            log.info("%s%s: %d %ss", data.name, f" fold {data.info['fold']}" if data.info.get("fold") else "",
-                     len(data), "clip" if data.kind == "video" else "image")
-            out.append(data)
-    return out
+    return [data for e in entries for data in e.load()]
 
 
 def clip_baselines(models: list[Model], backbone: str, preprocessing: str) -> list[Model]:

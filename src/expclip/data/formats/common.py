@@ -102,5 +102,6 @@ def build(name: str, root: Path, rows: list[tuple[dict, str]], num_classes: int,
         raise DatasetError(f"{name}: no items found under {root}")
     counts = Counter(it["label"] for it in items)
     info = {**(info or {}), "per_class": {c: counts.get(i, 0) for i, c in enumerate(classes)}}
-    log.info("%s%s: %d items from %s", name, f" fold {info['fold']}" if info.get("fold") else "", len(items), root)
+    log.info("%s%s: %d %s from %s", name, f" fold {info['fold']}" if info.get("fold") else "", len(items),
+             "clips" if kind == "video" else "images", root)
     return ItemList(name, root, items, classes, kind, info)
