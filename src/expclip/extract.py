@@ -89,7 +89,8 @@ def _data_args(data: ItemList) -> str:
     """The CLI arguments that name ``data`` (for "extract it first" messages)."""
     name = data.info.get("dataset")
     if name:
-        return f"--dataset {name} --root {data.root}" + (f" --fold {data.info['fold']}" if data.info.get("fold") else "")
+        fold = f" --fold {data.info['fold']}" if data.info.get("fold") else ""
+        return f"--dataset {name} --root {data.root}{fold}"
     return f"--data {data.root}"
 
 

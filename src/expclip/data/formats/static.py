@@ -76,7 +76,8 @@ LEGACY_COLUMNS = ("subDirectory_filePath", "face_x", "face_y", "face_width", "fa
                   "expression", "valence", "arousal")
 
 
-def read_affectnet(root: str | Path, num_classes: int = 7, release: str = "auto", split: str = "validation") -> ItemList:
+def read_affectnet(root: str | Path, num_classes: int = 7, release: str = "auto",
+                   split: str = "validation") -> ItemList:
     """AffectNet-7 (``num_classes`` 7) or -8 on its validation set (the benchmarks' test set).
 
     release "legacy": ``Manually_Annotated_file_lists/validation.csv`` + ``Manually_Annotated_Images/``, each item
@@ -171,7 +172,8 @@ def read_caers(root: str | Path, split: str = "train") -> ItemList:
     """
     root = Path(root)
     folder = root / split if (root / split).is_dir() else root
-    subdirs = sorted(d for d in folder.iterdir() if d.is_dir() and not d.name.startswith(".")) if folder.is_dir() else []
+    subdirs = sorted(d for d in folder.iterdir() if d.is_dir() and not d.name.startswith(".")) \
+        if folder.is_dir() else []
     if not subdirs:
         raise DatasetError(f"CAER-S: no class folders under {folder} (expected {split}/Angry, {split}/Happy, ...)")
     rows = []
