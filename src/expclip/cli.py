@@ -61,7 +61,8 @@ def _add_dataset_source(p: argparse.ArgumentParser, data_help: str, suite: bool 
     if suite:
         g.add_argument("--suite", metavar="paper|FILE.json", help=f"'paper' ({', '.join(PAPER_DATASETS)}, found "
                        "under --data-root by their usual folder names) or a preset file naming datasets and roots")
-        p.add_argument("--data-root", default=".", help="folder holding the datasets of --suite (default: .)")
+        p.add_argument("--data-root", default=None, help="folder holding the datasets of --suite (default: the "
+                       "current folder; for a preset file, the file's folder)")
         p.add_argument("--only", default=None, help="comma-separated subset of the suite's datasets")
         p.set_defaults(labelled=True)  # eval's --data is a labelled folder
     p.add_argument("--root", default=None, help="the folder of --dataset as downloaded")
@@ -86,8 +87,8 @@ def _all_datasets(args) -> list:
     suite = getattr(args, "suite", None)
     if suite:
         only = args.only.split(",") if args.only else None
-        entries = (preset_entries(suite, args.data_root, only, opts) if not suite.endswith(".json")
-                   else read_preset(suite, args.data_root if args.data_root != "." else None, only, opts))
+        entries = (read_preset(suite, args.data_root, only, opts) if Path(suite).is_file()
+                   else preset_entries(suite, args.data_root or ".", only, opts))
         return load_entries(entries)
     if args.dataset:
         if not args.root:

@@ -155,6 +155,8 @@ def evaluate(
                     "dataset": data.name, "fold": data.info.get("fold"), "kind": data.kind, "classes": data.classes,
                     **cell, "data_info": {k: v for k, v in data.info.items() if k != "per_class"},
                     "sampling": store.key.get("sampling"),
+                    "clips": {k: v for k, v in store.meta["clips"].items() if k != "examples"}
+                    if "clips" in store.meta else None,
                     "num_items": len(store), "num_failed": len(store.failures),
                     "backbone": store.key["model"], "preprocessing": store.key["preprocessing"],
                     "store": store.path.name, "random_weights": random_weights, "versions": versions(),

@@ -20,7 +20,7 @@ import torch
 
 from .data.datasets import DatasetError, ItemList, image_folder
 from .data.registry import PAPER_DATASETS, find_dataset_root, get_spec, load_dataset
-from .evaluate import Model, evaluate
+from .evaluate import Model, clip_model, evaluate
 from .models.backbone import PAPER_BACKBONES
 from .prompts import resolve_prompt_sets
 
@@ -135,10 +135,12 @@ def clip_baselines(models: list[Model], backbone: str, preprocessing: str) -> li
     short = {v: k[0] + "/" + k[1:] for k, v in PAPER_BACKBONES.items()}
     out = []
     for b, rev, pre in pairs:
-        group = "CLIP" if len(pairs) == 1 else f"CLIP {short.get(b, Path(b).name)}"
+        m = clip_model(b, pre, rev)
+        if len(pairs) > 1:
+            m.group = f"CLIP {short.get(b, Path(b).name)}"
         if len({p for _, _, p in pairs}) > 1:
-            group += f" [{pre}]"
-        out.append(Model("CLIP", group, b, pre, None, rev))
+            m.group += f" [{pre}]"
+        out.append(m)
     return out
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import inspect
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Callable
@@ -39,7 +39,7 @@ class DatasetSpec:
     dir_names: tuple[str, ...] = ()
     table: str | None = None
     download: str = ""  # what to download and point --root at (README, errors)
-    options: tuple[str, ...] = field(default=())
+    options: tuple[str, ...] = ()  # reader options; empty = the reader's keyword parameters
 
     def accepted_options(self) -> tuple[str, ...]:
         if self.options:
@@ -57,7 +57,7 @@ DATASETS: dict[str, DatasetSpec] = {s.name: s for s in [
     DatasetSpec("AffectNet8", partial(read_affectnet, num_classes=8), "image", 8,
                 dir_names=("AffectNet", "affectnet"), table="static", options=("release", "split"),
                 download="AffectNet: Manually_Annotated_file_lists/ + Manually_Annotated_Images/, or val_set/"),
-    DatasetSpec("FERPlus", read_ferplus, "image", 8, dir_names=("FERPlus", "ferplus", "FER2013", "fer2013"),
+    DatasetSpec("FERPlus", read_ferplus, "image", 8, dir_names=("FERPlus", "ferplus"),
                 table="static", download="fer2013.csv (Kaggle) + fer2013new.csv (microsoft/FERPlus), or the "
                 "FER2013Test/ PNG folder with label.csv"),
     DatasetSpec("DFEW", read_dfew, "video", 7, folds=(1, 2, 3, 4, 5), dir_names=("DFEW", "dfew"), table="video",
@@ -111,7 +111,8 @@ def load_dataset(name: str, root: str | Path, folds: list[int] | None = None, **
     if folds is not None:
         unknown = [f for f in folds if f not in spec.folds]
         if unknown:
-            raise DatasetError(f"{spec.name} has folds {list(spec.folds)}, not {unknown}")
+            have = f"folds {list(spec.folds)}" if spec.folds != (None,) else "no folds"
+            raise DatasetError(f"{spec.name} has {have}, not {unknown}")
     out = []
     for fold in (folds if folds is not None else spec.folds):
         kwargs = dict(options, fold=fold) if fold is not None else dict(options)
