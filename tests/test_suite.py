@@ -137,3 +137,25 @@ def test_extract_and_train_on_caers(data_root, tiny_clip_dir, tiny_blip2_dir, tm
     assert main(["train", "--dataset", "DFEW", "--root", str(data_root / "DFEW"), "--fold", "1", "--out",
                  str(tmp_path / "r2"), *common(tmp_path)]) == 2
     assert "heads are trained on images" in capsys.readouterr().err
+
+
+def test_clip_rows_per_backbone_in_the_papers_order():
+    from expclip.evaluate import Model
+    from expclip.suite import with_clip_baselines
+
+    l14, b32 = "openai/clip-vit-large-patch14", "openai/clip-vit-base-patch32"
+    heads = [Model("Exp-CLIP", "run-L14", l14, "reference", seed=1), Model("Exp-CLIP", "run-B32", b32, "reference")]
+    rows = with_clip_baselines(heads, l14, "reference")
+    assert [m.group for m in rows] == ["CLIP B/32", "run-B32", "CLIP L/14", "run-L14"]
+    assert [m.group for m in with_clip_baselines([], b32, "clip")] == ["CLIP"]
+
+
+def test_reader_options_from_the_command_line():
+    from expclip.suite import parse_options
+
+    got = parse_options(["rule=plurality", "dfew:media=clips", "list_path=reference:MAFW_set_1_test.txt",
+                         "num_classes=11"])
+    assert got == {None: {"rule": "plurality", "list_path": "reference:MAFW_set_1_test.txt", "num_classes": 11},
+                   "DFEW": {"media": "clips"}}
+    with pytest.raises(ValueError, match="KEY=VALUE"):
+        parse_options(["media"])

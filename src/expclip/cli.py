@@ -209,13 +209,13 @@ def cmd_eval(args) -> int:
     from .models.tiny import RANDOM_WEIGHTS_NOTE
     from .prompts import PAPER_PROMPT_SETS
     from .report import write_results
-    from .suite import clip_baselines, run_suite
+    from .suite import run_suite, with_clip_baselines
 
     datasets = _all_datasets(args)  # every dataset is read before any feature is computed
     dev = resolve_device(args.device)
     models = [head_model(d, dev) for d in expand_head_dirs(args.head)]
     if not args.no_clip:
-        models = clip_baselines(models, args.backbone, args.preprocessing) + models
+        models = with_clip_baselines(models, args.backbone, args.preprocessing)
     if not models:
         raise ValueError("nothing to evaluate: give --head and/or leave CLIP in (no --no-clip)")
     spec = args.prompts.split(",") if args.prompts != "all" else "all"

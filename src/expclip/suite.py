@@ -125,22 +125,23 @@ def load_entries(entries: list[SuiteEntry]) -> list[ItemList]:
     return [data for e in entries for data in e.load()]
 
 
-def clip_baselines(models: list[Model], backbone: str, preprocessing: str) -> list[Model]:
-    """Plain-CLIP models for the backbones of ``models`` (``backbone`` when there are none), one row each.
+def with_clip_baselines(models: list[Model], backbone: str, preprocessing: str) -> list[Model]:
+    """``models`` with a plain-CLIP row in front of the heads of each backbone (``backbone`` when there are none).
 
-    With several backbones the rows are named "CLIP B/16", ... so that they do not merge in the tables.
+    Rows follow the paper's tables (CLIP B/32, Exp-CLIP B/32, CLIP B/16, ...); with several backbones the CLIP rows
+    are named "CLIP B/16", ... (and by preprocessing when that differs) so that they do not merge.
     """
-    pairs = sorted({(m.backbone, m.backbone_revision, m.preprocessing) for m in models} or
-                   {(backbone, None, preprocessing)}, key=str)
+    pairs = {(m.backbone, m.backbone_revision, m.preprocessing) for m in models} or {(backbone, None, preprocessing)}
+    rank = {v: i for i, v in enumerate(PAPER_BACKBONES.values())}
     short = {v: k[0] + "/" + k[1:] for k, v in PAPER_BACKBONES.items()}
     out = []
-    for b, rev, pre in pairs:
+    for b, rev, pre in sorted(pairs, key=lambda p: (rank.get(p[0], len(rank)), str(p))):
         m = clip_model(b, pre, rev)
         if len(pairs) > 1:
             m.group = f"CLIP {short.get(b, Path(b).name)}"
         if len({p for _, _, p in pairs}) > 1:
             m.group += f" [{pre}]"
-        out.append(m)
+        out += [m] + [h for h in models if (h.backbone, h.backbone_revision, h.preprocessing) == (b, rev, pre)]
     return out
 
 

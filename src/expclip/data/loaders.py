@@ -15,6 +15,7 @@ from typing import Callable
 import torch
 from PIL import Image
 
+from ..features import ImageLoader
 from .datasets import ItemList
 from .images import ImageDecodeError, Preprocess, load_image
 from .video import VideoDecodeError, is_video_file, list_frames, read_frame_folder, read_video_frames, \
@@ -53,8 +54,6 @@ class ItemImageLoader:
 
 def image_loader(data: ItemList, preprocess: Preprocess) -> Callable[[int], torch.Tensor]:
     """The loader of an image ItemList: plain files, or crops / in-memory decoding where its items need it."""
-    from ..features import ImageLoader  # features imports data modules; import here to keep the graph acyclic
-
     if data.decoder is None and not any("box" in it for it in data.items):
         return ImageLoader(str(data.root), tuple(it["path"] for it in data.items), preprocess)
     keep = ("path", "box", "row")
