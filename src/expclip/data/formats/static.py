@@ -89,6 +89,8 @@ def read_affectnet(root: str | Path, num_classes: int = 7, release: str = "auto"
         raise DatasetError(f"AffectNet has 7 or 8 classes, got {num_classes}")
     if release not in ("auto", "legacy", "2021"):
         raise DatasetError(f"AffectNet release must be auto, legacy or 2021, got {release!r}")
+    if split not in ("validation", "train"):
+        raise DatasetError(f"AffectNet split must be validation or train, got {split!r}")
     csv_name = "training.csv" if split == "train" else "validation.csv"
     legacy_csv = [root / "Manually_Annotated_file_lists" / csv_name, root / csv_name]
     if release == "legacy" or (release == "auto" and any(p.is_file() for p in legacy_csv)):
