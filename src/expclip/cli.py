@@ -80,9 +80,71 @@ def _add_pre(p: argparse.ArgumentParser, default: str | None = "reference", note
 def _data(args) -> "object":
     from .data.datasets import image_folder, unlabelled_images
 
+    if getattr(args, "dataset", None):
+        return _one_dataset(args)
     if args.labelled:
         return image_folder(args.data, allow_outside=args.allow_outside_root)
     return unlabelled_images(args.data, allow_outside=args.allow_outside_root)
+
+
+# ------------------------------------------------------------------------------------------------ benchmark datasets
+def _add_dataset_source(p: argparse.ArgumentParser, data_help: str, suite: bool = False, video: bool = True) -> None:
+    """--data FOLDER | --dataset NAME --root DIR [| --suite ...], reader options and (for videos) frame sampling."""
+    from .data.registry import DATASETS, PAPER_DATASETS
+
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--data", help=data_help)
+    g.add_argument("--dataset", metavar="NAME", help=f"a dataset in its native format, read from --root: "
+                   f"{', '.join(DATASETS)} (README: 'Benchmarks')")
+    if suite:
+        g.add_argument("--suite", metavar="paper|FILE.json", help=f"'paper' ({', '.join(PAPER_DATASETS)}, found "
+                       "under --data-root by their usual folder names) or a preset file naming datasets and roots")
+        p.add_argument("--data-root", default=None, help="folder holding the datasets of --suite (default: the "
+                       "current folder; for a preset file, the file's folder)")
+        p.add_argument("--only", default=None, help="comma-separated subset of the suite's datasets")
+        p.set_defaults(labelled=True)  # eval's --data is a labelled folder
+    p.add_argument("--root", default=None, help="the folder of --dataset as downloaded")
+    p.add_argument("--fold", type=int, nargs="+", default=None, help="folds of DFEW/MAFW (default: all five)")
+    p.add_argument("--option", action="append", default=[], metavar="[DATASET:]KEY=VALUE",
+                   help="reader option, repeatable: e.g. split=train, votes=label.csv, rule=plurality (FERPlus), "
+                   "media=clips, lists=reference (videos), release=2021 (AffectNet), list_path=FILE (list)")
+    if video:
+        p.add_argument("--sampling", choices=["reference", "edge"], default="reference",
+                       help="frames of clips with at most --segments frames: reference = frame 0 repeated (the "
+                       "paper's code, default); edge = every frame, then the last one repeated")
+        p.add_argument("--segments", type=int, default=16, help="frames sampled per clip (default 16)")
+    else:
+        p.set_defaults(sampling="reference", segments=16)
+
+
+def _all_datasets(args) -> list:
+    """The ItemLists named on the command line (every fold), all read before any work starts."""
+    from .suite import SuiteEntry, load_entries, parse_options, preset_entries, read_preset
+
+    opts = parse_options(args.option)
+    suite = getattr(args, "suite", None)
+    if suite:
+        only = args.only.split(",") if args.only else None
+        entries = (read_preset(suite, args.data_root, only, opts) if Path(suite).is_file()
+                   else preset_entries(suite, args.data_root or ".", only, opts))
+        return load_entries(entries)
+    if args.dataset:
+        if not args.root:
+            raise ValueError(f"--dataset {args.dataset} needs --root: the folder you downloaded")
+        unknown = [k for k in opts if k is not None]
+        if unknown:
+            raise ValueError("--option DATASET:... prefixes are for --suite; with --dataset write KEY=VALUE")
+        return load_entries([SuiteEntry(args.dataset, Path(args.root), args.fold, opts.get(None, {}))])
+    if args.option or args.fold:
+        raise ValueError("--option and --fold apply to --dataset and --suite, not to --data")
+    return [_data(args)]
+
+
+def _one_dataset(args):
+    datasets = _all_datasets(args)
+    if len(datasets) != 1:
+        raise ValueError(f"{args.dataset} has {len(datasets)} folds here; choose one with --fold")
+    return datasets[0]
 
 
 # ------------------------------------------------------------------------------------------------ commands
@@ -105,15 +167,19 @@ def cmd_extract(args) -> int:
     import torch
 
     from .distributed import distributed_session
-    from .extract import extract_images, extract_teacher
+    from .extract import extract_features, extract_teacher
     from .models.teacher import Teacher, resolve_instruction, teacher_dtype
 
-    data = _data(args)
+    datasets = _all_datasets(args)  # every dataset is read before any work starts
     checked = _device(args)  # a GPU that is not there is refused before any work
     if args.teacher:  # refuse bad teacher options before the backbone's extraction, not after it
+        if any(d.kind == "video" for d in datasets):
+            raise ValueError("teacher targets are computed for training images, not for video datasets")
         teacher_dtype(checked, args.teacher_dtype)
         for instr in args.instruction:
             resolve_instruction(instr)
+    tag = (lambda d: f" {d.name}" + (f" fold {d.info['fold']}" if d.info.get("fold") else "")) \
+        if len(datasets) > 1 else (lambda d: "")
     # Under torchrun each process computes its share of every store's chunks; rank 0 assembles the stores.
     with distributed_session(args.device) as ctx:
         dev = ctx.device
@@ -125,16 +191,19 @@ def cmd_extract(args) -> int:
 
             for name in args.backbone:
                 bb = Backbone.from_pretrained(name, args.revision, device=dev)
-                say("CLIP", ctx.run(lambda shard: extract_images(bb, data, args.store, args.preprocessing,
-                                                                 batch_size=args.batch_size, shard=shard, **common)))
+                for data in datasets:
+                    say(f"CLIP{tag(data)}", ctx.run(lambda shard: extract_features(
+                        bb, data, args.store, args.preprocessing, sampling=args.sampling, num_segments=args.segments,
+                        batch_size=args.batch_size, shard=shard, **common)))
                 del bb
         if args.teacher:
             te = Teacher.from_pretrained(args.teacher, args.teacher_revision, device=dev, dtype=args.teacher_dtype,
                                          device_map=_device_map(getattr(args, "teacher_device_map", None)))
             for instr in args.instruction:
-                say(f"teacher [{instr[:30]}]", ctx.run(lambda shard: extract_teacher(
-                    te, data, args.store, instr, args.preprocessing, batch_size=args.teacher_batch_size, shard=shard,
-                    **common)))
+                for data in datasets:
+                    say(f"teacher{tag(data)} [{instr[:30]}]", ctx.run(lambda shard: extract_teacher(
+                        te, data, args.store, instr, args.preprocessing, batch_size=args.teacher_batch_size,
+                        shard=shard, **common)))
             del te
             if dev.type == "cuda":
                 torch.cuda.empty_cache()
@@ -164,6 +233,8 @@ def cmd_train(args) -> int:
     from .train import TrainConfig
 
     data = _data(args)
+    if data.kind != "image":
+        raise ValueError(f"{data.name} is a {data.kind} dataset; heads are trained on images (e.g. CAER-S)")
     try:
         img = find_image_store(args.store, args.backbone, data, args.preprocessing, args.revision)
         tgt = find_teacher_store(args.store, args.teacher, data, args.instruction, args.preprocessing)
@@ -191,15 +262,15 @@ def cmd_train(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from .data.datasets import image_folder
-    from .evaluate import clip_model, evaluate, head_model
+    from .evaluate import head_model
     from .fit import expand_head_dirs
     from .models.backbone import DEFAULT_BACKBONE
     from .models.tiny import RANDOM_WEIGHTS_NOTE
-    from .prompts import PAPER_PROMPT_SETS, resolve_prompt_sets
+    from .prompts import PAPER_PROMPT_SETS
     from .report import write_results
+    from .suite import run_suite, with_clip_baselines
 
-    data = image_folder(args.data, allow_outside=args.allow_outside_root)
+    datasets = _all_datasets(args)  # every dataset is read before any feature is computed
     dev = _device(args)
     models = [head_model(d, dev) for d in expand_head_dirs(args.head)]
     # A head is evaluated with the backbone and preprocessing it was trained with: an option that says otherwise
@@ -212,26 +283,27 @@ def cmd_eval(args) -> int:
                              f"{getattr(clash[0], attr)!r}; heads are evaluated as they were trained: drop {opt}, or "
                              f"evaluate a head trained with {value}")
     if not args.no_clip:
-        pairs = {(m.backbone, m.backbone_revision, m.preprocessing) for m in models} or {
-            (args.backbone or DEFAULT_BACKBONE, None, args.preprocessing or "reference")}
-        models = [clip_model(b, p, r) for b, r, p in sorted(pairs, key=str)] + models
+        models = with_clip_baselines(models, args.backbone or DEFAULT_BACKBONE, args.preprocessing or "reference")
     if not models:
         raise ValueError("nothing to evaluate: give --head and/or leave CLIP in (no --no-clip)")
     spec = args.prompts.split(",") if args.prompts != "all" else "all"
     unknown = [p for p in (spec if isinstance(spec, list) else []) if p not in PAPER_PROMPT_SETS]
     if unknown:
         raise ValueError(f"unknown prompt set(s) {unknown}; choose from {list(PAPER_PROMPT_SETS)} or 'all'")
-    results = evaluate(data, models, resolve_prompt_sets(spec, data.classes), args.store, device=dev,
-                       batch_size=args.batch_size, num_workers=args.num_workers, progress=not args.no_progress,
-                       strict=args.strict)
+    results = run_suite(datasets, models, spec, args.store, device=dev, sampling=args.sampling,
+                        num_segments=args.segments, batch_size=args.batch_size, num_workers=args.num_workers,
+                        progress=not args.no_progress, strict=args.strict)
     banner = RANDOM_WEIGHTS_NOTE if any(r["random_weights"] for r in results) else None
-    paths = write_results(results, args.out, title=f"Zero-shot results on {data.name}", banner=banner)
+    names = list(dict.fromkeys(d.name for d in datasets))
+    paper = bool(args.suite or args.dataset)
+    paths = write_results(results, args.out, title=f"Zero-shot results on {', '.join(names)}", banner=banner,
+                          paper_layout=paper)
     print(paths["markdown"].read_text())
     for store, n, failed, scored in sorted({(c["store"], c["num_items"], c["num_failed"], c["num_samples"])
                                             for c in results}):
         print(f"{store}: scored {scored} of {n} items" + (f" ({failed} unreadable, skipped; listed in its meta.json)"
                                                           if failed else ""))
-    print(f"results: {args.out}/ (results.md, results.csv, cells/*.json, confusion/*.png)")
+    print(f"results: {args.out}/ (results.md, results.csv, cells.csv, cells/*.json, confusion/*.png)")
     return 0
 
 
@@ -305,7 +377,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "Several processes/GPUs: torchrun --nproc-per-node N -m expclip extract ... (each process "
                        "computes a share of the chunks; the store is the same as a single process's).",
                        epilog=EPILOG)
-    s.add_argument("--data", required=True, help="image folder (all images recursively, or class subfolders with --labelled)")
+    _add_dataset_source(s, "image folder (all images recursively, or class subfolders with --labelled)")
     s.add_argument("--labelled", action="store_true", help="--data has one subfolder per class (happy/, sad/...)")
     s.add_argument("--backbone", nargs="+", default=[DEFAULT_BACKBONE], help=f"CLIP model(s) (default {DEFAULT_BACKBONE})")
     s.add_argument("--revision", default=None, help="hub revision of the backbone")
@@ -328,7 +400,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Train Exp-CLIP heads on cached CLIP features and teacher targets. Runs no encoder "
                        "unless --extract is given and features are missing. Defaults are the paper's recipe.",
                        epilog=EPILOG)
-    s.add_argument("--data", required=True, help="the training image folder that was extracted")
+    _add_dataset_source(s, "the training image folder that was extracted", video=False)
     s.add_argument("--labelled", action="store_true", help=argparse.SUPPRESS)
     s.add_argument("--backbone", default=DEFAULT_BACKBONE)
     s.add_argument("--revision", default=None)
@@ -355,11 +427,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_runtime(s)
     s.set_defaults(fn=cmd_train)
 
-    s = sub.add_parser("eval", help="zero-shot UAR/WAR of CLIP and heads on a labelled image folder",
+    s = sub.add_parser("eval", help="zero-shot UAR/WAR of CLIP and heads on a folder, a benchmark or the paper's suite",
                        description="Evaluate plain CLIP and trained heads on a folder with one subfolder per class "
-                       "(names like happy, Happiness, 3_joy are mapped to the canonical classes). Writes one JSON "
-                       "per cell, results.csv, results.md and confusion-matrix PNGs.", epilog=EPILOG)
-    s.add_argument("--data", required=True, help="labelled image folder (class subfolders)")
+                       "(names like happy, Happiness, 3_joy are mapped to the canonical classes), on a benchmark in "
+                       "its native format (--dataset NAME --root DIR, every fold) or on a suite (--suite paper "
+                       "--data-root DIR). Features are computed once per dataset and fold and reused for every "
+                       "head, seed and prompt set. Writes one JSON per cell, results.csv, cells.csv, results.md (the "
+                       "paper's table layout for benchmarks) and confusion-matrix PNGs.", epilog=EPILOG)
+    _add_dataset_source(s, "labelled image folder (class subfolders)", suite=True)
     s.add_argument("--head", nargs="*", default=[], help="head directories or run directories of seed*/ heads")
     s.add_argument("--no-clip", action="store_true", help="leave out the plain-CLIP baseline")
     s.add_argument("--backbone", default=None,

@@ -16,7 +16,7 @@ from torch import nn
 
 from .checkpoint import load_head, versions
 from .data.datasets import ItemList
-from .extract import extract_images, find_image_store, find_prompt_features, prompt_features, require_store
+from .extract import extract_features, find_image_store, find_prompt_features, prompt_features, require_store
 from .features import check_strict
 from .metrics import summarize
 from .models.backbone import Backbone, known_feature_dim
@@ -73,18 +73,21 @@ class LazyBackbone:
 
 def image_store_for(data: ItemList, lazy: LazyBackbone, preprocessing: str, store_root: Path,
                     batch_size: int = 64, num_workers: int | None = None, progress: bool = True,
-                    strict: bool = False, extract: Callable | None = None) -> FeatureStore:
+                    strict: bool = False, extract: Callable | None = None, sampling: str = "reference",
+                    num_segments: int = 16) -> FeatureStore:
     """The image/video store of ``data`` for this backbone: found by key, else extracted now."""
     try:
-        store = find_image_store(store_root, lazy.name, data, preprocessing, lazy.revision)
+        store = find_image_store(store_root, lazy.name, data, preprocessing, lazy.revision, sampling, num_segments)
         return check_strict(store) if strict else store
     except StaleStoreError:
         raise
     except StoreError:
         pass
-    fn = extract or extract_images
-    return require_store(fn(lazy.get(), data, store_root, preprocessing, batch_size=batch_size,
-                            num_workers=num_workers, progress=progress, strict=strict), f"features of {data.name}")
+    kw = dict(batch_size=batch_size, num_workers=num_workers, progress=progress, strict=strict)
+    if data.kind == "video":
+        kw.update(sampling=sampling, num_segments=num_segments)
+    fn = extract or extract_features
+    return require_store(fn(lazy.get(), data, store_root, preprocessing, **kw), f"features of {data.name}")
 
 
 def check_head_dims(models: list[Model]) -> None:
@@ -126,10 +129,15 @@ def evaluate(
     progress: bool = True,
     strict: bool = False,
     extract: Callable | None = None,
+    sampling: str = "reference",
+    num_segments: int = 16,
+    backbones: dict | None = None,
 ) -> list[dict]:
     """Evaluate every model on ``data`` with every prompt set; returns one result dict per cell.
 
     ``prompts``: prompt-set name -> per-class prompt lists for ``data.classes``.
+    ``sampling``/``num_segments``: the frame sampling of video data. ``backbones``: a dict shared between calls
+    (datasets, folds) so that a backbone is loaded at most once.
     """
     if not data.classes:
         raise ValueError(f"{data.name} has no classes: zero-shot evaluation needs labelled data")
@@ -143,8 +151,10 @@ def evaluate(
     for m in models:
         groups.setdefault((m.backbone, m.backbone_revision, m.preprocessing), []).append(m)
     for (bb_name, bb_rev, mode), group in groups.items():
-        lazy = LazyBackbone(bb_name, bb_rev, device)
-        store = image_store_for(data, lazy, mode, store_root, batch_size, num_workers, progress, strict, extract)
+        lazy = (backbones if backbones is not None else {}).setdefault((bb_name, bb_rev),
+                                                                        LazyBackbone(bb_name, bb_rev, device))
+        store = image_store_for(data, lazy, mode, store_root, batch_size, num_workers, progress, strict, extract,
+                                sampling, num_segments)
         feats, labels, _ = store.tensors()
         if (labels < 0).any():
             raise ValueError(f"{data.name}: some items have no label; cannot score them")
@@ -163,7 +173,11 @@ def evaluate(
             for cell in score_cells(feats, labels, m, pf, data.classes, logit_scale, device):
                 results.append({
                     "model": m.name, "group": m.group, "seed": m.seed, "head_dir": m.head_dir,
-                    "dataset": data.name, "fold": data.info.get("fold"), "classes": data.classes, **cell,
+                    "dataset": data.name, "fold": data.info.get("fold"), "kind": data.kind, "classes": data.classes,
+                    **cell, "data_info": {k: v for k, v in data.info.items() if k != "per_class"},
+                    "sampling": store.key.get("sampling"),
+                    "clips": {k: v for k, v in store.meta["clips"].items() if k != "examples"}
+                    if "clips" in store.meta else None,
                     "num_items": len(store), "num_failed": len(store.failures),
                     "backbone": store.key["model"], "preprocessing": store.key["preprocessing"],
                     "store": store.path.name, "random_weights": random_weights, "versions": versions(),

@@ -16,10 +16,12 @@ import torch
 
 from .data.datasets import ItemList
 from .data.images import Preprocess, preprocess_for_model
-from .features import ImageLoader, base_key, default_num_workers, run_extraction
+from .data.loaders import ClipLoader, image_loader, plan_clips
+from .data.video import SAMPLING_RULES
+from .features import base_key, default_num_workers, run_extraction
 from .models.hub import ModelNotAvailableError, ResolvedModel, resolve_model
 from .models.teacher import resolve_instruction
-from .store import FeatureStore, StoreError, find_store, key_digest, store_path
+from .store import FeatureStore, StaleStoreError, StoreError, find_store, key_digest, store_path
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +37,15 @@ def compute_dtype_name(amp_dtype: torch.dtype | None) -> str:
     return "float32" if amp_dtype is None else f"{str(amp_dtype).split('.')[-1]}-autocast"
 
 
-def image_key(model: dict, preprocess: Preprocess, data: ItemList, dtype: str) -> dict:
-    return base_key(data.kind, model, preprocess, data, dtype=dtype)
+def image_key(model: dict, preprocess: Preprocess, data: ItemList, dtype: str, sampling: str = "reference",
+              num_segments: int = 16) -> dict:
+    """Key of image features, or of video frame features: those also record the frame sampling."""
+    extra = {}
+    if data.kind == "video":
+        if sampling not in SAMPLING_RULES:
+            raise ValueError(f"unknown sampling rule {sampling!r}; choose one of {SAMPLING_RULES}")
+        extra["sampling"] = {"rule": sampling, "num_segments": int(num_segments)}
+    return base_key(data.kind, model, preprocess, data, dtype=dtype, **extra)
 
 
 def teacher_key(model: dict, preprocess: Preprocess, data: ItemList, instruction: str, dtype: str) -> dict:
@@ -76,13 +85,25 @@ def _find(store_root: Path, key: dict, free: tuple[str, ...], resolved: Resolved
     return store
 
 
+def _data_args(data: ItemList) -> str:
+    """The CLI arguments that name ``data`` (for "extract it first" messages)."""
+    name = data.info.get("dataset")
+    if name:
+        fold = f" --fold {data.info['fold']}" if data.info.get("fold") else ""
+        return f"--dataset {name} --root {data.root}{fold}"
+    return f"--data {data.root}"
+
+
 def find_image_store(store_root: str | Path, backbone: str, data: ItemList, preprocessing: str = "reference",
-                     revision: str | None = None) -> FeatureStore:
-    """The finished image (or video) feature store of ``backbone`` on ``data``, found by key; no model is loaded."""
+                     revision: str | None = None, sampling: str = "reference", num_segments: int = 16) -> FeatureStore:
+    """The finished image (or video) feature store of ``backbone`` on ``data``, found by key; no model is loaded.
+
+    For video data the key includes the frame sampling (``sampling`` rule, ``num_segments`` frames per clip).
+    """
     lk = _lookup(backbone, revision)
     pre = model_preprocess(lk.resolved, preprocessing) if lk.resolved else Preprocess(preprocessing)
-    key = image_key(lk.identity, pre, data, "float32")
-    how = (f"Extract it first: expclip extract --data {data.root} --backbone {backbone} "
+    key = image_key(lk.identity, pre, data, "float32", sampling, num_segments)
+    how = (f"Extract it first: expclip extract {_data_args(data)} --backbone {backbone} "
            f"--preprocessing {preprocessing} --store {store_root}")
     return _find(Path(store_root), key, lk.free, lk.resolved, preprocessing, how)
 
@@ -111,11 +132,11 @@ def extract_images(
 ) -> FeatureStore | None:
     """CLIP image features (N, D) of ``data`` into the store (resumes a partial one)."""
     if data.kind != "image":
-        raise ValueError(f"{data.name} is a {data.kind} dataset; use the video extraction for it")
+        raise ValueError(f"{data.name} is a {data.kind} dataset; use extract_videos for it")
     data.validate(check_files=False)
     pre = backbone.preprocess(preprocessing)
     key = image_key(backbone.identity(), pre, data, compute_dtype_name(backbone.amp_dtype))
-    load = ImageLoader(str(data.root), tuple(it["path"] for it in data.items), pre)
+    load = image_loader(data, pre)
     return run_extraction(
         store_path(store_root, key), key, data.items, load, backbone.encode_image, (backbone.embed_dim,),
         batch_size=batch_size, num_workers=default_num_workers() if num_workers is None else num_workers,
@@ -137,17 +158,78 @@ def extract_teacher(
     shard: tuple[int, int] = (0, 1),
 ) -> FeatureStore | None:
     """Teacher targets e_G (N, E) of ``data`` for ``instruction`` into the store (resumes a partial one)."""
+    if data.kind != "image":
+        raise ValueError(f"{data.name} is a {data.kind} dataset; teacher targets are computed for training images")
     name, text = resolve_instruction(instruction)
     data.validate(check_files=False)
     pre = teacher.preprocess(preprocessing)
     key = teacher_key(teacher.identity(), pre, data, text, str(teacher.dtype).split(".")[-1])
-    load = ImageLoader(str(data.root), tuple(it["path"] for it in data.items), pre)
+    load = image_loader(data, pre)
     return run_extraction(
         store_path(store_root, key), key, data.items, load, lambda x: teacher.encode(x, text), (teacher.embed_dim,),
         batch_size=batch_size, num_workers=default_num_workers() if num_workers is None else num_workers,
         progress=progress, strict=strict, desc=f"teacher {data.name} [{name}]", shard=shard,
         pin_memory=teacher.device.type == "cuda",
     )
+
+
+@dataclass(frozen=True)
+class _ClipEncoder:
+    """(B,T,3,H,W) clips -> (B,T,D) per-frame features, the frames of a batch in one forward pass."""
+
+    backbone: Any
+
+    def __call__(self, clips: torch.Tensor) -> torch.Tensor:
+        b, t = clips.shape[:2]
+        return self.backbone.encode_image(clips.flatten(0, 1)).view(b, t, -1)
+
+
+def extract_videos(
+    backbone: Any,
+    data: ItemList,
+    store_root: str | Path,
+    preprocessing: str = "reference",
+    sampling: str = "reference",
+    num_segments: int = 16,
+    batch_size: int = 64,
+    num_workers: int | None = None,
+    progress: bool = True,
+    strict: bool = False,
+    shard: tuple[int, int] = (0, 1),
+) -> FeatureStore | None:
+    """Per-frame CLIP features (N, T, D) of the clips of ``data`` into the store (resumes a partial one).
+
+    T = ``num_segments`` frames per clip chosen by the ``sampling`` rule ("reference" or "edge", part of the key);
+    ``batch_size`` counts frames per forward pass (clips per batch = batch_size // T, at least 1). Unreadable clips
+    are recorded as failures; short clips and list counts above the real frame count are reported in meta.json.
+    """
+    if data.kind != "video":
+        raise ValueError(f"{data.name} is a {data.kind} dataset; use extract_images for it")
+    pre = backbone.preprocess(preprocessing)
+    key = image_key(backbone.identity(), pre, data, compute_dtype_name(backbone.amp_dtype), sampling, num_segments)
+    path = store_path(store_root, key)
+    try:  # planning lists every clip: skip it when the store is already complete
+        return FeatureStore.open(path, key)
+    except StaleStoreError:
+        raise
+    except StoreError:
+        pass
+    items, report = plan_clips(data, num_segments, sampling)
+    workers = default_num_workers() if num_workers is None else num_workers
+    return run_extraction(
+        path, key, items, ClipLoader.from_plan(data.root, items, pre), _ClipEncoder(backbone),
+        (num_segments, backbone.embed_dim), batch_size=max(1, batch_size // num_segments), num_workers=workers,
+        progress=progress, strict=strict, desc=f"CLIP {data.name} clips", shard=shard,
+        pin_memory=backbone.device.type == "cuda", extra_meta={"logit_scale": backbone.logit_scale, "clips": report},
+    )
+
+
+def extract_features(backbone: Any, data: ItemList, store_root: str | Path, preprocessing: str = "reference",
+                     sampling: str = "reference", num_segments: int = 16, **kw: Any) -> FeatureStore | None:
+    """:func:`extract_images` or :func:`extract_videos`, by the kind of ``data``."""
+    if data.kind == "video":
+        return extract_videos(backbone, data, store_root, preprocessing, sampling, num_segments, **kw)
+    return extract_images(backbone, data, store_root, preprocessing, **kw)
 
 
 @dataclass(frozen=True)

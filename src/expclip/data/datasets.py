@@ -23,8 +23,10 @@ log = logging.getLogger(__name__)
 class ItemList:
     """A dataset as the store sees it.
 
-    ``items``: dicts with "path" (relative to ``root``, POSIX), "label" (int index into ``classes`` or None) and,
-    for videos, what the reader needs ("frames", "num_frames"...).
+    ``items``: dicts with "path" (relative to ``root``, POSIX), "label" (int index into ``classes`` or None) and
+    what the reader needs: "box" [x, y, w, h] (crop to a face box), "num_frames" (a list file's frame count)...
+    ``decoder``: for items that are not files under ``root`` (FER2013's pixels in a CSV), a picklable
+    ``decoder(root, item) -> PIL.Image`` with a ``fingerprint()`` of its content.
     """
 
     name: str
@@ -33,6 +35,7 @@ class ItemList:
     classes: list[str] = field(default_factory=list)
     kind: str = "image"  # "image" or "video"
     info: dict = field(default_factory=dict)  # reader notes (fold, split, dropped counts...)
+    decoder: object | None = None
 
     def __len__(self) -> int:
         return len(self.items)
@@ -85,7 +88,10 @@ class ItemList:
                 size = p.stat().st_size if p.is_file() else (len(list(p.iterdir())) if p.is_dir() else -1)
             except OSError:
                 size = -1
-            h.update(json.dumps([it["path"], it.get("label"), size, it.get("frames")], sort_keys=True).encode())
+            extra = [it[k] for k in ("num_frames", "box", "row") if k in it]  # plain items hash as before
+            h.update(json.dumps([it["path"], it.get("label"), size, it.get("frames"), *extra], sort_keys=True).encode())
+        if self.decoder is not None and hasattr(self.decoder, "fingerprint"):
+            h.update(str(self.decoder.fingerprint()).encode())
         return {"name": self.name, "n": len(self.items), "kind": self.kind, "classes": self.classes,
                 "sha256": h.hexdigest()[:20]}
 

@@ -1,0 +1,161 @@
+"""Evaluation suites: which datasets (and folds, reader options) to score, from a preset name or a preset file.
+
+``paper`` is the paper's eight columns (RAF-DB, AffectNet-7/-8, FERPlus, DFEW, FERV39k, MAFW, AFEW), found under
+one data root by their usual folder names. A preset file (JSON) names any subset with explicit roots and options::
+
+    {"datasets": [{"dataset": "RAFDB", "root": "RAF-DB/basic"},
+                  {"dataset": "DFEW", "root": "DFEW", "folds": [1, 2], "options": {"media": "clips"}}]}
+
+Every dataset is read before any feature is computed, so a wrong path fails in seconds, not hours in.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from .data.datasets import DatasetError, ItemList, image_folder
+from .data.registry import PAPER_DATASETS, find_dataset_root, get_spec, load_dataset
+from .evaluate import Model, clip_model, evaluate
+from .models.backbone import PAPER_BACKBONES
+from .prompts import resolve_prompt_sets
+
+log = logging.getLogger(__name__)
+
+SUITES = {"paper": PAPER_DATASETS}
+
+
+@dataclass
+class SuiteEntry:
+    """One dataset of a suite: registry name, root folder, folds (None = all) and reader options."""
+
+    dataset: str
+    root: Path
+    folds: list[int] | None = None
+    options: dict = field(default_factory=dict)
+
+    def load(self) -> list[ItemList]:
+        if self.dataset == "folder":  # the plain labelled folder of `expclip eval --data`
+            return [image_folder(self.root, **self.options)]
+        return load_dataset(self.dataset, self.root, self.folds, **self.options)
+
+
+def parse_options(pairs: list[str]) -> dict[str | None, dict]:
+    """``["rule=plurality", "DFEW:media=clips"]`` -> {None: {"rule": "plurality"}, "DFEW": {"media": "clips"}}.
+
+    Integer-looking values become ints. Options without a dataset prefix apply to every dataset that takes them.
+    """
+    out: dict[str | None, dict] = {}
+    for pair in pairs:
+        head, sep, value = pair.partition("=")
+        target, _, key = head.rpartition(":")
+        if not sep or not key.strip():
+            raise ValueError(f"option {pair!r} is not KEY=VALUE (or DATASET:KEY=VALUE)")
+        out.setdefault(get_spec(target).name if target else None, {})[key.strip()] = \
+            int(value) if value.strip().lstrip("-").isdigit() else value.strip()
+    return out
+
+
+def _options_for(dataset: str, options: dict[str | None, dict]) -> dict:
+    accepted = set(get_spec(dataset).accepted_options())
+    common = {k: v for k, v in options.get(None, {}).items() if k in accepted}
+    return {**common, **options.get(get_spec(dataset).name, {})}
+
+
+def preset_entries(name: str, data_root: str | Path, only: list[str] | None = None,
+                   options: dict[str | None, dict] | None = None) -> list[SuiteEntry]:
+    """The entries of a built-in suite whose folders exist under ``data_root`` (the others are logged, skipped)."""
+    if name not in SUITES:
+        raise ValueError(f"unknown suite {name!r}; built-in suites: {list(SUITES)} (or give a preset .json file)")
+    names = _select(SUITES[name], only)
+    entries, missing = [], []
+    for ds in names:
+        root = find_dataset_root(ds, data_root)
+        if root is None:
+            missing.append(f"{ds} (looked for {', '.join(get_spec(ds).dir_names)})")
+            continue
+        entries.append(SuiteEntry(ds, root, None, _options_for(ds, options or {})))
+    if missing:
+        log.warning("suite %s: not found under %s, left out: %s", name, data_root, "; ".join(missing))
+    if not entries:
+        raise DatasetError(f"suite {name!r}: none of its datasets is under {data_root}: " + "; ".join(missing))
+    return entries
+
+
+def read_preset(path: str | Path, data_root: str | Path | None = None, only: list[str] | None = None,
+                options: dict[str | None, dict] | None = None) -> list[SuiteEntry]:
+    """Entries of a preset file; relative roots are taken from ``data_root`` or else the file's folder."""
+    path = Path(path)
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as e:
+        raise DatasetError(f"cannot read the suite preset {path}: {e}") from e
+    rows = obj.get("datasets") if isinstance(obj, dict) else obj
+    if not isinstance(rows, list) or not rows:
+        raise DatasetError(f"{path}: expected {{\"datasets\": [{{\"dataset\": NAME, \"root\": DIR}}, ...]}}")
+    base = Path(data_root) if data_root else path.parent
+    entries = []
+    for i, row in enumerate(rows):
+        if not isinstance(row, dict) or "dataset" not in row or "root" not in row:
+            raise DatasetError(f"{path}: entry {i} needs 'dataset' and 'root', got {row!r}")
+        name = "folder" if row["dataset"] == "folder" else get_spec(row["dataset"]).name
+        root = Path(row["root"]).expanduser()
+        opts = {**(_options_for(name, options or {}) if name != "folder" else {}), **row.get("options", {})}
+        entries.append(SuiteEntry(name, root if root.is_absolute() else base / root, row.get("folds"), opts))
+    keep = set(_select([e.dataset for e in entries], only))
+    return [e for e in entries if e.dataset in keep]
+
+
+def _select(names: list[str] | tuple[str, ...], only: list[str] | None) -> list[str]:
+    if not only:
+        return list(names)
+    wanted = {get_spec(n).name for n in only}
+    unknown = wanted - set(names)
+    if unknown:
+        raise ValueError(f"--only names {sorted(unknown)} that are not in the suite ({list(names)})")
+    return [n for n in names if n in wanted]
+
+
+def load_entries(entries: list[SuiteEntry]) -> list[ItemList]:
+    """Read every dataset (and fold) of the suite up front."""
+    return [data for e in entries for data in e.load()]
+
+
+def with_clip_baselines(models: list[Model], backbone: str, preprocessing: str) -> list[Model]:
+    """``models`` with a plain-CLIP row in front of the heads of each backbone (``backbone`` when there are none).
+
+    Rows follow the paper's tables (CLIP B/32, Exp-CLIP B/32, CLIP B/16, ...); with several backbones the CLIP rows
+    are named "CLIP B/16", ... (and by preprocessing when that differs) so that they do not merge.
+    """
+    pairs = {(m.backbone, m.backbone_revision, m.preprocessing) for m in models} or {(backbone, None, preprocessing)}
+    rank = {v: i for i, v in enumerate(PAPER_BACKBONES.values())}
+    short = {v: k[0] + "/" + k[1:] for k, v in PAPER_BACKBONES.items()}
+    out = []
+    for b, rev, pre in sorted(pairs, key=lambda p: (rank.get(p[0], len(rank)), str(p))):
+        m = clip_model(b, pre, rev)
+        if len(pairs) > 1:
+            m.group = f"CLIP {short.get(b, Path(b).name)}"
+        if len({p for _, _, p in pairs}) > 1:
+            m.group += f" [{pre}]"
+        out += [m] + [h for h in models if (h.backbone, h.backbone_revision, h.preprocessing) == (b, rev, pre)]
+    return out
+
+
+def run_suite(datasets: list[ItemList], models: list[Model], prompts: str | list[str], store_root: str | Path,
+              device: str | torch.device = "cpu", sampling: str = "reference", num_segments: int = 16,
+              **kw) -> list[dict]:
+    """Score every model on every dataset/fold with every prompt set; one result dict per cell.
+
+    Image/video features are computed once per (backbone, preprocessing, dataset, fold) and reused for every head,
+    seed and prompt set; each backbone is loaded at most once. ``kw``: batch_size, num_workers, progress, strict.
+    """
+    backbones: dict = {}
+    results = []
+    for data in datasets:
+        results += evaluate(data, models, resolve_prompt_sets(prompts, data.classes), store_root, device=device,
+                            sampling=sampling, num_segments=num_segments, backbones=backbones, **kw)
+    return results
