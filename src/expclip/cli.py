@@ -183,16 +183,23 @@ def cmd_predict(args) -> int:
             what = f"error: {r['error']}" if r["error"] else f"{r['label']} {r['score']:.2f}" if r["label"] else "-"
             tqdm.write(f"{r['input']}{where} {who}: {what}")
 
-    s = predict_to_file(model, args.paths, args.out, args.labels, args.template or args.prompts, resume=args.resume,
-                        overwrite=args.overwrite, annotate_dir=args.annotate, progress=not args.no_progress,
-                        on_rows=None if args.out else show, faces=args.faces, margin=args.margin,
-                        no_face=args.no_face, max_faces=args.max_faces, num_frames=args.frames,
-                        video_fps=args.video_fps, batch_size=args.batch_size,
-                        num_workers=min(4, os.cpu_count() or 1) if args.num_workers is None else args.num_workers,
-                        strict=args.strict)
+    try:
+        s = predict_to_file(model, args.paths, args.out, args.labels, args.template or args.prompts,
+                            resume=args.resume, overwrite=args.overwrite, annotate_dir=args.annotate,
+                            progress=not args.no_progress, on_rows=None if args.out else show, faces=args.faces,
+                            margin=args.margin, no_face=args.no_face, max_faces=args.max_faces,
+                            num_frames=args.frames, video_fps=args.video_fps, batch_size=args.batch_size,
+                            num_workers=min(4, os.cpu_count() or 1) if args.num_workers is None else args.num_workers,
+                            strict=args.strict)
+    except KeyboardInterrupt:
+        if args.out:
+            print(f"\ninterrupted: the rows written so far are in {args.out}; add --resume to the same command to "
+                  "continue", file=sys.stderr)
+            return 130
+        raise
     done = f", {s.already_done} already in {s.out}" if s.already_done else ""
-    print(f"{model.name} ({model.backbone.name}): {s.inputs} input(s){done}; {s.rows} row(s) written"
-          + (f" to {s.out}" if s.out else "") + (f"; {s.no_face} without a face" if s.no_face else "")
+    print(f"{model.name} ({model.backbone.name}): {s.inputs} input(s){done}; {s.rows} row(s)"
+          + (f" written to {s.out}" if s.out else "") + (f"; {s.no_face} without a face" if s.no_face else "")
           + (f"; {s.errors} unreadable" if s.errors else ""))
     if s.annotated:
         print(f"annotated: {len(s.annotated)} file(s) in {args.annotate}")
