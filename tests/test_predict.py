@@ -123,6 +123,9 @@ def test_custom_words_templates_and_descriptions_use_the_paper_rule(model, tmp_p
         model.label_prompts(["happy", "happy"])
     with pytest.raises(ValueError, match="unknown prompt set"):
         model.label_prompts(["happy"], "ensemble_7")
+    pytest.importorskip("yaml")
+    (tmp_path / "labels.yaml").write_text("labels: [calm, tense]\ntemplates: ['a {} face.']\n")
+    assert model.label_prompts(tmp_path / "labels.yaml").prompts == [["a calm face."], ["a tense face."]]
 
 
 def test_no_face_is_a_flagged_row_never_an_exception(model):
@@ -155,6 +158,9 @@ def test_inputs_of_every_kind_and_unreadable_files(model, tmp_path):
     same = df[df["input"].str.startswith("<")][[f"p_{c}" for c in classes_for(7)]].to_numpy(dtype=float)
     np.testing.assert_allclose(same, np.repeat(same[:1], len(same), axis=0), rtol=1e-4, atol=1e-6)
     assert str(df["face"].dtype) == "Int64" and str(df["face_detected"].dtype) == "boolean"
+    threaded = model.predict(inputs, faces="none", num_workers=2, batch_size=3)  # prefetch threads keep the order
+    assert threaded["input"].tolist() == df["input"].tolist()
+    np.testing.assert_allclose(threaded["score"].to_numpy(dtype=float), df["score"].to_numpy(dtype=float), rtol=1e-4)
     with pytest.raises(ImageDecodeError, match="broken.jpg"):
         model.predict(root / "broken.jpg", faces="none", strict=True)
     with pytest.raises(FileNotFoundError, match="nowhere.jpg"):

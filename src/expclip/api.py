@@ -123,7 +123,10 @@ class ExpCLIP:
         key = tuple(tuple(p) for p in label_prompts.prompts)
         if key not in self._text_cache:
             self._text_cache[key] = prompt_features(self.backbone, label_prompts.prompts)
-        return build_classifier(self._text_cache[key], self.head, self.backbone.logit_scale)
+        text = self._text_cache[key]
+        # On the model's device, so that plain CLIP (no head to move them) also scores there.
+        text = text.to(self.device) if isinstance(text, torch.Tensor) else [t.to(self.device) for t in text]
+        return build_classifier(text, self.head, self.backbone.logit_scale)
 
     def encode(self, pixels: torch.Tensor) -> torch.Tensor:
         """(N,3,H,W) preprocessed crops -> (N,D) CLIP image features (float32, on the model's device)."""

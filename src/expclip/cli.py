@@ -167,42 +167,29 @@ def cmd_predict(args) -> int:
 
     from .api import ExpCLIP
     from .models.backbone import DEFAULT_BACKBONE
-    from .predict_run import predict_to_file
+    from .predict_run import format_row, predict_to_file
 
     if args.head and args.backbone:
         log.warning("--backbone %s replaces the backbone recorded in the head", args.backbone)
     model = ExpCLIP.from_pretrained(args.head or args.backbone or DEFAULT_BACKBONE, args.device,
                                     backbone=args.backbone if args.head else None, revision=args.revision,
                                     preprocessing=args.preprocessing)
-
-    def show(rows: list[dict]) -> None:
-        for r in rows:
-            where = f" frame {r['frame']} ({r['timestamp']:.2f}s)" if r["kind"] == "frame" else ""
-            who = "clip" if r["kind"] == "clip" else f"face {r['face']}" if r["face_detected"] else \
-                "no face (whole image)" if r["face_detected"] is False else "image"
-            what = f"error: {r['error']}" if r["error"] else f"{r['label']} {r['score']:.2f}" if r["label"] else "-"
-            tqdm.write(f"{r['input']}{where} {who}: {what}")
-
     try:
         s = predict_to_file(model, args.paths, args.out, args.labels, args.template or args.prompts,
                             resume=args.resume, overwrite=args.overwrite, annotate_dir=args.annotate,
-                            progress=not args.no_progress, on_rows=None if args.out else show, faces=args.faces,
-                            margin=args.margin, no_face=args.no_face, max_faces=args.max_faces,
+                            progress=not args.no_progress,
+                            on_rows=None if args.out else lambda rows: [tqdm.write(format_row(r)) for r in rows],
+                            faces=args.faces, margin=args.margin, no_face=args.no_face, max_faces=args.max_faces,
                             num_frames=args.frames, video_fps=args.video_fps, batch_size=args.batch_size,
                             num_workers=min(4, os.cpu_count() or 1) if args.num_workers is None else args.num_workers,
                             strict=args.strict)
     except KeyboardInterrupt:
-        if args.out:
-            print(f"\ninterrupted: the rows written so far are in {args.out}; add --resume to the same command to "
-                  "continue", file=sys.stderr)
-            return 130
-        raise
-    done = f", {s.already_done} already in {s.out}" if s.already_done else ""
-    print(f"{model.name} ({model.backbone.name}): {s.inputs} input(s){done}; {s.rows} row(s)"
-          + (f" written to {s.out}" if s.out else "") + (f"; {s.no_face} without a face" if s.no_face else "")
-          + (f"; {s.errors} unreadable" if s.errors else ""))
-    if s.annotated:
-        print(f"annotated: {len(s.annotated)} file(s) in {args.annotate}")
+        if not args.out:
+            raise
+        print(f"\ninterrupted: the rows written so far are in {args.out}; add --resume to the same command to "
+              "continue", file=sys.stderr)
+        return 130
+    print(f"{model.name} ({model.backbone.name}): {s}")
     return 0
 
 
@@ -394,11 +381,12 @@ def _friendly_errors():
     from .checkpoint import CheckpointError
     from .data.datasets import DatasetError
     from .data.faces import FaceDetectorUnavailable
+    from .data.images import ImageDecodeError
     from .models.hub import ModelNotAvailableError
     from .store import StoreError
 
     return (ModelNotAvailableError, StoreError, DatasetError, CheckpointError, FileNotFoundError, FileExistsError,
-            ValueError, KeyError, FaceDetectorUnavailable)
+            ValueError, KeyError, FaceDetectorUnavailable, ImageDecodeError)
 
 
 def main(argv: list[str] | None = None) -> int:

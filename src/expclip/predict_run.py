@@ -24,6 +24,25 @@ class RunSummary:
     no_face: int = 0  # image/frame rows where no face was found
     annotated: list[Path] = field(default_factory=list)  # annotated images and timelines written
     out: Path | None = None
+    annotate_dir: Path | None = None
+
+    def __str__(self) -> str:
+        done = f", {self.already_done} already in {self.out}" if self.already_done else ""
+        parts = [f"{self.inputs} input(s){done}", f"{self.rows} row(s)" + (f" written to {self.out}" if self.out else "")]
+        parts += [f"{self.no_face} without a face"] if self.no_face else []
+        parts += [f"{self.errors} unreadable"] if self.errors else []
+        parts += [f"annotated: {len(self.annotated)} file(s) in {self.annotate_dir}"] if self.annotated else []
+        return "; ".join(parts)
+
+
+def format_row(r: dict) -> str:
+    """One human-readable line for a row: "talk.mp4 frame 12 (0.48s) face 0: happiness 0.83"."""
+    where = f" frame {r['frame']} ({r['timestamp']:.2f}s)" if r["kind"] == "frame" else ""
+    who = ("clip" if r["kind"] == "clip" else f"face {r['face']}" if r["face_detected"]
+           else "no face (whole image)" if r["face_detected"] is False and r["label"] else
+           "no face" if r["face_detected"] is False else "image")
+    what = f"error: {r['error']}" if r["error"] else f"{r['label']} {r['score']:.2f}" if r["label"] else "-"
+    return f"{r['input']}{where} {who}: {what}"
 
 
 def annotated_path(annotate_dir: Path, rel: str, suffix: str) -> Path:
@@ -49,6 +68,7 @@ def predict_to_file(model: Any, inputs: Any, out: str | Path | None = None, labe
     summary = RunSummary(inputs=len(items), out=Path(out) if out else None)
     writer = RowWriter(out, result_columns(lp.labels), resume, overwrite) if out else None
     annotate_dir = Path(annotate_dir) if annotate_dir else None
+    summary.annotate_dir = annotate_dir
     try:
         skip = writer.done if writer else set()
         summary.already_done = sum(it.name in skip for it in items)
