@@ -20,6 +20,7 @@ from expclip.data.synthetic import draw_face
 from expclip.data.video import read_video_frames, sample_frame_indices
 from expclip.labels import classes_for
 from expclip.models.heads import build_head
+from expclip.models.hub import ModelNotAvailableError
 from expclip.predict import PredictionTable
 from expclip.prompts import paper_prompts
 from expclip.zeroshot import zero_shot_logits
@@ -66,9 +67,16 @@ def test_loading_a_head_takes_backbone_and_preprocessing_from_its_config(model, 
         ExpCLIP.from_pretrained(tiny_head_dir.parent, device="cpu")
     wrong = save_head(tmp_path / "wrong", build_head("linear", 7, 4),
                       {"head": {"type": "linear", "in_dim": 7, "out_dim": 4},
-                       "backbone": {"id": str(tiny_clip_dir), "revision": None}, "preprocessing": {"mode": "reference"}})
+                       "backbone": {"id": str(tiny_clip_dir), "revision": None},
+                       "preprocessing": {"mode": "reference"}})
     with pytest.raises(CheckpointError, match="expects 7-d features"):
         ExpCLIP.from_pretrained(wrong, device="cpu")
+    cfg = json.loads((tiny_head_dir / "config.json").read_text())
+    head = build_head("linear", cfg["head"]["in_dim"], cfg["head"]["out_dim"])
+    moved = save_head(tmp_path / "moved", head, {**cfg, "backbone": {"id": str(tmp_path / "gone"), "revision": None}})
+    with pytest.raises(ModelNotAvailableError, match="--backbone"):
+        ExpCLIP.from_pretrained(moved, device="cpu")
+    assert ExpCLIP.from_pretrained(moved, device="cpu", backbone=str(tiny_clip_dir)).preprocessing == "clip"
 
 
 def test_import_expclip_stays_light():
@@ -103,8 +111,8 @@ def test_custom_words_templates_and_descriptions_use_the_paper_rule(model, tmp_p
                                            "bored": ["a yawning face.", "a bored look.", "a tired person."]}}))
     cases = [
         (["happy", "bored", "happiness"], "ensemble_5",
-         [[t.replace("happiness", w) for t in paper_prompts("ensemble_5", ["happiness"])[0]] for w in ("happy", "bored")]
-         + paper_prompts("ensemble_5", ["happiness"])),
+         [[t.replace("happiness", w) for t in paper_prompts("ensemble_5", ["happiness"])[0]]
+          for w in ("happy", "bored")] + paper_prompts("ensemble_5", ["happiness"])),
         ("happy, bored", ["a photo of a {} face.", "{} person"],
          [["a photo of a happy face.", "happy person"], ["a photo of a bored face.", "bored person"]]),
         (str(spec), "ensemble_10", [["a smiling face.", "a happy person."], ["a sad face."],

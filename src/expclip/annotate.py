@@ -58,7 +58,8 @@ def annotate_image(image: Image.Image, rows: Sequence[dict], labels: Sequence[st
             ffont = _font(fsize)
         left, top, right, bottom = draw.textbbox((tx, ty), text, font=ffont)
         draw.rectangle([left - 2, top - 2, right + 2, bottom + 2], fill=color)
-        draw.text((tx, ty), text, fill=(255, 255, 255), font=ffont)
+        ink = (0, 0, 0) if 0.299 * color[0] + 0.587 * color[1] + 0.114 * color[2] > 150 else (255, 255, 255)
+        draw.text((tx, ty), text, fill=ink, font=ffont)
     return out
 
 

@@ -17,9 +17,11 @@ from torch import nn
 
 from .checkpoint import HEAD_FORMAT, CheckpointError, load_head
 from .data.faces import FaceDetector, get_face_detector
+from .data.inputs import expand_inputs
 from .label_prompts import DEFAULT_PROMPTS, LabelPrompts, LabelsArg, resolve_label_prompts
 from .models.backbone import DEFAULT_BACKBONE, Backbone, resolve_device
-from .predict import Chunk, PredictOptions, Predictor, expand_inputs, make_table, result_columns
+from .models.hub import ModelNotAvailableError
+from .predict import Chunk, PredictOptions, Predictor, make_table, result_columns
 from .zeroshot import Classifier, build_classifier, classify, embed_images
 
 log = logging.getLogger(__name__)
@@ -44,8 +46,8 @@ class ExpCLIP:
     """
 
     def __init__(self, backbone: Backbone, head: nn.Module | None = None, preprocessing: str = "reference",
-                 config: dict | None = None, name: str | None = None):
-        self.backbone, self.head, self.preprocessing = backbone, head, preprocessing
+                 config: dict | None = None, name: str | None = None, amp: bool = True):
+        self.backbone, self.head, self.preprocessing, self.amp = backbone, head, preprocessing, amp
         self.config = config or {}
         self.name = name or ("Exp-CLIP" if head is not None else "CLIP")
         self.preprocess = backbone.preprocess(preprocessing)
@@ -76,14 +78,21 @@ class ExpCLIP:
                 raise CheckpointError(f"{path} is a training run with heads {seeds}: pass one of them, "
                                       f"e.g. {path / seeds[0]}")
         if not is_head_dir(path):
-            bb = Backbone.from_pretrained(name_or_path, revision, device=dev, amp=amp, local_files_only=local_files_only)
-            return cls(bb, None, preprocessing or "reference", {}, "CLIP")
+            bb = Backbone.from_pretrained(name_or_path, revision, device=dev, amp=amp,
+                                          local_files_only=local_files_only)
+            return cls(bb, None, preprocessing or "reference", {}, "CLIP", amp)
         head, cfg = load_head(path, "cpu")
         recorded = cfg.get("backbone") or {}
         bb_rev = recorded.get("revision")
         bb_rev = revision or (bb_rev if bb_rev and not str(bb_rev).startswith("local-") else None)
-        bb = Backbone.from_pretrained(backbone or recorded["id"], bb_rev, device=dev, amp=amp,
-                                      local_files_only=local_files_only)
+        try:
+            bb = Backbone.from_pretrained(backbone or recorded["id"], bb_rev, device=dev, amp=amp,
+                                          local_files_only=local_files_only)
+        except ModelNotAvailableError as e:
+            if backbone:
+                raise
+            raise ModelNotAvailableError(f"{e} (backbone recorded in {path / 'config.json'}; if you have it "
+                                         "elsewhere, pass backbone=... / --backbone)") from e
         in_dim = (cfg.get("head") or {}).get("in_dim")
         if in_dim is not None and int(in_dim) != bb.embed_dim:
             raise CheckpointError(f"{path}: the head expects {in_dim}-d features but {bb.name} gives {bb.embed_dim}-d")
@@ -93,7 +102,7 @@ class ExpCLIP:
         mode = (cfg.get("preprocessing") or {}).get("mode", "reference")
         if preprocessing and preprocessing != mode:
             log.warning("%s was trained with %r preprocessing; using %r as asked", path, mode, preprocessing)
-        return cls(bb, head, preprocessing or mode, cfg, cfg.get("name", "Exp-CLIP"))
+        return cls(bb, head, preprocessing or mode, cfg, cfg.get("name", "Exp-CLIP"), amp)
 
     # -------------------------------------------------------------------------------------------- model parts
     @property
@@ -104,15 +113,15 @@ class ExpCLIP:
         """Move backbone and head (bfloat16 autocast on CUDA when it was asked at load time)."""
         dev = resolve_device(device)
         if dev != self.backbone.device:
-            amp = self.backbone.amp_dtype is not None or self.backbone.device.type != "cuda"
             self.backbone.model.to(dev)
             self.backbone.device = dev
-            self.backbone.amp_dtype = torch.bfloat16 if (amp and dev.type == "cuda") else None
+            self.backbone.amp_dtype = torch.bfloat16 if (self.amp and dev.type == "cuda") else None
             if self.head is not None:
                 self.head.to(dev)
         return self
 
-    def label_prompts(self, labels: LabelsArg = None, prompts: str | list[str] | None = DEFAULT_PROMPTS) -> LabelPrompts:
+    def label_prompts(self, labels: LabelsArg = None,
+                      prompts: str | list[str] | None = DEFAULT_PROMPTS) -> LabelPrompts:
         """The classes and prompt strings that ``predict`` would score (see :mod:`expclip.label_prompts`)."""
         return resolve_label_prompts(labels, prompts)
 

@@ -22,6 +22,7 @@ from .prompts import (
 )
 
 DEFAULT_PROMPTS = "ensemble_10"
+LABEL_FILE_SUFFIXES = (".json", ".yaml", ".yml")
 LabelsArg = Union[None, int, str, Path, list, tuple, dict, LabelSpec, "LabelPrompts"]
 
 
@@ -58,7 +59,7 @@ def label_spec(labels: LabelsArg) -> LabelSpec:
         raise TypeError("labels must be a number of classes, words, a label file or a dict, not a bool")
     if isinstance(labels, int):
         return LabelSpec(classes_for(labels))
-    if isinstance(labels, Path) or (isinstance(labels, str) and Path(labels).suffix.lower() in (".json", ".yaml", ".yml")):
+    if isinstance(labels, Path) or (isinstance(labels, str) and Path(labels).suffix.lower() in LABEL_FILE_SUFFIXES):
         return load_label_spec(labels)
     if isinstance(labels, str):
         if labels.strip().isdigit():

@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .annotate import annotate_image, plot_timeline
-from .predict import expand_inputs, result_columns
+from .data.inputs import expand_inputs
+from .predict import result_columns
 from .rowfile import RowWriter
 
 log = logging.getLogger(__name__)
@@ -28,7 +29,7 @@ class RunSummary:
 
     def __str__(self) -> str:
         done = f", {self.already_done} already in {self.out}" if self.already_done else ""
-        parts = [f"{self.inputs} input(s){done}", f"{self.rows} row(s)" + (f" written to {self.out}" if self.out else "")]
+        parts = [f"{self.inputs} input(s){done}", f"{self.rows} row(s)" + (f" written to {self.out}" * bool(self.out))]
         parts += [f"{self.no_face} without a face"] if self.no_face else []
         parts += [f"{self.errors} unreadable"] if self.errors else []
         parts += [f"annotated: {len(self.annotated)} file(s) in {self.annotate_dir}"] if self.annotated else []
