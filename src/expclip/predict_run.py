@@ -71,8 +71,8 @@ def predict_to_file(model: Any, inputs: Any, out: str | Path | None = None, labe
     annotate_dir = Path(annotate_dir) if annotate_dir else None
     summary.annotate_dir = annotate_dir
     try:
-        skip = writer.done if writer else set()
-        summary.already_done = sum(it.name in skip for it in items)
+        skip = {it.name for it in items if writer.is_done(it.name)} if writer else set()
+        summary.already_done = len(skip)
         if summary.already_done:
             log.info("%s: %d of %d inputs already done, continuing", out, summary.already_done, len(items))
         from tqdm.auto import tqdm

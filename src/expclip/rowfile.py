@@ -42,7 +42,7 @@ def _plain(v):
 def _csv_cell(v) -> str:
     if v is None or (isinstance(v, float) and not math.isfinite(v)):
         return ""
-    return " ".join(str(v).splitlines())  # one physical line per row, so a cut file is cut between rows
+    return str(v).replace("\r", " ").replace("\n", " ")  # one physical line per row: a cut falls between rows
 
 
 def input_complete(rows: Sequence[dict]) -> bool:
@@ -110,6 +110,10 @@ class RowWriter:
         if rows:
             self._write_text("".join(self._line(r) for r in rows))
 
+    def is_done(self, name: str) -> bool:
+        """Whether input ``name`` is complete in the resumed file (compared as it was written)."""
+        return (_csv_cell(name) if self.format == "csv" else name) in self.done
+
     def close(self) -> None:
         if not self._fh.closed:
             self._fh.flush()
@@ -145,11 +149,11 @@ class RowWriter:
     def _recover(self) -> None:
         """Keep the complete inputs of an existing file (rewritten atomically if anything had to go)."""
         text = self.path.read_text(encoding="utf-8", errors="replace")
-        lines = text.splitlines(keepends=True)
-        cut = bool(lines) and not lines[-1].endswith("\n")
+        *complete_lines, tail = text.split("\n")  # only "\n" ends a row (str.splitlines also splits on U+2028...)
+        lines = [line + "\n" for line in complete_lines]
+        cut = tail != ""
         if cut:
             log.warning("%s: dropping a cut last line (the previous run was interrupted mid-write)", self.path)
-            lines = lines[:-1]
         if self.format == "csv" and not lines:  # not even a complete header
             self._rewrite([self._csv_line(self.columns)])
             return
