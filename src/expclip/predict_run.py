@@ -10,6 +10,7 @@ from typing import Any, Callable
 
 from .annotate import annotate_image, plot_timeline
 from .data.inputs import expand_inputs
+from .label_prompts import DEFAULT_PROMPTS
 from .predict import result_columns
 from .rowfile import RowWriter
 
@@ -52,7 +53,7 @@ def annotated_path(annotate_dir: Path, rel: str, suffix: str) -> Path:
 
 
 def predict_to_file(model: Any, inputs: Any, out: str | Path | None = None, labels: Any = None,
-                    prompts: Any = "ensemble_10", *, resume: bool = False, overwrite: bool = False,
+                    prompts: Any = DEFAULT_PROMPTS, *, resume: bool = False, overwrite: bool = False,
                     annotate_dir: str | Path | None = None, progress: bool = True,
                     on_rows: Callable[[list[dict]], None] | None = None, **predict_kwargs: Any) -> RunSummary:
     """Run ``model.predict_iter`` over ``inputs`` and stream the rows to ``out`` (.csv or .jsonl) as they come.
