@@ -58,3 +58,19 @@ def face_test(tmp_path_factory):
     for old, new in [("happiness", "Happy"), ("anger", "3_angry"), ("surprise", "Surprised")]:
         (root / old).rename(root / new)
     return root
+
+
+@pytest.fixture(scope="session")
+def tiny_head_dir(tmp_path_factory, backbone):
+    """A random linear head for the tiny CLIP, saved as a trained one would be (clip preprocessing)."""
+    import torch
+
+    from expclip.checkpoint import save_head
+    from expclip.models.heads import build_head
+
+    torch.manual_seed(0)
+    head = build_head("linear", backbone.embed_dim, 24)
+    cfg = {"head": {"type": "linear", "in_dim": backbone.embed_dim, "out_dim": 24},
+           "backbone": {"id": str(backbone.resolved.path), "revision": backbone.revision},
+           "preprocessing": backbone.preprocess("clip").describe(), "name": "Exp-CLIP tiny"}
+    return save_head(tmp_path_factory.mktemp("heads") / "seed1", head, cfg)

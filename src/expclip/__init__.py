@@ -1,3 +1,14 @@
 """expclip: zero-shot facial expression recognition by LLM knowledge transfer (Exp-CLIP, WACV 2025)."""
 
 __version__ = "0.1.0"
+
+__all__ = ["ExpCLIP", "__version__"]
+
+
+def __getattr__(name: str):
+    # Lazy: `import expclip` stays light (no torch/transformers) until the predictor is asked for.
+    if name == "ExpCLIP":
+        from .api import ExpCLIP
+
+        return ExpCLIP
+    raise AttributeError(f"module 'expclip' has no attribute {name!r}")

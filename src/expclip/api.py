@@ -1,0 +1,204 @@
+"""``ExpCLIP``: the Python entry point for expression labels on people's own photos, folders and videos.
+
+    model = ExpCLIP.from_pretrained("runs/expclip-L14/seed1")        # a head: backbone + preprocessing from it
+    model = ExpCLIP.from_pretrained("openai/clip-vit-base-patch16")  # a bare backbone: plain CLIP zero-shot
+    table = model.predict(["me.jpg", "holiday/", "talk.mp4"], labels=["happy", "bored", "focused"])
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import torch
+from torch import nn
+
+from .checkpoint import HEAD_FORMAT, CheckpointError, load_head
+from .data.faces import FaceDetector, get_face_detector
+from .data.inputs import expand_inputs
+from .label_prompts import DEFAULT_PROMPTS, LabelPrompts, LabelsArg, resolve_label_prompts
+from .models.backbone import DEFAULT_BACKBONE, Backbone, resolve_device
+from .models.hub import ModelNotAvailableError
+from .predict import Chunk, PredictOptions, Predictor, make_table, result_columns
+from .zeroshot import Classifier, build_classifier, classify, embed_images
+
+log = logging.getLogger(__name__)
+
+
+def is_head_dir(path: str | Path) -> bool:
+    """True for a directory holding an expclip head (config.json of format "expclip-head")."""
+    cfg = Path(path) / "config.json"
+    if not cfg.is_file():
+        return False
+    try:
+        return json.loads(cfg.read_text()).get("format") == HEAD_FORMAT
+    except (OSError, json.JSONDecodeError, AttributeError):
+        return False
+
+
+class ExpCLIP:
+    """A CLIP-family backbone, optionally with an Exp-CLIP projection head, ready to label faces.
+
+    Scoring is the paper's rule (:mod:`expclip.zeroshot`): logits = κ · normalize(P f_img) · normalize(P f_prompt),
+    averaged over each class's prompts; probabilities are the softmax of those logits.
+    """
+
+    def __init__(self, backbone: Backbone, head: nn.Module | None = None, preprocessing: str = "reference",
+                 config: dict | None = None, name: str | None = None, amp: bool = True):
+        self.backbone, self.head, self.preprocessing, self.amp = backbone, head, preprocessing, amp
+        self.config = config or {}
+        self.name = name or ("Exp-CLIP" if head is not None else "CLIP")
+        self.preprocess = backbone.preprocess(preprocessing)
+        self._text_cache: dict[tuple, torch.Tensor | list[torch.Tensor]] = {}
+        if head is not None:
+            head.to(backbone.device)
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str | Path = DEFAULT_BACKBONE, device: str | torch.device | None = "auto",
+                        *, backbone: str | None = None, revision: str | None = None, preprocessing: str | None = None,
+                        amp: bool = True, local_files_only: bool | None = None) -> "ExpCLIP":
+        """Load a head directory (its backbone id, revision and preprocessing come from its config.json) or a bare
+        CLIP-family backbone (hub id or local directory) for plain CLIP zero-shot.
+
+        Args:
+            backbone: use this backbone instead of the one recorded in the head (e.g. a local copy of it).
+            preprocessing: "reference" or "clip"; default: the head's, or "reference" for a bare backbone (the
+                same as ``expclip eval``'s CLIP row).
+            amp: bfloat16 autocast for CLIP on CUDA.
+        """
+        dev = resolve_device(device)
+        path = Path(name_or_path)
+        if path.is_dir() and not is_head_dir(path) and (path / "head.safetensors").is_file():
+            raise CheckpointError(f"{path}: has head.safetensors but no valid expclip config.json")
+        if path.is_dir() and not (path / "config.json").is_file():
+            seeds = sorted(d.name for d in path.glob("*/") if is_head_dir(d))
+            if seeds:
+                raise CheckpointError(f"{path} is a training run with heads {seeds}: pass one of them, "
+                                      f"e.g. {path / seeds[0]}")
+        if not is_head_dir(path):
+            bb = Backbone.from_pretrained(name_or_path, revision, device=dev, amp=amp,
+                                          local_files_only=local_files_only)
+            return cls(bb, None, preprocessing or "reference", {}, "CLIP", amp)
+        head, cfg = load_head(path, "cpu")
+        recorded = cfg.get("backbone") or {}
+        bb_rev = recorded.get("revision")
+        bb_rev = revision or (bb_rev if bb_rev and not str(bb_rev).startswith("local-") else None)
+        try:
+            bb = Backbone.from_pretrained(backbone or recorded["id"], bb_rev, device=dev, amp=amp,
+                                          local_files_only=local_files_only)
+        except ModelNotAvailableError as e:
+            if backbone:
+                raise
+            raise ModelNotAvailableError(f"{e} (backbone recorded in {path / 'config.json'}; if you have it "
+                                         "elsewhere, pass backbone=... / --backbone)") from e
+        in_dim = (cfg.get("head") or {}).get("in_dim")
+        if in_dim is not None and int(in_dim) != bb.embed_dim:
+            raise CheckpointError(f"{path}: the head expects {in_dim}-d features but {bb.name} gives {bb.embed_dim}-d")
+        if recorded.get("revision") and bb.revision != recorded["revision"]:
+            log.warning("%s: trained on backbone revision %s, loaded %s (%s): predictions may differ",
+                        path, recorded["revision"], bb.revision, bb.name)
+        mode = (cfg.get("preprocessing") or {}).get("mode", "reference")
+        if preprocessing and preprocessing != mode:
+            log.warning("%s was trained with %r preprocessing; using %r as asked", path, mode, preprocessing)
+        return cls(bb, head, preprocessing or mode, cfg, cfg.get("name", "Exp-CLIP"), amp)
+
+    # -------------------------------------------------------------------------------------------- model parts
+    @property
+    def device(self) -> torch.device:
+        return self.backbone.device
+
+    def to(self, device: str | torch.device | None) -> "ExpCLIP":
+        """Move backbone and head (bfloat16 autocast on CUDA when it was asked at load time)."""
+        dev = resolve_device(device)
+        if dev != self.backbone.device:
+            self.backbone.model.to(dev)
+            self.backbone.device = dev
+            self.backbone.amp_dtype = torch.bfloat16 if (self.amp and dev.type == "cuda") else None
+            if self.head is not None:
+                self.head.to(dev)
+        return self
+
+    def label_prompts(self, labels: LabelsArg = None,
+                      prompts: str | list[str] | None = DEFAULT_PROMPTS) -> LabelPrompts:
+        """The classes and prompt strings that ``predict`` would score (see :mod:`expclip.label_prompts`)."""
+        return resolve_label_prompts(labels, prompts)
+
+    def classifier(self, label_prompts: LabelPrompts) -> Classifier:
+        """Projected, normalized prompt embeddings of these classes (text features cached per prompt list)."""
+        from .extract import prompt_features
+
+        key = tuple(tuple(p) for p in label_prompts.prompts)
+        if key not in self._text_cache:
+            self._text_cache[key] = prompt_features(self.backbone, label_prompts.prompts)
+        text = self._text_cache[key]
+        # On the model's device, so that plain CLIP (no head to move them) also scores there.
+        text = text.to(self.device) if isinstance(text, torch.Tensor) else [t.to(self.device) for t in text]
+        return build_classifier(text, self.head, self.backbone.logit_scale)
+
+    def encode(self, pixels: torch.Tensor) -> torch.Tensor:
+        """(N,3,H,W) preprocessed crops -> (N,D) CLIP image features (float32, on the model's device)."""
+        return self.backbone.encode_image(pixels)
+
+    def logits(self, features: torch.Tensor, classifier: Classifier) -> torch.Tensor:
+        """(N,D) image or (N,T,D) clip features -> (N,C) logits, the paper's rule."""
+        return classify(embed_images(features, self.head), classifier)
+
+    # -------------------------------------------------------------------------------------------- prediction
+    def predict_iter(self, inputs: Any, labels: LabelsArg = None, prompts: str | list[str] | None = DEFAULT_PROMPTS,
+                     *, faces: str | FaceDetector | Callable | None = "detect", margin: float = 0.2,
+                     no_face: str = "whole", max_faces: int | None = None, num_frames: int = 16,
+                     video_fps: float | None = None, batch_size: int = 64, device: str | torch.device | None = None,
+                     num_workers: int = 0, strict: bool = False, keep_images: bool = False,
+                     skip: set[str] | None = None) -> Iterator[Chunk]:
+        """Like :meth:`predict`, but yields :class:`~expclip.predict.Chunk` s of rows as they are computed.
+
+        ``skip``: input names (the "input" column) to leave out, e.g. those already in a results file.
+        """
+        if device is not None:
+            self.to(device)
+        lp = self.label_prompts(labels, prompts)
+        clf = self.classifier(lp)
+        opts = PredictOptions(get_face_detector(faces), margin, max_faces, no_face, num_frames, video_fps,
+                              batch_size, num_workers, strict, keep_images)
+        items = [it for it in expand_inputs(inputs) if not skip or it.name not in skip]
+        engine = Predictor(self.encode, lambda f: self.logits(f, clf), self.preprocess, lp.labels, opts)
+        return engine.run(items)
+
+    def predict(self, inputs: Any, labels: LabelsArg = None, prompts: str | list[str] | None = DEFAULT_PROMPTS, *,
+                faces: str | FaceDetector | Callable | None = "detect", margin: float = 0.2, no_face: str = "whole",
+                max_faces: int | None = None, num_frames: int = 16, video_fps: float | None = None,
+                batch_size: int = 64, device: str | torch.device | None = None, num_workers: int = 0,
+                strict: bool = False, as_frame: bool | None = None):
+        """Expression probabilities for every face in ``inputs``.
+
+        Args:
+            inputs: image/video paths, folders (searched recursively), PIL images, numpy arrays (RGB, H×W×3 or
+                N×H×W×3), a list of these, or a dict name -> image.
+            labels: None (the paper's 7 classes), 7/8/11, a list of words, "happy,sad", a JSON/YAML label file,
+                a dict label -> description(s), or a :class:`~expclip.prompts.LabelSpec`.
+            prompts: one of the paper's prompt sets ("ensemble_10", ...) or a list of templates ("a photo of a {}
+                face.").
+            faces: "detect" (OpenCV Haar cascade), "none" (inputs are face crops), or your own detector: an object
+                with ``detect(image) -> list[Box]`` or a callable ``image -> [(x, y, w, h), ...]``.
+            margin: face boxes grow by this fraction of their size on each side before cropping.
+            no_face: "whole" scores the whole image when no face is found; "skip" leaves the row unscored. Either
+                way the row says face_detected=False.
+            num_frames / video_fps: frames sampled per video: ``num_frames`` spread over the clip (the paper's
+                rule) or ``video_fps`` frames per second.
+            strict: raise on an unreadable file instead of recording a row with ``error`` set.
+            as_frame: pandas DataFrame (default when pandas is installed) or a list of dicts (False).
+
+        Returns:
+            One row per face (largest first) of each image and sampled video frame, plus one "clip" row per video
+            (the paper's video rule over each frame's largest face): input, kind (image/frame/clip), frame,
+            timestamp (s), face, num_faces, face_detected, box_x/y/w/h, label, score, p_<label> per label, error.
+        """
+        lp = self.label_prompts(labels, prompts)
+        chunks = self.predict_iter(inputs, lp, faces=faces,
+                                   margin=margin, no_face=no_face, max_faces=max_faces, num_frames=num_frames,
+                                   video_fps=video_fps, batch_size=batch_size, device=device,
+                                   num_workers=num_workers, strict=strict)
+        rows = [r for chunk in chunks for r in chunk.rows]
+        return make_table(rows, result_columns(lp.labels), as_frame)

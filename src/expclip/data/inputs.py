@@ -1,0 +1,114 @@
+"""What people hand the predictor: image and video paths, folders, PIL images, numpy arrays -> input items.
+
+Paths are checked up front (a typo fails before any work); decoding happens later, item by item, so that one
+unreadable file becomes a recorded row instead of an exception.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from .images import IMAGE_EXTENSIONS, ImageDecodeError, load_image, to_rgb
+from .video import VIDEO_EXTENSIONS
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class InputItem:
+    """One thing to predict on: an image or a video file, or an in-memory image."""
+
+    name: str  # the "input" column: the path as found, or "<image 3>" / a dict key for in-memory images
+    source: Any  # Path, PIL.Image.Image or np.ndarray
+    kind: str  # "image" or "video"
+    rel: str  # a relative name for outputs derived from it (annotated images, timelines)
+
+
+def list_media(root: Path) -> list[Path]:
+    """Image and video files under ``root``, recursively, sorted, hidden files and folders skipped."""
+    exts = IMAGE_EXTENSIONS + VIDEO_EXTENSIONS
+    return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in exts
+                  and not any(s.startswith(".") for s in p.relative_to(root).parts))
+
+
+def _path_item(path: Path, rel: str, name: str | None = None) -> InputItem:
+    kind = "video" if path.suffix.lower() in VIDEO_EXTENSIONS else "image"
+    return InputItem(name or str(path), path, kind, rel)
+
+
+def expand_inputs(inputs: Any) -> list[InputItem]:
+    """Paths (files or folders, searched recursively for images and videos), PIL images, numpy arrays
+    (H×W, H×W×3/4, or N×H×W×3 for N images), a list of these, or a dict name -> image.
+
+    Raises:
+        FileNotFoundError: a path that does not exist (before any work is done).
+    """
+    if isinstance(inputs, dict):
+        return [_path_item(Path(v), _safe_rel(str(k)), str(k)) if isinstance(v, (str, Path))
+                else InputItem(str(k), v, "image", _safe_rel(str(k))) for k, v in inputs.items()]
+    if isinstance(inputs, (str, Path, Image.Image)) or (isinstance(inputs, np.ndarray) and inputs.ndim <= 3):
+        inputs = [inputs]
+    items: list[InputItem] = []
+    for i, x in enumerate(inputs):
+        if isinstance(x, InputItem):
+            items.append(x)
+        elif isinstance(x, (str, Path)):
+            p = Path(x)
+            if p.is_dir():
+                found = list_media(p)
+                if not found:
+                    log.warning("%s: no images or videos in this folder", p)
+                items += [_path_item(f, (Path(p.name) / f.relative_to(p)).as_posix()) for f in found]
+            elif p.is_file():
+                items.append(_path_item(p, p.name))
+            else:
+                raise FileNotFoundError(f"input not found: {p}")
+        elif isinstance(x, Image.Image):
+            items.append(InputItem(f"<image {i}>", x, "image", f"image_{i}"))
+        elif isinstance(x, np.ndarray) and x.ndim == 4:
+            items += [InputItem(f"<array {i}[{j}]>", a, "image", f"array_{i}_{j}") for j, a in enumerate(x)]
+        elif isinstance(x, np.ndarray):
+            items.append(InputItem(f"<array {i}>", x, "image", f"array_{i}"))
+        else:
+            raise TypeError(f"input {i}: expected a path, a PIL image or a numpy array, not {type(x).__name__}")
+    seen: set[str] = set()
+    unique = [it for it in items if not (it.name in seen or seen.add(it.name))]
+    if len(unique) < len(items):
+        log.warning("%d input(s) given more than once: each is predicted once", len(items) - len(unique))
+    return unique
+
+
+def _safe_rel(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "image"
+
+
+def array_to_image(a: np.ndarray, name: str = "array") -> Image.Image:
+    """H×W or H×W×{1,3,4} RGB(A) array, uint8 or float in [0, 1] -> RGB PIL image (OpenCV BGR needs a[..., ::-1])."""
+    if a.ndim == 3 and a.shape[-1] == 1:
+        a = a[..., 0]
+    if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[-1] not in (3, 4)) or min(a.shape[:2]) < 1:
+        raise ImageDecodeError(name, f"array of shape {a.shape} is not an H×W, H×W×3 or H×W×4 image")
+    if a.dtype != np.uint8:
+        if np.issubdtype(a.dtype, np.floating):
+            hi = 1.0 if np.nanmax(a) <= 1.0 else 255.0  # [0, 1] floats, else 0..255 floats
+        elif np.issubdtype(a.dtype, np.integer):
+            hi = 255.0 if a.max() <= 255 else float(np.iinfo(a.dtype).max)  # 16-bit images use their full range
+        else:
+            raise ImageDecodeError(name, f"array dtype {a.dtype} is not an image type")
+        a = np.clip(np.nan_to_num(a.astype(np.float64) / hi * 255.0), 0, 255).round().astype(np.uint8)
+    return to_rgb(Image.fromarray(np.ascontiguousarray(a)))
+
+
+def load_item_image(item: InputItem) -> Image.Image:
+    """Decode an image item to RGB. Raises ImageDecodeError naming it."""
+    if isinstance(item.source, Image.Image):
+        return to_rgb(item.source)
+    if isinstance(item.source, np.ndarray):
+        return array_to_image(item.source, item.name)
+    return load_image(item.source)

@@ -1,0 +1,298 @@
+"""The end-user predictor's engine: inputs (paths, folders, PIL images, arrays, videos) -> faces -> scored rows.
+
+It knows nothing of models: it is given ``encode`` (preprocessed crops (N,3,H,W) -> CLIP features (N,D)) and
+``score`` (features (N,D), or (N,T,D) for a clip -> logits (N,C), the paper's rule). :class:`expclip.ExpCLIP`
+wires both. Rows come out as they are computed, input by input, so that callers can stream them to disk.
+
+One row per face (largest first) of each image or sampled video frame, plus one clip-level row per video whose
+logits come from the paper's video rule (head on each frame's largest face, frames averaged, then normalized).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Iterator, Sequence
+
+import torch
+from PIL import Image
+
+from .data.faces import Box, FaceDetector, find_faces, whole_image_box
+from .data.images import ImageDecodeError
+from .data.inputs import InputItem, load_item_image
+from .data.video import VideoDecodeError, read_video_frames, sample_frame_indices, timestamps, video_info
+
+log = logging.getLogger(__name__)
+
+BASE_COLUMNS = ("input", "kind", "frame", "timestamp", "face", "num_faces", "face_detected",
+                "box_x", "box_y", "box_w", "box_h", "label", "score")
+NO_FACE_MODES = ("whole", "skip")
+
+
+def prob_column(label: str) -> str:
+    return f"p_{label}"
+
+
+def result_columns(labels: Sequence[str]) -> list[str]:
+    """Column order of prediction rows for these labels."""
+    return [*BASE_COLUMNS, *(prob_column(c) for c in labels), "error"]
+
+
+# ------------------------------------------------------------------------------------------------ options & rows
+@dataclass(frozen=True)
+class PredictOptions:
+    """How inputs become crops. ``no_face``: "whole" scores the whole image/frame when no face is found
+    (row flagged face_detected=False), "skip" writes the row unscored (label empty)."""
+
+    detector: FaceDetector | None = None  # None: no detection, every image is one face crop
+    margin: float = 0.2  # grow face boxes by this fraction of their size on each side
+    max_faces: int | None = None  # keep at most this many faces per image (largest first)
+    no_face: str = "whole"
+    num_frames: int = 16  # frames sampled per video (the paper's 16), unless video_fps is set
+    video_fps: float | None = None  # sample this many frames per second instead (for timelines)
+    batch_size: int = 64
+    num_workers: int = 0  # threads decoding and detecting images ahead of the model
+    strict: bool = False  # raise on an unreadable input instead of recording an error row
+    keep_images: bool = False  # hand decoded images to the caller (for annotation)
+
+    def __post_init__(self) -> None:
+        if self.no_face not in NO_FACE_MODES:
+            raise ValueError(f"no_face must be one of {NO_FACE_MODES}, got {self.no_face!r}")
+        if self.margin < 0 or self.batch_size < 1 or self.num_frames < 1:
+            raise ValueError("margin must be >= 0, batch_size and num_frames >= 1")
+        if self.video_fps is not None and not self.video_fps > 0:
+            raise ValueError(f"video_fps must be > 0, got {self.video_fps}")
+
+
+@dataclass
+class Chunk:
+    """Rows of one input, in order; ``done`` on its last chunk (a video gives one chunk per frame batch)."""
+
+    item: InputItem
+    rows: list[dict]
+    done: bool
+    image: Image.Image | None = None
+
+
+@dataclass
+class _Crop:
+    row: dict
+    pixels: torch.Tensor | None  # (3,H,W) preprocessed, None when not scored
+    features: torch.Tensor | None = None  # (D,) after encoding
+
+
+@dataclass
+class _Prepared:
+    item: InputItem
+    crops: list[_Crop] = field(default_factory=list)
+    image: Image.Image | None = None
+
+
+def _row(item: InputItem, kind: str, frame: int | None = None, timestamp: float | None = None, face: int | None = None,
+         num_faces: int | None = None, detected: bool | None = None, box: Box | None = None,
+         error: str | None = None) -> dict:
+    return {"input": item.name, "kind": kind, "frame": frame, "timestamp": timestamp, "face": face,
+            "num_faces": num_faces, "face_detected": detected,
+            "box_x": box.x if box else None, "box_y": box.y if box else None,
+            "box_w": box.w if box else None, "box_h": box.h if box else None,
+            "label": None, "score": None, "error": error}
+
+
+def _crops(image: Image.Image, item: InputItem, kind: str, opts: PredictOptions, preprocess: Callable,
+           frame: int | None = None, timestamp: float | None = None) -> list[_Crop]:
+    """The face crops of one image or frame (largest first), or its fallback crop when none is found."""
+    if opts.detector is None:
+        box = whole_image_box(image)
+        return [_Crop(_row(item, kind, frame, timestamp, 0, 1, None, box), preprocess(image))]
+    boxes = find_faces(image, opts.detector, opts.margin, opts.max_faces)
+    if boxes:
+        return [_Crop(_row(item, kind, frame, timestamp, k, len(boxes), True, b), preprocess(b.crop(image)))
+                for k, b in enumerate(boxes)]
+    box = whole_image_box(image)
+    pixels = preprocess(image) if opts.no_face == "whole" else None
+    return [_Crop(_row(item, kind, frame, timestamp, 0, 0, False, box), pixels)]
+
+
+def _fill(crops: list[_Crop], labels: Sequence[str], logits: torch.Tensor) -> None:
+    """Write label, score and probabilities (softmax over the averaged logits) into the crops' rows."""
+    probs = torch.softmax(logits.float(), dim=-1).cpu().tolist()
+    for crop, p in zip(crops, probs):
+        best = max(range(len(p)), key=p.__getitem__)
+        crop.row["label"], crop.row["score"] = labels[best], p[best]
+        crop.row.update({prob_column(c): v for c, v in zip(labels, p)})
+
+
+def _blank_probs(rows: Iterable[dict], labels: Sequence[str]) -> None:
+    for r in rows:
+        for c in labels:
+            r.setdefault(prob_column(c), None)
+
+
+# ------------------------------------------------------------------------------------------------ engine
+class Predictor:
+    """Turns input items into scored rows, batching crops across images.
+
+    Args:
+        encode: (N,3,H,W) preprocessed crops -> (N,D) features.
+        score: (N,D) features or (N,T,D) frame features of N clips -> (N,C) logits.
+        preprocess: PIL RGB image -> (3,H,W) tensor.
+        labels: the C class names, in the order of ``score``'s columns.
+    """
+
+    def __init__(self, encode: Callable[[torch.Tensor], torch.Tensor], score: Callable[[torch.Tensor], torch.Tensor],
+                 preprocess: Callable[[Image.Image], torch.Tensor], labels: Sequence[str], opts: PredictOptions):
+        self.encode, self.score, self.preprocess = encode, score, preprocess
+        self.labels, self.opts = list(labels), opts
+
+    def run(self, items: Sequence[InputItem]) -> Iterator[Chunk]:
+        """Chunks of rows in input order: each image's rows in one chunk, each video's in several."""
+        pending: list[_Prepared] = []
+        for prep in self._prefetch(items):
+            if prep.item.kind == "video":
+                yield from self._flush(pending)
+                yield from self._video(prep.item)
+                continue
+            pending.append(prep)
+            if sum(c.pixels is not None for p in pending for c in p.crops) >= self.opts.batch_size:
+                yield from self._flush(pending)
+        yield from self._flush(pending)
+
+    def _prefetch(self, items: Sequence[InputItem]) -> Iterator[_Prepared]:
+        """Images decoded and searched for faces ahead of the model, in threads when num_workers > 0."""
+        def prep(item: InputItem) -> _Prepared:
+            return _Prepared(item) if item.kind == "video" else self._prepare_image(item)
+
+        if self.opts.num_workers <= 0:
+            yield from map(prep, items)
+            return
+        with ThreadPoolExecutor(self.opts.num_workers, thread_name_prefix="expclip-decode") as ex:
+            it = iter(items)
+            window = deque(ex.submit(prep, x) for _, x in zip(range(4 * self.opts.num_workers), it))
+            while window:
+                fut = window.popleft()
+                nxt = next(it, None)
+                if nxt is not None:
+                    window.append(ex.submit(prep, nxt))
+                yield fut.result()
+
+    def _prepare_image(self, item: InputItem) -> _Prepared:
+        try:
+            image = load_item_image(item)
+        except ImageDecodeError as e:
+            if self.opts.strict:
+                raise
+            log.warning("skipped %s", e)
+            return _Prepared(item, [_Crop(_row(item, "image", error=e.reason), None)])
+        crops = _crops(image, item, "image", self.opts, self.preprocess)
+        return _Prepared(item, crops, image if self.opts.keep_images else None)
+
+    def _encode(self, crops: list[_Crop]) -> None:
+        """Fill ``features`` of the crops that have pixels, ``batch_size`` at a time, and score them."""
+        todo = [c for c in crops if c.pixels is not None]
+        bs = self.opts.batch_size
+        for i in range(0, len(todo), bs):
+            part = todo[i : i + bs]
+            feats = self.encode(torch.stack([c.pixels for c in part]))
+            _fill(part, self.labels, self.score(feats))
+            for c, f in zip(part, feats):
+                c.features, c.pixels = f, None
+
+    def _flush(self, pending: list[_Prepared]) -> Iterator[Chunk]:
+        self._encode([c for p in pending for c in p.crops])
+        for p in pending:
+            rows = [c.row for c in p.crops]
+            _blank_probs(rows, self.labels)
+            yield Chunk(p.item, rows, True, p.image)
+        pending.clear()
+
+    def frame_indices(self, num_frames: int, fps: float) -> list[int]:
+        """Sampled frames of a video: the paper's rule for ``num_frames`` (clips with fewer frames give all of
+        theirs, then the last repeated), or every 1/video_fps seconds."""
+        if self.opts.video_fps is None:
+            return sample_frame_indices(num_frames, self.opts.num_frames, rule="edge")
+        step = fps / self.opts.video_fps
+        return sorted({min(num_frames - 1, int(k * step)) for k in range(max(1, math.ceil(num_frames / step)))})
+
+    def _video(self, item: InputItem) -> Iterator[Chunk]:
+        path = item.source
+        try:
+            info = video_info(path)
+            indices = self.frame_indices(info.num_frames, info.fps)
+            unique = sorted(set(indices))
+            stamps = dict(zip(unique, timestamps(unique, info.fps)))
+            pooled: dict[int, torch.Tensor] = {}  # frame -> features of the crop that stands for it in the clip
+            any_face = False
+            step = max(1, self.opts.batch_size)
+            for s in range(0, len(unique), step):
+                part = unique[s : s + step]
+                frames = read_video_frames(path, part, info)
+                crops = []
+                for idx, frame in zip(part, frames):
+                    fc = _crops(frame, item, "frame", self.opts, self.preprocess, idx, stamps[idx])
+                    crops += fc
+                    any_face |= bool(fc[0].row["face_detected"])
+                self._encode(crops)
+                for c in crops:
+                    if c.row["face"] == 0 and c.features is not None:
+                        pooled[c.row["frame"]] = c.features
+                rows = [c.row for c in crops]
+                _blank_probs(rows, self.labels)
+                yield Chunk(item, rows, False)
+        except VideoDecodeError as e:
+            if self.opts.strict:
+                raise
+            log.warning("skipped %s", e)
+            yield Chunk(item, [self._clip_row(item, None, None, e.reason)], True)
+            return
+        seq = [pooled[i] for i in indices if i in pooled]  # the sampled list, repeats included (the paper's rule)
+        detected = any_face if self.opts.detector is not None else None
+        row = self._clip_row(item, torch.stack(seq) if seq else None, detected, None)
+        yield Chunk(item, [row], True)
+
+    def _clip_row(self, item: InputItem, frames: torch.Tensor | None, detected: bool | None, error: str | None) -> dict:
+        """The clip-level row: (T,D) frame features pooled by ``score`` as one clip."""
+        crop = _Crop(_row(item, "clip", detected=detected, error=error), None)
+        if frames is not None:
+            _fill([crop], self.labels, self.score(frames.unsqueeze(0)))
+        _blank_probs([crop.row], self.labels)
+        return crop.row
+
+
+# ------------------------------------------------------------------------------------------------ tables
+class PredictionTable(list):
+    """Prediction rows (dicts) with a column order; what ``predict`` returns when pandas is not installed."""
+
+    def __init__(self, rows: Iterable[dict], columns: Sequence[str]):
+        super().__init__(rows)
+        self.columns = list(columns)
+
+    def column(self, name: str) -> list:
+        return [r.get(name) for r in self]
+
+    def to_pandas(self):
+        """A DataFrame with nullable integer/boolean columns (image rows have no frame, clip rows no box...)."""
+        import pandas as pd
+
+        df = pd.DataFrame(list(self), columns=self.columns)
+        ints = [c for c in INT_COLUMNS if c in df.columns]
+        return df.astype({**{c: "Int64" for c in ints}, "face_detected": "boolean", "timestamp": "float64",
+                          "score": "float64"})
+
+
+INT_COLUMNS = ("frame", "face", "num_faces", "box_x", "box_y", "box_w", "box_h")
+
+
+def make_table(rows: list[dict], columns: Sequence[str], as_frame: bool | None = None):
+    """A pandas DataFrame (``as_frame`` True, or None and pandas importable), else a :class:`PredictionTable`."""
+    table = PredictionTable(({c: r.get(c) for c in columns} for r in rows), columns)
+    if as_frame is False:
+        return table
+    try:
+        return table.to_pandas()
+    except ImportError:
+        if as_frame:
+            raise
+        return table

@@ -1,0 +1,119 @@
+"""A prediction run over many inputs: rows streamed to a results file (resumable), annotated images, video
+timelines and a progress bar. ``expclip predict`` is this function plus argument parsing."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from .annotate import annotate_image, plot_timeline
+from .data.inputs import expand_inputs
+from .label_prompts import DEFAULT_PROMPTS
+from .predict import result_columns
+from .rowfile import RowWriter
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunSummary:
+    inputs: int = 0  # inputs found
+    already_done: int = 0  # skipped because the results file had them (resume)
+    rows: int = 0  # rows written by this run
+    errors: int = 0  # inputs that could not be read
+    no_face: int = 0  # image/frame rows where no face was found
+    annotated: list[Path] = field(default_factory=list)  # annotated images and timelines written
+    out: Path | None = None
+    annotate_dir: Path | None = None
+
+    def __str__(self) -> str:
+        done = f", {self.already_done} already in {self.out}" if self.already_done else ""
+        parts = [f"{self.inputs} input(s){done}", f"{self.rows} row(s)" + (f" written to {self.out}" * bool(self.out))]
+        parts += [f"{self.no_face} without a face"] if self.no_face else []
+        parts += [f"{self.errors} unreadable"] if self.errors else []
+        parts += [f"annotated: {len(self.annotated)} file(s) in {self.annotate_dir}"] if self.annotated else []
+        return "; ".join(parts)
+
+
+def format_row(r: dict) -> str:
+    """One human-readable line for a row: "talk.mp4 frame 12 (0.48s) face 0: happiness 0.83"."""
+    where = f" frame {r['frame']} ({r['timestamp']:.2f}s)" if r["kind"] == "frame" else ""
+    who = ("clip" if r["kind"] == "clip" else f"face {r['face']}" if r["face_detected"]
+           else "no face (whole image)" if r["face_detected"] is False and r["label"] else
+           "no face" if r["face_detected"] is False else "image")
+    what = f"error: {r['error']}" if r["error"] else f"{r['label']} {r['score']:.2f}" if r["label"] else "-"
+    return f"{r['input']}{where} {who}: {what}"
+
+
+def annotated_path(annotate_dir: Path, rel: str, suffix: str) -> Path:
+    """Where the picture of an input goes: its relative name + ``suffix`` (keeps a.png and a.jpg apart)."""
+    return annotate_dir / f"{rel}{suffix}"
+
+
+def predict_to_file(model: Any, inputs: Any, out: str | Path | None = None, labels: Any = None,
+                    prompts: Any = DEFAULT_PROMPTS, *, resume: bool = False, overwrite: bool = False,
+                    annotate_dir: str | Path | None = None, progress: bool = True,
+                    on_rows: Callable[[list[dict]], None] | None = None, **predict_kwargs: Any) -> RunSummary:
+    """Run ``model.predict_iter`` over ``inputs`` and stream the rows to ``out`` (.csv or .jsonl) as they come.
+
+    Args:
+        model: an :class:`expclip.ExpCLIP`.
+        resume: continue ``out``: inputs whose rows are complete there are skipped, unfinished ones redone.
+        annotate_dir: write ``<input>.jpg`` with boxes and labels for images, ``<input>.timeline.png`` for videos.
+        on_rows: called with each batch of rows (the CLI prints them).
+        predict_kwargs: passed to ``predict_iter`` (faces, margin, no_face, batch_size, device, ...).
+    """
+    lp = model.label_prompts(labels, prompts)
+    items = expand_inputs(inputs)
+    summary = RunSummary(inputs=len(items), out=Path(out) if out else None)
+    writer = RowWriter(out, result_columns(lp.labels), resume, overwrite) if out else None
+    annotate_dir = Path(annotate_dir) if annotate_dir else None
+    summary.annotate_dir = annotate_dir
+    try:
+        skip = {it.name for it in items if writer.is_done(it.name)} if writer else set()
+        summary.already_done = len(skip)
+        if summary.already_done:
+            log.info("%s: %d of %d inputs already done, continuing", out, summary.already_done, len(items))
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(items) - summary.already_done, unit="input", desc="predict", disable=not progress,
+                   dynamic_ncols=True)
+        video_rows: list[dict] = []
+        chunks = model.predict_iter(items, lp, keep_images=annotate_dir is not None, skip=skip, **predict_kwargs)
+        for chunk in chunks:
+            if writer:
+                writer.write(chunk.rows)
+            if on_rows:
+                on_rows(chunk.rows)
+            summary.rows += len(chunk.rows)
+            summary.no_face += sum(r["face_detected"] is False and r["kind"] != "clip" for r in chunk.rows)
+            summary.errors += sum(bool(r["error"]) for r in chunk.rows)
+            if chunk.item.kind == "video":
+                video_rows += chunk.rows
+            if annotate_dir and chunk.done:
+                summary.annotated += _annotate(chunk, video_rows, lp.labels, annotate_dir)
+            if chunk.done:
+                video_rows = []
+                bar.update(1)
+        bar.close()
+    finally:
+        if writer:
+            writer.close()
+    return summary
+
+
+def _annotate(chunk: Any, video_rows: list[dict], labels: list[str], annotate_dir: Path) -> list[Path]:
+    item = chunk.item
+    if item.kind == "video":
+        if not any(r["kind"] == "frame" for r in video_rows):
+            return []
+        path = annotated_path(annotate_dir, item.rel, ".timeline.png")
+        return [plot_timeline(video_rows, labels, path, title=item.name)]
+    if chunk.image is None:
+        return []
+    path = annotated_path(annotate_dir, item.rel, "" if item.rel.lower().endswith((".jpg", ".jpeg")) else ".jpg")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    annotate_image(chunk.image, chunk.rows, labels).save(path, quality=92)
+    return [path]
