@@ -177,7 +177,7 @@ def instruction_tag(instruction: str) -> str:
 
 def instruction_label(instruction: str) -> str:
     name, text = resolve_instruction(instruction)
-    return INSTRUCTION_LABELS.get(name) or f'user-given: "{text if len(text) <= 48 else text[:45] + "..."}"'
+    return INSTRUCTION_LABELS.get(name) or f'user-given: "{text if len(text) <= 64 else text[:61] + "..."}"'
 
 
 def train_variant(setup: AblationSetup, head: str = "linear", instruction: str = "task") -> list[Path]:

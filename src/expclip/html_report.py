@@ -73,19 +73,19 @@ def anchor(text: str) -> str:
 
 
 def _cell_html(v: dict | None, metrics: list[str], gain: bool, best: set[str]) -> str:
+    """"a / b" (best in bold, gains coloured), and the stds on a quieter second line."""
     if not v:
         return "–"
-    parts = []
+    parts, sds = [], []
     for m in metrics:
-        s = format_value({**v, "seeds": 1}, m, gain)  # the std goes in its own, quieter span
-        cls = ("pos" if v.get(m, 0) and v[m] > 0 else "neg" if v.get(m, 0) and v[m] < 0 else "") if gain else ""
-        s = f'<span class="{cls}">{html.escape(s)}</span>' if cls else html.escape(s)
-        if m in best:
-            s = f'<span class="best">{s}</span>'
-        if v.get("seeds", 1) > 1 and v.get(m) is not None:
-            s += f' <span class="sd">± {v[f"{m}_std"]:.{3 if m == "silhouette" else 2}f}</span>'
-        parts.append(s)
-    return " / ".join(parts)
+        s = html.escape(format_value({**v, "seeds": 1}, m, gain))
+        x = v.get(m)
+        if gain and x is not None and round(x, 2) != 0:
+            s = f'<span class="{"pos" if x > 0 else "neg"}">{s}</span>'
+        parts.append(f'<span class="best">{s}</span>' if m in best else s)
+        if v.get("seeds", 1) > 1 and x is not None:
+            sds.append(f"± {v[f'{m}_std']:.{3 if m == 'silhouette' else 2}f}")
+    return " / ".join(parts) + (f'<br><span class="sd">{" / ".join(sds)}</span>' if sds else "")
 
 
 def table_html(table: dict) -> str:

@@ -158,7 +158,7 @@ def _training_blocks(runs: dict[Path, list], figs: _Figures, run_dir: Path) -> l
     for parent, curves in by_parent.items():
         rel = parent.relative_to(run_dir).as_posix() if parent != run_dir else "."
         path = plot_training_curves(curves, f"Training curves — {rel}", figs.path(f"training-{rel}"))
-        blocks += [("figures", [(path, f"Heads under {rel}/: " + ", ".join(curves))])]
+        blocks += [("figures", [(path, f"Training curves of the heads under {rel}/: " + ", ".join(curves))])]
     return blocks
 
 
@@ -200,7 +200,11 @@ def _config_blocks(runs: dict[Path, list], contents: RunContents, cells: list[di
                                 sorted(runs)])}, indent=1))]
     seen = {json.dumps(v, sort_keys=True) for v in [c.get("versions") for c in cells]
             + [s[1].get("versions") for r in runs.values() for s in r] if v}
-    kv = [("report generated with", _fmt_versions(versions()))]
+    import matplotlib
+    import sklearn
+
+    kv = [("report generated with", _fmt_versions({**versions(), "matplotlib": matplotlib.__version__,
+                                                    "scikit-learn": sklearn.__version__}))]
     kv += [("results / heads computed with", _fmt_versions(json.loads(v))) for v in sorted(seen)]
     if contents.results:
         kv += [("result directories", ", ".join(p.relative_to(run_dir).as_posix() for p in contents.results))]

@@ -212,7 +212,8 @@ def format_value(v: dict | None, metric: str, gain: bool = False) -> str:
     if v is None or v.get(metric) is None or (isinstance(v[metric], float) and math.isnan(v[metric])):
         return "–"
     digits = 3 if metric == "silhouette" else 2
-    s = f"{v[metric]:+.{digits}f}" if gain else f"{v[metric]:.{digits}f}"
+    x = round(v[metric], digits) + 0.0  # no "-0.00"
+    s = f"{x:+.{digits}f}" if gain else f"{x:.{digits}f}"
     return s + (f" ± {v[f'{metric}_std']:.{digits}f}" if v.get("seeds", 1) > 1 else "")
 
 
