@@ -158,7 +158,8 @@ def test_llm_encoder_rows_match_an_independent_computation(run, backbone, teache
         x_p = head(x)
 
     def cell(group, seed):
-        return next(c for c in ab.cells if c["group"] == group and c["seed"] == seed and c["prompt_set"] == "ensemble_5")
+        return next(c for c in ab.cells
+                    if c["group"] == group and c["seed"] == seed and c["prompt_set"] == "ensemble_5")
 
     assert cell(LLM_ROWS[4], None)["uar"] == pytest.approx(_manual_uar(y, llm_txt, labels))
     assert cell(LLM_ROWS[2], 1)["uar"] == pytest.approx(_manual_uar(y, clip_txt_p, labels))

@@ -4,9 +4,9 @@ The HTML page embeds every figure as a base64 PNG and its CSS inline; it loads n
 stylesheet or network request), so it opens from a file, offline. The Markdown twin links the same PNGs from a
 ``report_files/`` folder next to it.
 
-Blocks are tuples: ``("h2", text)``, ``("h3", text)``, ``("p", text)``, ``("banner", text)`` (shown at the top), ``("table", table)``
-(a :mod:`expclip.tables` dict), ``("figures", [(png_path, caption), ...])``, ``("kv", [(key, value), ...])``,
-``("grid", headers, rows)`` (plain strings), ``("details", summary, text)``.
+Blocks are tuples: ``("h2", text)``, ``("h3", text)``, ``("p", text)``, ``("banner", text)`` (shown at the top),
+``("table", table)`` (a :mod:`expclip.tables` dict), ``("figures", [(png_path, caption), ...])``,
+``("kv", [(key, value), ...])``, ``("grid", headers, rows)`` (plain strings), ``("details", summary, text)``.
 """
 
 from __future__ import annotations
