@@ -239,6 +239,22 @@ def test_variants_table_orders_rows_and_refuses_unknown_prompt_sets():
         variants_table(_cells(), "x", prompt_set="ensemble_5")
 
 
+def test_report_of_several_backbones_and_datasets(tmp_path):
+    """The suite's shape (several backbones, datasets, folds): rows get backbone names, Table 2 gets blocks."""
+    from expclip.report import write_results
+    from expclip.run_report import build_report
+
+    cells = [{**c, "classes": ["happiness", "sadness"], "confusion_matrix": [[3, 1], [2, 4]], "random_weights": False,
+              "head_dir": None} for c in _cells()]
+    write_results(cells, tmp_path / "results", confusion=False)
+    res = build_report(tmp_path, prompt_set="ensemble_10")
+    page = res["html"].read_text()
+    assert not res["random_weights"] and 'class="banner"' not in page
+    for text in ("CLIP (CLIP B/32)", "CLIP (CLIP L/14)", "gain (run-14)", "RAFDB", "DFEW", "Expression Ensemble Ten"):
+        assert text in page, text
+    assert res["figures"] == 2 * (4 + 1)  # per dataset: a confusion matrix per row (2 CLIPs, 2 runs) + recall bars
+
+
 # ------------------------------------------------------------------------------------------------ CLI
 @pytest.mark.parametrize("cmd", ["ablate", "report"])
 def test_analysis_commands_have_help(cmd, capsys):

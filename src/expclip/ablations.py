@@ -41,7 +41,7 @@ from .models.tiny import RANDOM_WEIGHTS_NOTE
 from .prompts import resolve_prompt_sets
 from .report import read_cells
 from .store import FeatureStore, atomic_write_bytes, atomic_write_json
-from .tables import backbone_table, dedup_cells, gain_table, table_csv, table_markdown, variants_table
+from .tables import backbone_table, dedup_cells, gain_table, new_table, table_csv, table_markdown, variants_table
 from .zeroshot import build_classifier, classify, embed_images
 
 __all__ = ["PRESETS", "Ablation", "AblationSetup", "Preset", "run_presets", "write_ablation"]
@@ -161,13 +161,13 @@ def run_backbones(setup: AblationSetup) -> Ablation:
     """CLIP vs Exp-CLIP per backbone, with the gain row (Table 2's layout)."""
     cells = _results_cells(setup)
     return Ablation("backbones", backbone_table(cells, setup.prompt_set), cells, setup.describe(),
-                    any(c.get("random_weights") for c in cells))
+                    setup.random_weights(cells))
 
 
 def run_gains(setup: AblationSetup) -> Ablation:
     """The paper's mean gain of Exp-CLIP over CLIP across prompt sets, per backbone."""
     cells = _results_cells(setup)
-    return Ablation("gains", gain_table(cells), cells, setup.describe(), any(c.get("random_weights") for c in cells))
+    return Ablation("gains", gain_table(cells), cells, setup.describe(), setup.random_weights(cells))
 
 
 def run_tsne(setup: AblationSetup) -> Ablation:
@@ -201,11 +201,11 @@ def run_tsne(setup: AblationSetup) -> Ablation:
             values[row][data.name] = {"silhouette": float(silhouette_score(x, y, metric="cosine")) if ok else None,
                                       "silhouette_std": 0.0, "seeds": 1}
         plots.append(plot)
-    table = {"title": "Feature clustering by expression (t-SNE figure)", "metrics": ["silhouette"],
-             "caption": "Silhouette score of the true classes (cosine, in the feature space itself) before and after "
-                        "the head; the paper's t-SNE (FERPlus, L/14) clusters by expression only after P.",
-             "columns": [d.name for d in setup.tests], "column_titles": {d.name: d.name for d in setup.tests},
-             "rows": [{"label": r, "section": None, "kind": "score", "values": values[r]} for r in rows]}
+    table = new_table("Feature clustering by expression (t-SNE figure)", "Silhouette score of the true classes "
+                      "(cosine, in the feature space itself) before and after the head; the paper's t-SNE (FERPlus, "
+                      "L/14) clusters by expression only after P.", [d.name for d in setup.tests],
+                      metrics=("silhouette",))
+    table["rows"] = [{"label": r, "section": None, "kind": "score", "values": values[r]} for r in rows]
     return Ablation("tsne", table, [], {**setup.describe(), "head": m.head_dir}, setup.random_weights(),
                     {"tsne": plots})
 
@@ -222,17 +222,17 @@ class Preset:
 
 
 PRESETS: dict[str, Preset] = {p.name: p for p in [
-    Preset("heads", "projection heads: linear (paper) vs 2-/3-layer MLP vs Transformer encoder", ("train", "tests"),
+    Preset("heads", "Projection heads: linear (paper) vs 2-/3-layer MLP vs Transformer encoder", ("train", "tests"),
            run_heads),
-    Preset("instructions", "teacher instruction: task-related vs short vs task-unrelated vs user-given",
+    Preset("instructions", "Teacher instruction: task-related vs short vs task-unrelated vs user-given",
            ("train", "tests"), run_instructions),
-    Preset("llm-encoder", "the LLM as zero-shot image and/or text encoder vs CLIP and Exp-CLIP",
+    Preset("llm-encoder", "The LLM as zero-shot image and/or text encoder vs CLIP and Exp-CLIP",
            ("train|head_runs", "tests"), run_llm_encoder),
     Preset("backbones", "CLIP vs Exp-CLIP per backbone with the gain row (Table 2's layout)", ("results|head_runs",),
            run_backbones),
-    Preset("gains", "mean gain of Exp-CLIP over CLIP across prompt sets, per backbone", ("results|head_runs",),
+    Preset("gains", "Mean gain of Exp-CLIP over CLIP across prompt sets, per backbone", ("results|head_runs",),
            run_gains),
-    Preset("tsne", "image features before/after the head in t-SNE, coloured by class", ("train|head_runs", "tests"),
+    Preset("tsne", "Image features before/after the head in t-SNE, coloured by class", ("train|head_runs", "tests"),
            run_tsne),
 ]}
 
@@ -245,8 +245,7 @@ def write_ablation(ab: Ablation, out_root: str | Path) -> dict[str, Path]:
         "preset": ab.preset, "summary": PRESETS[ab.preset].summary, "table": ab.table, "cells": ab.cells,
         "config": ab.config, "random_weights": ab.random_weights, "extra": ab.extra, "versions": versions()})
     banner = f"> **{RANDOM_WEIGHTS_NOTE}**\n\n" if ab.random_weights else ""
-    summary = PRESETS[ab.preset].summary
-    md = f"# {ab.table['title']}\n\n{banner}{summary[0].upper() + summary[1:]}.\n\n{table_markdown(ab.table)}"
+    md = f"# {ab.table['title']}\n\n{banner}{PRESETS[ab.preset].summary}.\n\n{table_markdown(ab.table)}"
     atomic_write_bytes(out / "table.md", md.encode())
     atomic_write_bytes(out / "table.csv", table_csv(ab.table).encode())
     return {"json": out / "ablation.json", "markdown": out / "table.md", "csv": out / "table.csv"}

@@ -25,6 +25,7 @@ from .models.teacher import INSTRUCTIONS
 from .models.tiny import RANDOM_WEIGHTS_NOTE, is_random_model
 from .prompts import prompt_set_display_name
 from .report import plot_confusion, read_cells, slug
+from .store import atomic_write_bytes
 from .tables import (backbone_id, backbone_label, backbone_table, dataset_order, dedup_cells, gain_table,
                      prompt_order, prompt_sets_table, variants_table)
 
@@ -66,10 +67,13 @@ def collect(run_dir: Path) -> RunContents:
 
 
 def _label_backbones(cells: list[dict]) -> list[dict]:
-    """With several backbones, "CLIP" rows would merge: name them "CLIP L/14" etc. (Table 1's row names)."""
-    if len({backbone_id(c) for c in cells}) < 2:
-        return cells
-    return [{**c, "group": f"CLIP ({backbone_label(backbone_id(c))})"} if c["group"] == "CLIP" else c for c in cells]
+    """A group seen with several backbones ("CLIP" always, then) would merge into one row: name each by its
+    backbone, "CLIP (CLIP L/14)", as Table 1 does."""
+    backbones: dict[str, set] = defaultdict(set)
+    for c in cells:
+        backbones[c["group"]].add(backbone_id(c))
+    return [{**c, "group": f"{c['group']} ({backbone_label(backbone_id(c))})"} if len(backbones[c["group"]]) > 1
+            else c for c in cells]
 
 
 def _figure_prompt_set(cells: list[dict], asked: str | None) -> str:
@@ -112,6 +116,8 @@ def _results_blocks(cells: list[dict], figs: _Figures, prompt_set: str | None) -
                 f"{prompt_set_display_name(ps)}.")]
     for d in dataset_order(cells):
         dc = [c for c in cells if c["dataset"] == d and c["prompt_set"] == ps]
+        if not dc:
+            continue
         classes = dc[0]["classes"]
         cms: dict[str, np.ndarray] = {}
         for c in dc:
@@ -134,7 +140,7 @@ def _ablation_blocks(ablations: list[dict], figs: _Figures) -> list[tuple]:
                                                       "store with the paper's training recipe.")]
     for a in shown:
         t = a["table"]
-        blocks += [("h3", t["title"]), ("p", a["summary"][0].upper() + a["summary"][1:] + "."), ("table", t)]
+        blocks += [("h3", t["title"]), ("p", a["summary"] + "."), ("table", t)]
         fig = [(plot_table_bars(t, figs.path(f"ablation-{a['preset']}")), f"{t['title']}: "
                 f"{t['metrics'][0].upper() if t['metrics'][0] != 'silhouette' else 'silhouette'} per dataset")]
         for p in a.get("extra", {}).get("tsne", []):
@@ -190,14 +196,14 @@ def _config_blocks(runs: dict[Path, list], contents: RunContents, cells: list[di
     """Settings shared by every run once, then a row per run with what differs; full configs folded away."""
     blocks: list[tuple] = [("h2", "Configuration and versions")]
     if runs:
-        fields = [_run_fields(run, seeds, run_dir) for run, seeds in sorted(runs.items())]
+        ordered = sorted(runs.items())
+        fields = [_run_fields(run, seeds, run_dir) for run, seeds in ordered]
         shared = [k for k in fields[0] if k not in ("run", "directory") and len({f[k] for f in fields}) == 1]
         varying = [k for k in fields[0] if k not in shared]
         blocks += [("h3", "Training runs"), ("kv", [(k, fields[0][k]) for k in shared]),
                    ("grid", varying, [[f[k] for k in varying] for f in fields]),
                    ("details", "full config.json of each run (first seed)",
-                    json.dumps({f["directory"]: seeds[0][1] for f, seeds in zip(fields, [runs[r] for r in
-                                sorted(runs)])}, indent=1))]
+                    json.dumps({f["directory"]: seeds[0][1] for f, (_, seeds) in zip(fields, ordered)}, indent=1))]
     seen = {json.dumps(v, sort_keys=True) for v in [c.get("versions") for c in cells]
             + [s[1].get("versions") for r in runs.values() for s in r] if v}
     import matplotlib
@@ -235,7 +241,7 @@ def build_report(run_dir: str | Path, prompt_set: str | None = None, title: str 
         raise FileNotFoundError(f"run directory not found: {run_dir}")
     contents = collect(run_dir)
     cells = dedup_cells([c for d in contents.results for c in read_cells(d)]
-                   + [c for a in contents.ablations if a["preset"] in MERGED_PRESETS for c in a["cells"]])
+                        + [c for a in contents.ablations if a["preset"] in MERGED_PRESETS for c in a["cells"]])
     if not (cells or contents.ablations or contents.runs):
         raise FileNotFoundError(f"nothing to report in {run_dir}: no results (expclip eval --out), ablations "
                                 "(expclip ablate --out) or trained heads (expclip train --out) under it")
@@ -252,8 +258,6 @@ def build_report(run_dir: str | Path, prompt_set: str | None = None, title: str 
     subtitle = (f"Zero-shot facial expression recognition with Exp-CLIP · generated {time.strftime('%Y-%m-%d %H:%M')}"
                 + (" · RANDOM WEIGHTS" if random else ""))
     html_path, md_path = run_dir / "report.html", run_dir / "report.md"
-    from .store import atomic_write_bytes
-
     atomic_write_bytes(html_path, render_html(blocks, title, subtitle).encode())
     atomic_write_bytes(md_path, render_markdown(blocks, title, subtitle, run_dir).encode())
     tables = sum(1 for b in blocks if b[0] in ("table", "kv", "grid"))

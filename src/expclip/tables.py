@@ -108,8 +108,9 @@ def scope_note(prompt_set: str | None, cells: Iterable[dict]) -> str:
 
 
 # ------------------------------------------------------------------------------------------------ layouts
-def _new_table(title: str, caption: str, columns: list[str], titles: dict[str, str] | None = None,
-               metrics: tuple[str, ...] = ("uar", "war")) -> dict:
+def new_table(title: str, caption: str, columns: list[str], titles: dict[str, str] | None = None,
+              metrics: tuple[str, ...] = ("uar", "war")) -> dict:
+    """An empty table (rows to be appended); ``titles`` maps columns to their display names."""
     return {"title": title, "caption": caption, "metrics": list(metrics), "columns": columns,
             "column_titles": {c: (titles or {}).get(c, c) for c in columns}, "rows": []}
 
@@ -124,7 +125,7 @@ def variants_table(cells: list[dict], title: str, caption: str = "", order: list
     groups = list(dict.fromkeys((order or []) + [c["group"] for c in cells]))
     datasets = dataset_order(cells)
     seeds = per_seed(cells, lambda c: (c["group"], c["dataset"]))
-    t = _new_table(title, f"{caption} UAR / WAR (%), {scope_note(prompt_set, cells)}; ± = std over seeds.".strip(),
+    t = new_table(title, f"{caption} UAR / WAR (%), {scope_note(prompt_set, cells)}; ± = std over seeds.".strip(),
                    datasets)
     for g in groups:
         values = {d: stat(seeds[(g, d)]) for d in datasets if (g, d) in seeds}
@@ -143,7 +144,7 @@ def backbone_table(cells: list[dict], prompt_set: str | None = None, title: str 
     cells = _filter(cells, prompt_set)
     datasets = dataset_order(cells)
     seeds = per_seed(cells, lambda c: (backbone_id(c), c["group"], c["dataset"]))
-    t = _new_table(title, f"UAR / WAR (%), {scope_note(prompt_set, cells)}; gain = Exp-CLIP − CLIP; ± = std over "
+    t = new_table(title, f"UAR / WAR (%), {scope_note(prompt_set, cells)}; gain = Exp-CLIP − CLIP; ± = std over "
                    "seeds.", datasets)
     for bb in dict.fromkeys(backbone_id(c) for c in cells):
         section = backbone_label(bb)
@@ -172,7 +173,7 @@ def gain_table(cells: list[dict], title: str = "Mean gain of Exp-CLIP over CLIP 
     psets = prompt_order(cells)
     datasets = dataset_order(cells)
     seeds = per_seed(cells, lambda c: (backbone_id(c), c["group"], c["dataset"], c["prompt_set"]))
-    t = _new_table(title, f"Exp-CLIP − CLIP, UAR / WAR (percentage points), averaged over {len(datasets)} "
+    t = new_table(title, f"Exp-CLIP − CLIP, UAR / WAR (percentage points), averaged over {len(datasets)} "
                    f"dataset{'s' if len(datasets) != 1 else ''} ({', '.join(datasets)}); ± = std over seeds.",
                    psets + [MEAN], {**{p: prompt_set_display_name(p) for p in psets}, MEAN: "mean over prompt sets"})
     for bb in dict.fromkeys(backbone_id(c) for c in cells):
@@ -199,7 +200,7 @@ def prompt_sets_table(cells: list[dict], dataset: str, title: str | None = None)
     cells = [c for c in cells if c["dataset"] == dataset]
     psets = prompt_order(cells)
     seeds = per_seed(cells, lambda c: (c["group"], c["prompt_set"]))
-    t = _new_table(title or dataset, "UAR / WAR (%) for every prompt set; ± = std over seeds.", psets,
+    t = new_table(title or dataset, "UAR / WAR (%) for every prompt set; ± = std over seeds.", psets,
                    {p: prompt_set_display_name(p) for p in psets})
     for g in dict.fromkeys(c["group"] for c in cells):
         t["rows"].append({"label": g, "section": None, "kind": "score",
