@@ -246,7 +246,8 @@ def test_report_of_several_backbones_and_datasets(tmp_path):
 
     cells = [{**c, "classes": ["happiness", "sadness"], "confusion_matrix": [[3, 1], [2, 4]], "random_weights": False,
               "head_dir": None} for c in _cells()]
-    write_results(cells, tmp_path / "results", confusion=False)
+    for bb in ("32", "14"):  # one results folder per backbone, as `expclip eval --out results/B32` writes them
+        write_results([c for c in cells if c["backbone"]["id"].endswith(bb)], tmp_path / f"B{bb}", confusion=False)
     res = build_report(tmp_path, prompt_set="ensemble_10")
     page = res["html"].read_text()
     assert not res["random_weights"] and 'class="banner"' not in page

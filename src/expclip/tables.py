@@ -138,12 +138,17 @@ def _is_clip(c: dict) -> bool:
     return c.get("model") == "CLIP" or c.get("group") == "CLIP"
 
 
+def _row(c: dict) -> str:
+    """The row of a cell within its backbone's block: "CLIP" for plain CLIP (however its group is labelled)."""
+    return "CLIP" if _is_clip(c) else c["group"]
+
+
 def backbone_table(cells: list[dict], prompt_set: str | None = None, title: str = "CLIP vs Exp-CLIP per backbone"
                    ) -> dict:
     """Table 2's layout: per backbone a CLIP row, a row per Exp-CLIP run and its gain row; columns = datasets."""
     cells = _filter(cells, prompt_set)
     datasets = dataset_order(cells)
-    seeds = per_seed(cells, lambda c: (backbone_id(c), c["group"], c["dataset"]))
+    seeds = per_seed(cells, lambda c: (backbone_id(c), _row(c), c["dataset"]))
     t = new_table(title, f"UAR / WAR (%), {scope_note(prompt_set, cells)}; gain = Exp-CLIP − CLIP; ± = std over "
                    "seeds.", datasets)
     for bb in dict.fromkeys(backbone_id(c) for c in cells):
@@ -172,12 +177,13 @@ def gain_table(cells: list[dict], title: str = "Mean gain of Exp-CLIP over CLIP 
     cells = list(cells)
     psets = prompt_order(cells)
     datasets = dataset_order(cells)
-    seeds = per_seed(cells, lambda c: (backbone_id(c), c["group"], c["dataset"], c["prompt_set"]))
+    seeds = per_seed(cells, lambda c: (backbone_id(c), _row(c), c["dataset"], c["prompt_set"]))
     t = new_table(title, f"Exp-CLIP − CLIP, UAR / WAR (percentage points), averaged over {len(datasets)} "
                    f"dataset{'s' if len(datasets) != 1 else ''} ({', '.join(datasets)}); ± = std over seeds.",
                    psets + [MEAN], {**{p: prompt_set_display_name(p) for p in psets}, MEAN: "mean over prompt sets"})
     for bb in dict.fromkeys(backbone_id(c) for c in cells):
-        for g in dict.fromkeys(c["group"] for c in cells if backbone_id(c) == bb and not _is_clip(c)):
+        runs = list(dict.fromkeys(c["group"] for c in cells if backbone_id(c) == bb and not _is_clip(c)))
+        for g in runs:
             by_seed: dict = defaultdict(dict)  # seed -> prompt set -> (2,) gain averaged over datasets
             for p in psets:
                 per_d = [(seeds[(bb, g, d, p)], np.mean(list(seeds[(bb, "CLIP", d, p)].values()), axis=0))
@@ -189,8 +195,7 @@ def gain_table(cells: list[dict], title: str = "Mean gain of Exp-CLIP over CLIP 
             values = {p: stat({s: v[p] for s, v in by_seed.items() if p in v}) for p in psets
                       if any(p in v for v in by_seed.values())}
             values[MEAN] = stat({s: np.mean(list(v.values()), axis=0) for s, v in by_seed.items()})
-            label = backbone_label(bb) if len({c["group"] for c in cells if backbone_id(c) == bb}) <= 2 else \
-                f"{backbone_label(bb)} · {g}"
+            label = backbone_label(bb) if len(runs) == 1 else f"{backbone_label(bb)} · {g}"
             t["rows"].append({"label": label, "section": None, "kind": "gain", "values": values})
     return t
 
