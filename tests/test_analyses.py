@@ -205,8 +205,8 @@ def test_table2_layout_has_backbone_blocks_with_gain_rows():
     t = backbone_table(_cells())
     assert t["columns"] == ["RAFDB", "DFEW"]
     assert [(r["section"], r["label"], r["kind"]) for r in t["rows"]] == [
-        ("CLIP B/32", "CLIP", "score"), ("CLIP B/32", "run-32", "score"), ("CLIP B/32", "gain (run-32)", "gain"),
-        ("CLIP L/14", "CLIP", "score"), ("CLIP L/14", "run-14", "score"), ("CLIP L/14", "gain (run-14)", "gain")]
+        ("ViT-B/32", "CLIP", "score"), ("ViT-B/32", "run-32", "score"), ("ViT-B/32", "gain (run-32)", "gain"),
+        ("ViT-L/14", "CLIP", "score"), ("ViT-L/14", "run-14", "score"), ("ViT-L/14", "gain (run-14)", "gain")]
     clip, exp, gain = t["rows"][:3]
     assert clip["values"]["RAFDB"]["uar"] == pytest.approx(30.5)  # mean over the 2 prompt sets
     assert clip["values"]["DFEW"]["uar"] == pytest.approx(30.5)  # folds averaged
@@ -215,7 +215,7 @@ def test_table2_layout_has_backbone_blocks_with_gain_rows():
     assert gain["values"]["RAFDB"]["uar"] == pytest.approx(5.0) and gain["values"]["RAFDB"]["war"] == pytest.approx(5)
     assert gain["values"]["DFEW"]["uar"] == pytest.approx(6.0)
     md = table_markdown(t)
-    assert "| CLIP B/32 | *gain (run-32)* | +5.00 ± 1.00 / +5.00 ± 1.00 | +6.00 ± 1.00 / +5.00 ± 1.00 |" in md
+    assert "| ViT-B/32 | *gain (run-32)* | +5.00 ± 1.00 / +5.00 ± 1.00 | +6.00 ± 1.00 / +5.00 ± 1.00 |" in md
     assert "**35.50 ± 1.00**" in md  # best per column in bold
     one = backbone_table(_cells(), prompt_set="ensemble_10")
     assert one["rows"][0]["values"]["RAFDB"]["uar"] == pytest.approx(31.0)
@@ -224,7 +224,7 @@ def test_table2_layout_has_backbone_blocks_with_gain_rows():
 def test_mean_gain_over_prompt_sets_per_backbone():
     t = gain_table(_cells())
     assert t["columns"] == ["class_name", "ensemble_10", "mean"]
-    assert [r["label"] for r in t["rows"]] == ["CLIP B/32", "CLIP L/14"]
+    assert [r["label"] for r in t["rows"]] == ["ViT-B/32", "ViT-L/14"]
     v = t["rows"][0]["values"]
     # gain per dataset: RAFDB 5, DFEW 6 (UAR) -> 5.5 averaged over datasets, for every prompt set; std over seeds 1
     assert v["class_name"]["uar"] == pytest.approx(5.5) and v["mean"]["uar"] == pytest.approx(5.5)
@@ -251,8 +251,9 @@ def test_report_of_several_backbones_and_datasets(tmp_path):
     res = build_report(tmp_path, prompt_set="ensemble_10")
     page = res["html"].read_text()
     assert not res["random_weights"] and 'class="banner"' not in page
-    for text in ("CLIP (CLIP B/32)", "CLIP (CLIP L/14)", "gain (run-14)", "RAFDB", "DFEW", "Expression Ensemble Ten"):
+    for text in ("CLIP (ViT-B/32)", "CLIP (ViT-L/14)", "gain (run-14)", "RAFDB", "DFEW", "Expression Ensemble Ten"):
         assert text in page, text
+    assert page.index("CLIP (ViT-B/32)") < page.index("CLIP (ViT-L/14)")  # the paper's order, not the folders'
     assert res["figures"] == 2 * (4 + 1)  # per dataset: a confusion matrix per row (2 CLIPs, 2 runs) + recall bars
 
 

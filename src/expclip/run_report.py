@@ -26,8 +26,8 @@ from .models.tiny import RANDOM_WEIGHTS_NOTE, is_random_model
 from .prompts import prompt_set_display_name
 from .report import plot_confusion, read_cells, slug
 from .store import atomic_write_bytes
-from .tables import (backbone_id, backbone_label, backbone_table, dataset_order, dedup_cells, gain_table,
-                     prompt_order, prompt_sets_table, variants_table)
+from .tables import (backbone_id, backbone_label, backbone_table, by_backbone, dataset_order, dedup_cells,
+                     gain_table, prompt_order, prompt_sets_table, variants_table)
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +99,7 @@ class _Figures:
 
 
 def _results_blocks(cells: list[dict], figs: _Figures, prompt_set: str | None) -> list[tuple]:
-    cells = _label_backbones(cells)
+    cells = _label_backbones(by_backbone(cells))
     scope = "mean over prompt sets" if prompt_set is None else prompt_set_display_name(prompt_set)
     blocks: list[tuple] = [("h2", "Zero-shot results"), ("p", f"CLIP and Exp-CLIP on {len(dataset_order(cells))} "
                            f"dataset(s). Tables show {scope}; every prompt set is listed per dataset below."),

@@ -93,11 +93,21 @@ def backbone_id(cell: dict) -> str:
 
 
 def backbone_label(model_id: str) -> str:
-    """"openai/clip-vit-large-patch14" -> "CLIP L/14"; other ids and local directories by their last part."""
+    """"openai/clip-vit-large-patch14" -> "ViT-L/14"; other ids and local directories by their last part."""
     for short, hub in PAPER_BACKBONES.items():
         if model_id == hub:
-            return f"CLIP {short[0]}/{short[1:]}"
+            return f"ViT-{short[0]}/{short[1:]}"
     return Path(model_id).name or model_id
+
+
+def by_backbone(cells: Iterable[dict]) -> list[dict]:
+    """Cells reordered so that backbones come in the paper's order (B/32, B/16, L/14), then the others as they
+    appear; the order within a backbone is kept."""
+    cells = list(cells)
+    paper = list(PAPER_BACKBONES.values())
+    seen = list(dict.fromkeys(backbone_id(c) for c in cells))
+    rank = {b: i for i, b in enumerate([b for b in paper if b in seen] + [b for b in seen if b not in paper])}
+    return sorted(cells, key=lambda c: rank[backbone_id(c)])
 
 
 def scope_note(prompt_set: str | None, cells: Iterable[dict]) -> str:
@@ -146,7 +156,7 @@ def _row(c: dict) -> str:
 def backbone_table(cells: list[dict], prompt_set: str | None = None, title: str = "CLIP vs Exp-CLIP per backbone"
                    ) -> dict:
     """Table 2's layout: per backbone a CLIP row, a row per Exp-CLIP run and its gain row; columns = datasets."""
-    cells = _filter(cells, prompt_set)
+    cells = by_backbone(_filter(cells, prompt_set))
     datasets = dataset_order(cells)
     seeds = per_seed(cells, lambda c: (backbone_id(c), _row(c), c["dataset"]))
     t = new_table(title, f"UAR / WAR (%), {scope_note(prompt_set, cells)}; gain = Exp-CLIP − CLIP; ± = std over "
@@ -174,7 +184,7 @@ def gain_table(cells: list[dict], title: str = "Mean gain of Exp-CLIP over CLIP 
 
     The "mean" column is the paper's "mean gain over prompts" per backbone (B/32 +2.71 UAR / +4.42 WAR, ...).
     """
-    cells = list(cells)
+    cells = by_backbone(cells)
     psets = prompt_order(cells)
     datasets = dataset_order(cells)
     seeds = per_seed(cells, lambda c: (backbone_id(c), _row(c), c["dataset"], c["prompt_set"]))
