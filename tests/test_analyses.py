@@ -41,6 +41,13 @@ def _setup(out: Path, clip_dir, blip_dir, pool, test, **kw) -> AblationSetup:
 @pytest.fixture(scope="module")
 def run(tmp_path_factory, tiny_clip_dir, tiny_blip2_dir, backbone, teacher, face_pool, face_test):
     """Every preset on the tiny models, plus a results directory (CLIP + the linear heads), like the demo."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny ops: extra intra-op threads only wait (several times slower on a busy machine)
+    yield _run_all(tmp_path_factory, tiny_clip_dir, tiny_blip2_dir, backbone, teacher, face_pool, face_test)
+    torch.set_num_threads(threads)
+
+
+def _run_all(tmp_path_factory, tiny_clip_dir, tiny_blip2_dir, backbone, teacher, face_pool, face_test) -> dict:
     from expclip.evaluate import clip_model, evaluate, head_model
     from expclip.prompts import resolve_prompt_sets
     from expclip.report import write_results

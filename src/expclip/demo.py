@@ -11,6 +11,8 @@ import logging
 import time
 from pathlib import Path
 
+import torch
+
 from .data.datasets import image_folder, unlabelled_images
 from .data.synthetic import write_face_folder
 from .evaluate import clip_model, evaluate, head_model
@@ -92,5 +94,12 @@ def _demo_analyses(out: Path, pool, test, backbone: Backbone, teacher: Teacher, 
         teacher=str(out / "models" / "tiny-blip2-t5"), seeds=[1, 2], train_cfg=cfg, num_workers=num_workers,
         progress=progress,
     ).use_models(backbone, teacher)
-    run_presets(["all"], setup)
+    # The tiny models' ops are so small that more than one intra-op thread only adds waiting (several times slower
+    # on a busy machine); the previous setting is restored.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        run_presets(["all"], setup)
+    finally:
+        torch.set_num_threads(threads)
     return build_report(out, title="expclip demo report — synthetic faces, tiny random models")

@@ -262,6 +262,6 @@ def build_report(run_dir: str | Path, prompt_set: str | None = None, title: str 
     atomic_write_bytes(md_path, render_markdown(blocks, title, subtitle, run_dir).encode())
     tables = sum(1 for b in blocks if b[0] in ("table", "kv", "grid"))
     figures = sum(len(b[1]) for b in blocks if b[0] == "figures")
-    log.info("report: %s (%d tables, %d figures)", html_path, tables, figures)
+    log.debug("report: %s (%d tables, %d figures)", html_path, tables, figures)
     return {"html": html_path, "markdown": md_path, "tables": tables, "figures": figures, "random_weights": random,
             "sections": [b[1] for b in blocks if b[0] == "h2"]}
