@@ -157,8 +157,9 @@ def plot_table_bars(table: dict, path: str | Path, metric: str | None = None) ->
     width = 0.8 / k
     fig, ax = plt.subplots(figsize=(max(4.5, 1.2 * len(cols) * max(1.0, k / 4) + 2), 3.0))
     for j, r in enumerate(rows):
-        vals = [r["values"].get(c, {}).get(metric, math.nan) for c in cols]
-        errs = [r["values"].get(c, {}).get(f"{metric}_std", 0.0) for c in cols]
+        vals = [r["values"].get(c, {}).get(metric) for c in cols]
+        vals = [math.nan if v is None else v for v in vals]  # e.g. no silhouette for a one-class dataset
+        errs = [r["values"].get(c, {}).get(f"{metric}_std") or 0.0 for c in cols]
         label = f"{r['section']} · {r['label']}" if r.get("section") else r["label"]
         ax.bar(np.arange(len(cols)) + (j - (k - 1) / 2) * width, vals, width, yerr=errs, capsize=2, label=label,
                color=COLORS[j % len(COLORS)], error_kw={"lw": 0.8})

@@ -16,7 +16,7 @@ import html
 import re
 from pathlib import Path
 
-from .tables import best_rows, format_value
+from .tables import best_rows, digits, format_value
 
 CSS = """
 :root { --fg:#1d2330; --muted:#5b6475; --line:#dfe3ea; --bg:#ffffff; --soft:#f5f7fa; --accent:#0b5cad;
@@ -80,11 +80,11 @@ def _cell_html(v: dict | None, metrics: list[str], gain: bool, best: set[str]) -
     for m in metrics:
         s = html.escape(format_value({**v, "seeds": 1}, m, gain))
         x = v.get(m)
-        if gain and x is not None and round(x, 2) != 0:
+        if gain and x is not None and round(x, digits(m)) != 0:
             s = f'<span class="{"pos" if x > 0 else "neg"}">{s}</span>'
         parts.append(f'<span class="best">{s}</span>' if m in best else s)
         if v.get("seeds", 1) > 1 and x is not None:
-            sds.append(f"± {v[f'{m}_std']:.{3 if m == 'silhouette' else 2}f}")
+            sds.append(f"± {v[f'{m}_std']:.{digits(m)}f}")
     return " / ".join(parts) + (f'<br><span class="sd">{" / ".join(sds)}</span>' if sds else "")
 
 

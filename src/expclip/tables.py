@@ -224,13 +224,18 @@ def prompt_sets_table(cells: list[dict], dataset: str, title: str | None = None)
 
 
 # ------------------------------------------------------------------------------------------------ rendering
+def digits(metric: str) -> int:
+    """Decimals shown: percentages with 2, scores in [-1, 1] (silhouette) with 3."""
+    return 3 if metric == "silhouette" else 2
+
+
 def format_value(v: dict | None, metric: str, gain: bool = False) -> str:
     if v is None or v.get(metric) is None or (isinstance(v[metric], float) and math.isnan(v[metric])):
         return "–"
-    digits = 3 if metric == "silhouette" else 2
-    x = round(v[metric], digits) + 0.0  # no "-0.00"
-    s = f"{x:+.{digits}f}" if gain else f"{x:.{digits}f}"
-    return s + (f" ± {v[f'{metric}_std']:.{digits}f}" if v.get("seeds", 1) > 1 else "")
+    d = digits(metric)
+    x = round(v[metric], d) + 0.0  # no "-0.00"
+    s = f"{x:+.{d}f}" if gain else f"{x:.{d}f}"
+    return s + (f" ± {v[f'{metric}_std']:.{d}f}" if v.get("seeds", 1) > 1 else "")
 
 
 def format_cell(v: dict | None, metrics: list[str], gain: bool = False) -> str:
@@ -247,8 +252,8 @@ def best_rows(table: dict) -> dict[tuple[str, str], set[int]]:
             continue
         for col in table["columns"]:
             for m in table["metrics"]:
-                vals = {i: round(table["rows"][i]["values"][col][m], 2) for i in idx
-                        if col in table["rows"][i]["values"]}
+                vals = {i: round(table["rows"][i]["values"][col][m], digits(m)) for i in idx
+                        if col in table["rows"][i]["values"] and table["rows"][i]["values"][col].get(m) is not None}
                 if len(vals) > 1:
                     top = max(vals.values())
                     best.setdefault((col, m), set()).update(i for i, v in vals.items() if v == top)
