@@ -29,7 +29,6 @@ from typing import Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from .ablation_setup import Ablation, AblationSetup
 from .checkpoint import versions
@@ -190,7 +189,7 @@ def run_tsne(setup: AblationSetup) -> Ablation:
         feats, labels, _ = setup.image_store(data).tensors()
         rng = np.random.default_rng(0)
         keep = np.sort(rng.permutation(len(feats))[: setup.tsne_max_points])
-        before = F.normalize(feats[keep], dim=-1).numpy()
+        before = embed_images(feats[keep]).numpy()  # normalized; video frames averaged first, as when scoring
         after = embed_images(feats[keep].to(setup.device), m.head).cpu().numpy()
         y = labels[keep].numpy()
         plot = {"dataset": data.name, "classes": data.classes, "labels": y.tolist(), "n": len(keep),

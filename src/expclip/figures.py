@@ -79,7 +79,7 @@ def plot_tsne(panels: Sequence[tuple[str, np.ndarray]], labels: Sequence[int], c
         ax.set_yticks([])
         ax.grid(False)
     handles, names = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, names, loc="lower center", ncol=min(len(names), 6), frameon=False, markerscale=2,
+    fig.legend(handles, names, loc="lower center", ncol=min(len(names), 8), frameon=False, markerscale=2,
                bbox_to_anchor=(0.5, -0.02))
     fig.suptitle(title, fontsize=10)
     fig.tight_layout(rect=(0, 0.08, 1, 1))
