@@ -90,3 +90,6 @@ def test_demo_runs_offline_from_the_console(tmp_path):
     assert "RANDOM WEIGHTS" in proc.stdout and "Expression Ensemble Ten" in proc.stdout
     assert (tmp_path / "demo" / "results" / "results.md").is_file()
     assert len(list((tmp_path / "demo" / "runs" / "exp-clip-tiny").glob("seed*/head.safetensors"))) == 3
+    page = (tmp_path / "demo" / "report.html").read_text()
+    assert "RANDOM WEIGHTS" in page and "Projection head" in page and "data:image/png;base64," in page
+    assert "report.html" in proc.stdout

@@ -1,0 +1,472 @@
+"""Ablation presets, the paper's table layouts and the report, on the tiny models (one shared run per module)."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import re
+import select
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from expclip.ablations import PRESETS, AblationSetup, run_presets
+from expclip.cli import main
+from expclip.data.datasets import image_folder, unlabelled_images
+from expclip.tables import backbone_table, gain_table, table_csv, table_markdown, variants_table
+from expclip.train import TrainConfig
+
+CUSTOM = "Describe the mouth and the eyebrows of the person."
+HEAD_ROWS = ["CLIP", "linear (paper)", "2-layer MLP", "3-layer MLP", "Transformer encoder"]
+LLM_ROWS = ["CLIP", "Exp-CLIP", "(a) LLM image · CLIP text + P", "(b) CLIP image + P · LLM text",
+            "(c) LLM image · LLM text"]
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(os.environ.get("EXPCLIP_TEST_ARTIFACTS", Path(__file__).resolve().parents[1] / "test-artifacts"))
+
+
+def _setup(out: Path, clip_dir, blip_dir, pool, test, **kw) -> AblationSetup:
+    return AblationSetup(out=out / "ablations", store=out / "store", train=unlabelled_images(pool, name="pool"),
+                         tests=[image_folder(test, name="faces")], backbone=str(clip_dir), teacher=str(blip_dir),
+                         seeds=[1, 2], train_cfg=TrainConfig(batch_size=16, epochs=2), num_workers=0, progress=False,
+                         **kw)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory, tiny_clip_dir, tiny_blip2_dir, backbone, teacher, face_pool, face_test):
+    """Every preset on the tiny models, plus a results directory (CLIP + the linear heads), like the demo."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny ops: extra intra-op threads only wait (several times slower on a busy machine)
+    yield _run_all(tmp_path_factory, tiny_clip_dir, tiny_blip2_dir, backbone, teacher, face_pool, face_test)
+    torch.set_num_threads(threads)
+
+
+def _run_all(tmp_path_factory, tiny_clip_dir, tiny_blip2_dir, backbone, teacher, face_pool, face_test) -> dict:
+    from expclip.evaluate import clip_model, evaluate, head_model
+    from expclip.prompts import resolve_prompt_sets
+    from expclip.report import write_results
+
+    out = tmp_path_factory.mktemp("analysis")
+    setup = _setup(out, tiny_clip_dir, tiny_blip2_dir, face_pool, face_test, results=[out / "results"],
+                   instructions=["task", "unrelated", CUSTOM]).use_models(backbone, teacher)
+    done = run_presets(["heads"], setup)
+    test = setup.tests[0]
+    heads = [head_model(d) for d in sorted((out / "ablations" / "heads" / "linear-task").glob("seed*"))]
+    cells = evaluate(test, [clip_model(str(tiny_clip_dir))] + heads, resolve_prompt_sets("all", test.classes),
+                     setup.store, num_workers=0, progress=False)
+    write_results(cells, out / "results", banner="random", confusion=False)
+    done |= run_presets([p for p in PRESETS if p != "heads"], setup)
+    return {"out": out, "setup": setup, "done": done}
+
+
+# ------------------------------------------------------------------------------------------------ presets
+def test_every_preset_runs_and_writes_its_table(run):
+    assert list(run["done"]) == ["heads", "instructions", "llm-encoder", "backbones", "gains", "tsne"]
+    for name, ab in run["done"].items():
+        d = run["out"] / "ablations" / name
+        saved = json.loads((d / "ablation.json").read_text())
+        assert saved["preset"] == name and saved["random_weights"] and saved["table"] == ab.table
+        assert saved["config"]["backbone"] and saved["versions"]["torch"] == torch.__version__
+        md, csv = (d / "table.md").read_text(), (d / "table.csv").read_text().splitlines()
+        assert "RANDOM WEIGHTS" in md and ab.table["title"] in md
+        assert len(csv) == 1 + sum(len(r["values"]) for r in ab.table["rows"])
+        assert ab.table["rows"] and all(r["values"] for r in ab.table["rows"])
+
+
+def test_head_variants_train_and_score(run):
+    ab = run["done"]["heads"]
+    assert [r["label"] for r in ab.table["rows"]] == HEAD_ROWS
+    x = torch.randn(3, 16)
+    for kind in ("linear", "mlp2", "mlp3", "transformer"):
+        from expclip.checkpoint import load_head
+
+        for seed in (1, 2):
+            d = run["out"] / "ablations" / "heads" / f"{kind}-task" / f"seed{seed}"
+            head, cfg = load_head(d)
+            assert cfg["head"]["type"] == kind and cfg["train"]["epochs"] == 2 and cfg["seed"] == seed
+            assert head(x).shape == (3, 64)
+            hist = json.loads((d / "history.json").read_text())
+            assert len(hist) == 2 * (84 // 16) and all(np.isfinite(h["loss"]) for h in hist)
+    # The table's number = mean over seeds of (mean over the 5 prompt sets of the cells' UAR), in %.
+    cells = [c for c in ab.cells if c["group"] == "2-layer MLP"]
+    assert len(cells) == 2 * 5
+    per_seed = [np.mean([c["uar"] for c in cells if c["seed"] == s]) * 100 for s in (1, 2)]
+    row = next(r for r in ab.table["rows"] if r["label"] == "2-layer MLP")
+    assert row["values"]["faces"]["uar"] == pytest.approx(np.mean(per_seed))
+    assert row["values"]["faces"]["uar_std"] == pytest.approx(np.std(per_seed))
+    assert row["values"]["faces"]["seeds"] == 2
+
+
+def test_instructions_each_get_their_own_teacher_store(run):
+    ab = run["done"]["instructions"]
+    assert [r["label"] for r in ab.table["rows"]] == ["CLIP", "task-related (paper)", "task-unrelated",
+                                                      f'user-given: "{CUSTOM}"']
+    metas = [json.loads(p.read_text()) for p in (run["out"] / "store").glob("teacher-*/meta.json")]
+    on_pool = {m["key"]["instruction"] for m in metas if m["key"]["data"]["name"] == "pool"}
+    from expclip.models.teacher import INSTRUCTIONS
+
+    assert on_pool == {INSTRUCTIONS["task"], INSTRUCTIONS["unrelated"], CUSTOM}
+    cfgs = [json.loads(p.read_text()) for p in (run["out"] / "ablations" / "heads").glob("linear-*/seed1/config.json")]
+    assert {c["teacher"]["instruction"] for c in cfgs} == on_pool
+
+
+def test_rerun_needs_no_encoder(run, tiny_clip_dir, tiny_blip2_dir, face_pool, face_test, monkeypatch):
+    """Everything is in the store and the heads exist: a rerun loads no model and gives the same tables."""
+    from expclip.models import backbone as bb_mod
+    from expclip.models import teacher as te_mod
+
+    def boom(*a, **k):
+        raise AssertionError("an encoder was loaded")
+
+    monkeypatch.setattr(te_mod.Teacher, "from_pretrained", boom)
+    monkeypatch.setattr(bb_mod.Backbone, "from_pretrained", boom)
+    setup = _setup(run["out"], tiny_clip_dir, tiny_blip2_dir, face_pool, face_test,
+                   instructions=["task", "unrelated", CUSTOM])
+    again = run_presets(["instructions", "llm-encoder"], setup)
+    for name in again:
+        assert again[name].table == run["done"][name].table
+
+
+def _manual_uar(img: torch.Tensor, txt: list[torch.Tensor], labels: torch.Tensor) -> float:
+    """Zero-shot UAR by explicit loops: mean over a class's prompts of 100·cos, argmax, mean per-class recall."""
+    img = F.normalize(img, dim=-1)
+    preds = []
+    for v in img:
+        scores = [np.mean([100 * float(v @ F.normalize(t, dim=-1)) for t in cls]) for cls in txt]
+        preds.append(int(np.argmax(scores)))
+    preds = np.array(preds)
+    y = labels.numpy()
+    return float(np.mean([(preds[y == k] == k).mean() for k in np.unique(y)]))
+
+
+def test_llm_encoder_rows_match_an_independent_computation(run, backbone, teacher):
+    from expclip.checkpoint import load_head
+    from expclip.extract import find_image_store, find_teacher_store
+    from expclip.prompts import paper_prompts
+
+    ab = run["done"]["llm-encoder"]
+    assert [r["label"] for r in ab.table["rows"]] == LLM_ROWS
+    setup, test = run["setup"], run["setup"].tests[0]
+    x, labels, items = find_image_store(setup.store, setup.backbone, test).tensors()
+    tstore = find_teacher_store(setup.store, setup.teacher, test, "task")
+    pos = {it["path"]: i for i, it in enumerate(tstore.items)}
+    y = torch.from_numpy(np.asarray(tstore.features()[[pos[it["path"]] for it in items]]))
+    prompts = paper_prompts("ensemble_5", test.classes)
+    llm_txt = [teacher.encode_text(cls) for cls in prompts]  # the T5 encoder, straight, no cache
+    head, _ = load_head(run["out"] / "ablations" / "heads" / "linear-task" / "seed1")
+    with torch.no_grad():
+        clip_txt_p = [head(backbone.encode_text(cls)) for cls in prompts]
+        x_p = head(x)
+
+    def cell(group, seed):
+        return next(c for c in ab.cells
+                    if c["group"] == group and c["seed"] == seed and c["prompt_set"] == "ensemble_5")
+
+    assert cell(LLM_ROWS[4], None)["uar"] == pytest.approx(_manual_uar(y, llm_txt, labels))
+    assert cell(LLM_ROWS[2], 1)["uar"] == pytest.approx(_manual_uar(y, clip_txt_p, labels))
+    assert cell(LLM_ROWS[3], 1)["uar"] == pytest.approx(_manual_uar(x_p, llm_txt, labels))
+    assert cell(LLM_ROWS[1], 1)["uar"] == pytest.approx(_manual_uar(x_p, clip_txt_p, labels))
+    # Exp-CLIP here is the very head the heads preset calls "linear (paper)": one training, two tables.
+    heads_row = next(r for r in run["done"]["heads"].table["rows"] if r["label"] == "linear (paper)")
+    assert ab.table["rows"][1]["values"] == heads_row["values"]
+
+
+def test_tsne_preset_gives_coordinates_before_and_after(run):
+    ab = run["done"]["tsne"]
+    (plot,) = ab.extra["tsne"]
+    assert [p[0] for p in plot["panels"]] == [r["label"] for r in ab.table["rows"]]
+    assert plot["panels"][0][0].startswith("before") and plot["panels"][1][0].startswith("after")
+    for _, xy in plot["panels"]:
+        assert np.asarray(xy).shape == (42, 2) and np.isfinite(xy).all()
+    assert sorted(set(plot["labels"])) == list(range(7))
+    for r in ab.table["rows"]:
+        assert -1 <= r["values"]["faces"]["silhouette"] <= 1
+
+
+# ------------------------------------------------------------------------------------------------ table layouts
+def _cells() -> list[dict]:
+    """Planted numbers: 2 backbones × (CLIP, Exp-CLIP 2 seeds) × 2 datasets (DFEW with 2 folds) × 2 prompt sets."""
+    out = []
+    for bb, base in (("openai/clip-vit-base-patch32", 0.30), ("openai/clip-vit-large-patch14", 0.40)):
+        for ds, folds in (("RAFDB", [None]), ("DFEW", [1, 2])):
+            for pi, ps in enumerate(("class_name", "ensemble_10")):
+                for fold in folds:
+                    f = 0.0 if fold is None else (fold - 1.5) * 0.02  # folds average out
+                    clip = base + 0.01 * pi + f
+                    out.append({"model": "CLIP", "group": "CLIP", "seed": None, "dataset": ds, "fold": fold,
+                                "prompt_set": ps, "uar": clip, "war": clip + 0.05, "backbone": {"id": bb}})
+                    for seed, g in ((1, 0.04), (2, 0.06)):  # gain UAR 4 / 6 points by seed
+                        out.append({"model": "Exp-CLIP", "group": f"run-{bb[-2:]}", "seed": seed, "dataset": ds,
+                                    "fold": fold, "prompt_set": ps, "uar": clip + g + 0.01 * (ds == "DFEW"),
+                                    "war": clip + 0.05 + g, "backbone": {"id": bb}})
+    return out
+
+
+def test_table2_layout_has_backbone_blocks_with_gain_rows():
+    t = backbone_table(_cells())
+    assert t["columns"] == ["RAFDB", "DFEW"]
+    assert [(r["section"], r["label"], r["kind"]) for r in t["rows"]] == [
+        ("ViT-B/32", "CLIP", "score"), ("ViT-B/32", "run-32", "score"), ("ViT-B/32", "gain (run-32)", "gain"),
+        ("ViT-L/14", "CLIP", "score"), ("ViT-L/14", "run-14", "score"), ("ViT-L/14", "gain (run-14)", "gain")]
+    clip, exp, gain = t["rows"][:3]
+    assert clip["values"]["RAFDB"]["uar"] == pytest.approx(30.5)  # mean over the 2 prompt sets
+    assert clip["values"]["DFEW"]["uar"] == pytest.approx(30.5)  # folds averaged
+    assert exp["values"]["DFEW"]["uar"] == pytest.approx(30.5 + 5 + 1) and exp["values"]["DFEW"]["uar_std"] == \
+        pytest.approx(1.0)
+    assert gain["values"]["RAFDB"]["uar"] == pytest.approx(5.0) and gain["values"]["RAFDB"]["war"] == pytest.approx(5)
+    assert gain["values"]["DFEW"]["uar"] == pytest.approx(6.0)
+    md = table_markdown(t)
+    assert "| ViT-B/32 | *gain (run-32)* | +5.00 ± 1.00 / +5.00 ± 1.00 | +6.00 ± 1.00 / +5.00 ± 1.00 |" in md
+    assert "**35.50 ± 1.00**" in md  # best per column in bold
+    one = backbone_table(_cells(), prompt_set="ensemble_10")
+    assert one["rows"][0]["values"]["RAFDB"]["uar"] == pytest.approx(31.0)
+
+
+def test_mean_gain_over_prompt_sets_per_backbone():
+    t = gain_table(_cells())
+    assert t["columns"] == ["class_name", "ensemble_10", "mean"]
+    assert [r["label"] for r in t["rows"]] == ["ViT-B/32", "ViT-L/14"]
+    v = t["rows"][0]["values"]
+    # gain per dataset: RAFDB 5, DFEW 6 (UAR) -> 5.5 averaged over datasets, for every prompt set; std over seeds 1
+    assert v["class_name"]["uar"] == pytest.approx(5.5) and v["mean"]["uar"] == pytest.approx(5.5)
+    assert v["mean"]["war"] == pytest.approx(5.0) and v["mean"]["uar_std"] == pytest.approx(1.0)
+    assert len(table_csv(t).splitlines()) == 1 + 2 * 3
+
+
+def test_variants_table_orders_rows_and_refuses_unknown_prompt_sets():
+    t = variants_table(_cells(), "x", order=["run-14", "CLIP"])
+    assert [r["label"] for r in t["rows"]] == ["run-14", "CLIP", "run-32"]
+    with pytest.raises(ValueError, match="no result for prompt set"):
+        variants_table(_cells(), "x", prompt_set="ensemble_5")
+
+
+def test_report_of_several_backbones_and_datasets(tmp_path):
+    """The suite's shape (several backbones, datasets, folds): rows get backbone names, Table 2 gets blocks."""
+    from expclip.report import write_results
+    from expclip.run_report import build_report
+
+    cells = [{**c, "classes": ["happiness", "sadness"], "confusion_matrix": [[3, 1], [2, 4]], "random_weights": False,
+              "head_dir": None} for c in _cells()]
+    for bb in ("32", "14"):  # one results folder per backbone, as `expclip eval --out results/B32` writes them
+        write_results([c for c in cells if c["backbone"]["id"].endswith(bb)], tmp_path / f"B{bb}", confusion=False)
+    res = build_report(tmp_path, prompt_set="ensemble_10")
+    page = res["html"].read_text()
+    assert not res["random_weights"] and 'class="banner"' not in page
+    for text in ("CLIP (ViT-B/32)", "CLIP (ViT-L/14)", "gain (run-14)", "RAFDB", "DFEW", "Expression Ensemble Ten"):
+        assert text in page, text
+    assert page.index("CLIP (ViT-B/32)") < page.index("CLIP (ViT-L/14)")  # the paper's order, not the folders'
+    assert res["figures"] == 2 * (4 + 1)  # per dataset: a confusion matrix per row (2 CLIPs, 2 runs) + recall bars
+
+
+# ------------------------------------------------------------------------------------------------ CLI
+@pytest.mark.parametrize("cmd", ["ablate", "report"])
+def test_analysis_commands_have_help(cmd, capsys):
+    with pytest.raises(SystemExit) as e:
+        main([cmd, "--help"])
+    assert e.value.code == 0 and len(capsys.readouterr().out) > 400
+
+
+def test_cli_ablate_from_results_then_report(run, tmp_path, capsys):
+    out = tmp_path / "analyses"
+    assert main(["ablate", "backbones", "gains", "--results", str(run["out"] / "results"), "--out", str(out),
+                 "--store", str(tmp_path / "unused-store")]) == 0
+    printed = capsys.readouterr().out
+    assert "*gain (linear-task)*" in printed and "mean over prompt sets" in printed and "report:" in printed
+    assert (out / "ablations" / "backbones" / "table.csv").is_file() and (out / "report.html").is_file()
+    assert main(["ablate", "heads", "--out", str(out), "--store", str(tmp_path)]) == 2
+    assert "--train-data" in capsys.readouterr().err
+    assert main(["report", str(tmp_path / "empty")]) == 2
+
+
+# ------------------------------------------------------------------------------------------------ report
+@pytest.fixture(scope="module")
+def report(run):
+    from expclip.run_report import build_report
+
+    return build_report(run["out"])
+
+
+def test_report_is_self_contained_and_complete(report, run):
+    from PIL import Image
+
+    page = report["html"].read_text()
+    assert "<script" not in page and "<link" not in page and "@import" not in page
+    assert not re.search(r"""(src|href)\s*=\s*["'](?!data:|#)""", page), "only data: URIs and in-page anchors"
+    imgs = re.findall(r'<img src="data:image/png;base64,([^"]+)"', page)
+    assert len(imgs) == report["figures"] == page.count("<figure")
+    for b64 in imgs:
+        assert Image.open(io.BytesIO(base64.b64decode(b64))).size[0] > 100
+    assert page.count("<table") == report["tables"]
+    assert "RANDOM WEIGHTS" in page and 'class="banner"' in page
+    assert report["sections"] == ["Zero-shot results", "Per-class view", "Ablations", "Training",
+                                  "Configuration and versions"]
+    for title in [ab.table["title"] for n, ab in run["done"].items() if n not in ("backbones", "gains")]:
+        assert title in page
+    for words in ("Table 1 layout", "Table 2 layout", "Mean gain over prompt sets", "t-SNE", "Per-class recall",
+                  "Training curves of the heads", "torch " + torch.__version__, "SGD lr 0.001"):
+        assert words in page, words
+    md = report["markdown"].read_text()
+    links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
+    assert len(links) == report["figures"] and all((run["out"] / p).is_file() for p in links)
+
+
+class Chromium:
+    """Headless Chromium over the DevTools protocol on a pipe (fd 3 in, fd 4 out): no websocket, no extra package.
+
+    Every host name resolves to nothing and the proxy is a closed port, so any attempt to reach the network fails
+    (and shows up as a request and an error).
+    """
+
+    FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-extensions",
+             "--disable-default-apps", "--mute-audio", "--host-resolver-rules=MAP * ~NOTFOUND",
+             "--proxy-server=127.0.0.1:9", "--remote-debugging-pipe"]
+
+    def __init__(self, profile: Path):
+        to_chrome, self._w = os.pipe()
+        self._r, from_chrome = os.pipe()
+
+        def child():  # fds above 4 first, so that neither dup2 overwrites the other
+            a, b = os.dup(to_chrome), os.dup(from_chrome)
+            os.dup2(a, 3)
+            os.dup2(b, 4)
+
+        self.proc = subprocess.Popen([str(CHROMIUM), *self.FLAGS, f"--user-data-dir={profile}", "about:blank"],
+                                     preexec_fn=child, close_fds=False, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+        os.close(to_chrome)
+        os.close(from_chrome)
+        self._buf, self._id, self.events = b"", 0, []
+
+    def _next(self, deadline: float) -> dict:
+        while b"\0" not in self._buf:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([self._r], [], [], left)[0]:
+                raise TimeoutError("chromium did not answer in time")
+            chunk = os.read(self._r, 1 << 20)
+            if not chunk:
+                raise RuntimeError("chromium closed the DevTools pipe")
+            self._buf += chunk
+        msg, self._buf = self._buf.split(b"\0", 1)
+        return json.loads(msg)
+
+    def send(self, method: str, params: dict | None = None, session: str | None = None, timeout: float = 60) -> dict:
+        self._id += 1
+        msg = {"id": self._id, "method": method, "params": params or {}, **({"sessionId": session} if session else {})}
+        os.write(self._w, json.dumps(msg).encode() + b"\0")
+        deadline = time.monotonic() + timeout
+        while True:
+            m = self._next(deadline)
+            if m.get("id") == self._id:
+                if "error" in m:
+                    raise RuntimeError(f"{method}: {m['error']}")
+                return m.get("result", {})
+            self.events.append(m)
+
+    def wait_for(self, method: str, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while not any(e.get("method") == method for e in self.events):
+            self.events.append(self._next(deadline))
+
+    def open(self, url: str, width: int = 1280) -> str:
+        target = self.send("Target.createTarget", {"url": "about:blank"})["targetId"]
+        s = self.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
+        for domain in ("Page", "Runtime", "Log", "Network"):
+            self.send(f"{domain}.enable", session=s)
+        self.send("Emulation.setDeviceMetricsOverride", {"width": width, "height": 900, "deviceScaleFactor": 1,
+                                                         "mobile": False}, session=s)
+        self.send("Page.navigate", {"url": url}, session=s)
+        self.wait_for("Page.loadEventFired")
+        return s
+
+    def evaluate(self, session: str, expression: str):
+        return self.send("Runtime.evaluate", {"expression": expression, "returnByValue": True},
+                         session=session)["result"].get("value")
+
+    def problems(self) -> list[str]:
+        """Console errors/warnings, uncaught exceptions, browser log errors and requests that left the machine."""
+        out = []
+        for e in self.events:
+            m, p = e.get("method"), e.get("params", {})
+            if m == "Runtime.consoleAPICalled" and p.get("type") in ("error", "warning", "assert"):
+                out.append(f"console.{p['type']}: {[a.get('value') for a in p.get('args', [])]}")
+            elif m == "Runtime.exceptionThrown":
+                out.append(f"exception: {p.get('exceptionDetails', {}).get('text')}")
+            elif m == "Log.entryAdded" and p.get("entry", {}).get("level") in ("error", "warning"):
+                out.append(f"log: {p['entry'].get('text')} {p['entry'].get('url', '')}")
+            elif m == "Network.requestWillBeSent" and not p["request"]["url"].startswith(("file://", "data:")):
+                out.append(f"network request: {p['request']['url']}")
+        return out
+
+    def screenshot(self, session: str, path: Path) -> Path:
+        height = int(self.evaluate(session, "document.documentElement.scrollHeight"))
+        shot = self.send("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True,
+                                                    "clip": {"x": 0, "y": 0, "width": 1280, "height": height,
+                                                             "scale": 1}}, session=session)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(base64.b64decode(shot["data"]))
+        return path
+
+    def close(self) -> None:
+        try:
+            self.send("Browser.close", timeout=5)
+        except (RuntimeError, TimeoutError, OSError):
+            pass
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        os.close(self._w)
+        os.close(self._r)
+
+
+needs_chromium = pytest.mark.skipif(not CHROMIUM.is_file(), reason="/usr/bin/chromium is not installed (Debian "
+                                    "package 'chromium'; .ci/run installs it when it can): the report is not "
+                                    "rendered in a browser")
+
+
+@pytest.fixture
+def browser(tmp_path):
+    b = Chromium(tmp_path / "profile")
+    yield b
+    b.close()
+
+
+@needs_chromium
+def test_report_renders_offline_in_headless_chromium(report, browser):
+    s = browser.open(report["html"].resolve().as_uri())
+    page = browser.evaluate(s, """JSON.stringify({
+        tables: document.querySelectorAll('table').length,
+        images: document.images.length,
+        decoded: Array.from(document.images).filter(i => i.complete && i.naturalWidth > 0).length,
+        sections: Array.from(document.querySelectorAll('h2')).map(h => h.textContent),
+        banner: (document.querySelector('.banner') || {}).innerText || '',
+        bannerHeight: (document.querySelector('.banner') || {offsetHeight: 0}).offsetHeight,
+        width: document.documentElement.scrollWidth})""")
+    page = json.loads(page)
+    shot = browser.screenshot(s, ARTIFACTS / "report.png")
+    assert browser.problems() == []
+    assert page["tables"] == report["tables"] and page["images"] == page["decoded"] == report["figures"]
+    assert page["sections"] == report["sections"]
+    assert "RANDOM WEIGHTS" in page["banner"] and page["bannerHeight"] > 20
+    assert page["width"] <= 1280, "the page must not scroll sideways (wide tables scroll inside their box)"
+    from PIL import Image
+
+    with Image.open(shot) as im:
+        assert im.size[0] == 1280 and im.size[1] > 2000
+
+
+@needs_chromium
+def test_the_browser_check_catches_network_requests_and_console_errors(tmp_path, browser):
+    bad = tmp_path / "bad.html"
+    bad.write_text('<html><body><img src="https://example.org/x.png"><script>console.error("boom")</script>'
+                   "</body></html>")
+    browser.open(bad.as_uri())
+    found = " ".join(browser.problems())
+    assert "network request: https://example.org/x.png" in found and "boom" in found
