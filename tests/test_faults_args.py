@@ -213,7 +213,7 @@ def test_the_cli_reports_a_non_finite_loss_in_one_line(face_pool, tmp_path, caps
     def explode(args):
         return train_head(torch.ones(32, 3), torch.ones(32, 2), TrainConfig(batch_size=16, logit_scale=float("inf")))
 
-    monkeypatch.setattr("expclip.cli.cmd_train", explode)
+    monkeypatch.setattr("expclip.cli.pipeline.cmd_train", explode)
     assert main(["train", "--data", str(face_pool), "--out", str(tmp_path / "r"), "--store", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: training loss became non-finite") and "step 1" in err and "Traceback" not in err

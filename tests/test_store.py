@@ -41,7 +41,7 @@ class Crash(Exception):
 
 def test_resume_after_a_crash_gives_a_byte_identical_store(tmp_path):
     items, key, load = _toy()
-    ref = run_extraction(tmp_path / "ref", key, items, load, _encode, (4,), batch_size=4, chunk_size=8, progress=False)
+    run_extraction(tmp_path / "ref", key, items, load, _encode, (4,), batch_size=4, chunk_size=8, progress=False)
     calls = {"n": 0}
 
     def crashing(batch):

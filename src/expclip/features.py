@@ -26,7 +26,7 @@ from .data.datasets import ItemList
 from .data.images import ImageDecodeError, Preprocess, load_image
 from .store import (
     FEATURE_CODE_VERSION, STALE_HOW, STORE_FORMAT, FeatureStore, StaleStoreError, StoreError, atomic_save_npy,
-    atomic_write_json, canonical, describe_key_difference, key_digest, remove_chunks, store_path, sweep_stale_tmp,
+    atomic_write_json, canonical, describe_key_difference, key_digest, remove_chunks, sweep_stale_tmp,
 )
 
 log = logging.getLogger(__name__)

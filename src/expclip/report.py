@@ -88,7 +88,7 @@ def markdown_table(rows: list[dict], title: str | None = None) -> str:
         psets = list(dict.fromkeys(r["prompt_set"] for r in drows))
         groups = list(dict.fromkeys(r["group"] for r in drows))
         seeds = max(r["seeds"] for r in drows)
-        out += [f"## {dataset}", "", f"UAR / WAR (%)" + (f", mean ± std over {seeds} seeds" if seeds > 1 else ""), ""]
+        out += [f"## {dataset}", "", "UAR / WAR (%)" + (f", mean ± std over {seeds} seeds" if seeds > 1 else ""), ""]
         out.append("| model | " + " | ".join(prompt_set_display_name(p) for p in psets) + " |")
         out.append("|---|" + "---|" * len(psets))
         for g in groups:

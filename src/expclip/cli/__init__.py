@@ -1,0 +1,81 @@
+"""The ``expclip`` command line: wiring only. ``main(argv) -> int``.
+
+Each group of subcommands lives in its own module with an ``add_parsers(sub)``; the options they share are in
+:mod:`.options`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import logging
+import sys
+
+from .. import __version__
+from . import analysis, pipeline, predict
+from .options import EPILOG
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="expclip", description="Zero-shot facial expression recognition with Exp-CLIP "
+                                "(CLIP + a head trained to match an LLM's view of the face).", epilog=EPILOG)
+    p.add_argument("--version", action="version", version=f"expclip {__version__}")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    p.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
+    sub = p.add_subparsers(dest="cmd", metavar="COMMAND")
+    pipeline.add_parsers(sub)
+    predict.add_parsers(sub)
+    analysis.add_parsers(sub)
+    return p
+
+
+def _friendly_errors():
+    from ..checkpoint import CheckpointError
+    from ..data.datasets import DatasetError
+    from ..data.faces import FaceDetectorUnavailable
+    from ..data.images import ImageDecodeError
+    from ..features import ExtractionFailure
+    from ..models.hub import ModelNotAvailableError
+    from ..store import StoreError
+
+    return (ModelNotAvailableError, StoreError, DatasetError, CheckpointError, FileNotFoundError, FileExistsError,
+            ValueError, KeyError, ExtractionFailure, ImageDecodeError, FloatingPointError, FaceDetectorUnavailable)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s" if args.verbose else "%(message)s")
+    for noisy in ("httpx", "huggingface_hub", "urllib3", "filelock"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    if not getattr(args, "fn", None):
+        parser.print_help()
+        return 2
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+        return int(args.fn(args) or 0)
+    except KeyboardInterrupt:
+        print("\ninterrupted: finished chunks are kept; rerun the same command to resume", file=sys.stderr)
+        return 130
+    except OSError as e:
+        if e.errno == errno.ENOSPC:
+            print(f"error: disk full while writing ({e.filename or e}); nothing half-written is kept and finished "
+                  "work (store chunks, trained seeds) is: free space and rerun the same command", file=sys.stderr)
+            return 1
+        if args.verbose:
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        return 2 if isinstance(e, (FileNotFoundError, FileExistsError)) else 1
+    except _friendly_errors() as e:
+        if args.verbose:
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,159 @@
+"""Options and helpers shared by the ``expclip`` subcommands."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+from pathlib import Path
+
+log = logging.getLogger("expclip")
+
+DEFAULT_STORE = os.environ.get("EXPCLIP_STORE", str(Path("~/.cache/expclip/store").expanduser()))
+EPILOG = "Models: any hub id or local directory saved with save_pretrained. Docs: README.md."
+
+
+# ------------------------------------------------------------------------------------------------ shared options
+def _number(kind: type, low: float, strict: bool):
+    """An argparse type: a ``kind`` number above ``low`` (``strict``) or at least ``low``; errors name the value."""
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a{'n integer' if kind is int else ' number'}") from None
+        if value != value or (value <= low if strict else value < low):  # value != value: NaN
+            raise argparse.ArgumentTypeError(f"{text} must be {'>' if strict else '>='} {low}")
+        return value
+
+    parse.__name__ = kind.__name__  # argparse names the type in its messages
+    return parse
+
+
+POSITIVE_INT, NONNEG_INT = _number(int, 0, True), _number(int, 0, False)
+POSITIVE_FLOAT, NONNEG_FLOAT = _number(float, 0.0, True), _number(float, 0.0, False)
+
+
+def _device(args):
+    """--device as a torch.device, checked before any model is loaded."""
+    import torch
+
+    from ..models.backbone import resolve_device
+
+    try:
+        dev = resolve_device(args.device)
+    except RuntimeError as e:
+        raise ValueError(f"--device {args.device!r} is not a device ({e}); use cpu, cuda or cuda:N") from None
+    if dev.type == "cuda" and (not torch.cuda.is_available() or (dev.index or 0) >= torch.cuda.device_count()):
+        raise ValueError(f"--device {args.device}: no such CUDA GPU is visible "
+                         f"({torch.cuda.device_count()} found); use --device cpu")
+    return dev
+
+
+def _add_store(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--store", default=DEFAULT_STORE,
+                   help="feature store directory (default: $EXPCLIP_STORE or ~/.cache/expclip/store)")
+
+
+def _add_runtime(p: argparse.ArgumentParser, batch: int = 64) -> None:
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (default: cuda if available)")
+    p.add_argument("--batch-size", type=POSITIVE_INT, default=batch, help=f"images per forward pass (default {batch})")
+    p.add_argument("--num-workers", type=NONNEG_INT, default=None,
+                   help="DataLoader worker processes for decoding (default: cores - 1, at most 8)")
+    p.add_argument("--strict", action="store_true", help="stop at the first unreadable item instead of skipping it")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--allow-outside-root", action="store_true",
+                   help="accept dataset files that are links to places outside --data (refused by default)")
+
+
+def _add_pre(p: argparse.ArgumentParser, default: str | None = "reference", note: str = "default") -> None:
+    p.add_argument("--preprocessing", choices=["reference", "clip"], default=default,
+                   help=f"reference: the paper's code (squash 224, [0,1], no normalization; {note}); "
+                        "clip: the model's own processor (resize, center crop, mean/std)")
+
+
+def _data(args) -> "object":
+    from ..data.datasets import image_folder, unlabelled_images
+
+    if getattr(args, "dataset", None):
+        return _one_dataset(args)
+    if args.labelled:
+        return image_folder(args.data, allow_outside=args.allow_outside_root)
+    return unlabelled_images(args.data, allow_outside=args.allow_outside_root)
+
+
+# ------------------------------------------------------------------------------------------------ benchmark datasets
+def _add_dataset_source(p: argparse.ArgumentParser, data_help: str, suite: bool = False, video: bool = True) -> None:
+    """--data FOLDER | --dataset NAME --root DIR [| --suite ...], reader options and (for videos) frame sampling."""
+    from ..data.registry import DATASETS, PAPER_DATASETS
+
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--data", help=data_help)
+    g.add_argument("--dataset", metavar="NAME", help=f"a dataset in its native format, read from --root: "
+                   f"{', '.join(DATASETS)} (README: 'Benchmarks')")
+    if suite:
+        g.add_argument("--suite", metavar="paper|FILE.json", help=f"'paper' ({', '.join(PAPER_DATASETS)}, found "
+                       "under --data-root by their usual folder names) or a preset file naming datasets and roots")
+        p.add_argument("--data-root", default=None, help="folder holding the datasets of --suite (default: the "
+                       "current folder; for a preset file, the file's folder)")
+        p.add_argument("--only", default=None, help="comma-separated subset of the suite's datasets")
+        p.set_defaults(labelled=True)  # eval's --data is a labelled folder
+    p.add_argument("--root", default=None, help="the folder of --dataset as downloaded")
+    p.add_argument("--fold", type=int, nargs="+", default=None, help="folds of DFEW/MAFW (default: all five)")
+    p.add_argument("--option", action="append", default=[], metavar="[DATASET:]KEY=VALUE",
+                   help="reader option, repeatable: e.g. split=train, votes=label.csv, rule=plurality (FERPlus), "
+                   "media=clips, lists=reference (videos), release=2021 (AffectNet), list_path=FILE (list)")
+    if video:
+        p.add_argument("--sampling", choices=["reference", "edge"], default="reference",
+                       help="frames of clips with at most --segments frames: reference = frame 0 repeated (the "
+                       "paper's code, default); edge = every frame, then the last one repeated")
+        p.add_argument("--segments", type=int, default=16, help="frames sampled per clip (default 16)")
+    else:
+        p.set_defaults(sampling="reference", segments=16)
+
+
+def _all_datasets(args) -> list:
+    """The ItemLists named on the command line (every fold), all read before any work starts."""
+    from ..suite import SuiteEntry, load_entries, parse_options, preset_entries, read_preset
+
+    opts = parse_options(args.option)
+    suite = getattr(args, "suite", None)
+    if suite:
+        only = args.only.split(",") if args.only else None
+        entries = (read_preset(suite, args.data_root, only, opts) if Path(suite).is_file()
+                   else preset_entries(suite, args.data_root or ".", only, opts))
+        return load_entries(entries)
+    if args.dataset:
+        if not args.root:
+            raise ValueError(f"--dataset {args.dataset} needs --root: the folder you downloaded")
+        unknown = [k for k in opts if k is not None]
+        if unknown:
+            raise ValueError("--option DATASET:... prefixes are for --suite; with --dataset write KEY=VALUE")
+        return load_entries([SuiteEntry(args.dataset, Path(args.root), args.fold, opts.get(None, {}))])
+    if args.option or args.fold:
+        raise ValueError("--option and --fold apply to --dataset and --suite, not to --data")
+    return [_data(args)]
+
+
+def _one_dataset(args):
+    datasets = _all_datasets(args)
+    if len(datasets) != 1:
+        raise ValueError(f"{args.dataset} has {len(datasets)} folds here; choose one with --fold")
+    return datasets[0]
+
+
+# ------------------------------------------------------------------------------------------------ commands
+def _device_map(spec: str | None) -> "dict | str | None":
+    """--teacher-device-map: none, auto (this process's GPUs) or a JSON file {module prefix: device}."""
+    if spec in (None, "", "none"):
+        return None
+    return "auto" if spec == "auto" else json.loads(Path(spec).read_text())
+
+
+def _report_store(what: str, store) -> None:
+    if store is None:
+        print(f"{what}: this shard is done; another process finalizes the store")
+        return
+    n, bad = len(store), len(store.failures)
+    print(f"{what}: {n - bad} of {n} items -> {store.path}" + (f" ({bad} skipped, see meta.json)" if bad else ""))

@@ -1,0 +1,309 @@
+"""``expclip demo | extract | train | eval | import-official | list``: the pipeline's commands."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+from .options import (
+    EPILOG, NONNEG_FLOAT, NONNEG_INT, POSITIVE_FLOAT, POSITIVE_INT, _add_dataset_source, _add_pre, _add_runtime,
+    _add_store, _all_datasets, _data, _device, _device_map, _report_store,
+)
+
+log = logging.getLogger("expclip")
+
+
+def cmd_demo(args) -> int:
+    from ..demo import run_demo
+    from ..models.tiny import RANDOM_WEIGHTS_NOTE
+
+    print(f"expclip demo — {RANDOM_WEIGHTS_NOTE}.", flush=True)
+    res = run_demo(args.out, progress=not args.no_progress)
+    print()
+    print(res["paths"]["markdown"].read_text())
+    print("timings (s): " + ", ".join(f"{k}: {v}" for k, v in res["timings"].items()))
+    print(f"outputs in {res['out']}/ (results/results.md, results/results.csv, results/cells/*.json, "
+          f"results/confusion/*.png, runs/exp-clip-tiny/seed*/, ablations/*/table.md)")
+    print(f"report: {res['report']['html']} (open it in a browser; no server or network needed) and "
+          f"{res['report']['markdown']}")
+    print(f"\n{RANDOM_WEIGHTS_NOTE}. With real weights, run the same steps with the commands in README.md.")
+    return 0
+
+
+def cmd_extract(args) -> int:
+    import torch
+
+    from ..distributed import distributed_session
+    from ..extract import extract_features, extract_teacher
+    from ..models.teacher import Teacher, resolve_instruction, teacher_dtype
+
+    datasets = _all_datasets(args)  # every dataset is read before any work starts
+    checked = _device(args)  # a GPU that is not there is refused before any work
+    if args.teacher:  # refuse bad teacher options before the backbone's extraction, not after it
+        if any(d.kind == "video" for d in datasets):
+            raise ValueError("teacher targets are computed for training images, not for video datasets")
+        teacher_dtype(checked, args.teacher_dtype)
+        for instr in args.instruction:
+            resolve_instruction(instr)
+    tag = (lambda d: f" {d.name}" + (f" fold {d.info['fold']}" if d.info.get("fold") else "")) \
+        if len(datasets) > 1 else (lambda d: "")
+    # Under torchrun each process computes its share of every store's chunks; rank 0 assembles the stores.
+    with distributed_session(args.device) as ctx:
+        dev = ctx.device
+        common = dict(num_workers=ctx.num_workers(args.num_workers), progress=not args.no_progress and ctx.is_main,
+                      strict=args.strict)
+        say = _report_store if ctx.is_main else (lambda what, store: None)
+        if not args.no_backbone:
+            from ..models.backbone import Backbone
+
+            for name in args.backbone:
+                bb = Backbone.from_pretrained(name, args.revision, device=dev)
+                for data in datasets:
+                    say(f"CLIP{tag(data)}", ctx.run(lambda shard: extract_features(
+                        bb, data, args.store, args.preprocessing, sampling=args.sampling, num_segments=args.segments,
+                        batch_size=args.batch_size, shard=shard, **common)))
+                del bb
+        if args.teacher:
+            te = Teacher.from_pretrained(args.teacher, args.teacher_revision, device=dev, dtype=args.teacher_dtype,
+                                         device_map=_device_map(getattr(args, "teacher_device_map", None)))
+            for instr in args.instruction:
+                for data in datasets:
+                    say(f"teacher{tag(data)} [{instr[:30]}]", ctx.run(lambda shard: extract_teacher(
+                        te, data, args.store, instr, args.preprocessing, batch_size=args.teacher_batch_size,
+                        shard=shard, **common)))
+            del te
+            if dev.type == "cuda":
+                torch.cuda.empty_cache()
+    return 0
+
+
+def cmd_train(args) -> int:
+    from ..extract import find_image_store, find_teacher_store
+    from ..features import check_strict
+    from ..fit import fit_heads
+    from ..store import StaleStoreError, StoreError
+    from ..train import TrainConfig
+
+    data = _data(args)
+    if data.kind != "image":
+        raise ValueError(f"{data.name} is a {data.kind} dataset; heads are trained on images (e.g. CAER-S)")
+    try:
+        img = find_image_store(args.store, args.backbone, data, args.preprocessing, args.revision)
+        tgt = find_teacher_store(args.store, args.teacher, data, args.instruction, args.preprocessing)
+    except StaleStoreError:
+        raise
+    except StoreError:
+        if not args.extract:
+            raise
+        args.no_backbone, args.backbone = False, [args.backbone]
+        args.instruction = [args.instruction]
+        cmd_extract(args)
+        args.backbone, args.instruction = args.backbone[0], args.instruction[0]
+        img = find_image_store(args.store, args.backbone, data, args.preprocessing, args.revision)
+        tgt = find_teacher_store(args.store, args.teacher, data, args.instruction, args.preprocessing)
+    if args.strict:
+        check_strict(img)
+        check_strict(tgt)
+    kappa = args.logit_scale if args.logit_scale is not None else float(img.meta.get("logit_scale", 100.0))
+    cfg = TrainConfig(head=args.head, lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay,
+                      batch_size=args.train_batch_size, epochs=args.epochs, logit_scale=kappa)
+    dirs = fit_heads(img, tgt, args.out, args.seeds, cfg, run_name=args.name, device=_device(args))
+    for d in dirs:
+        print(f"head: {d}")
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from ..evaluate import head_model
+    from ..fit import expand_head_dirs
+    from ..models.backbone import DEFAULT_BACKBONE
+    from ..models.tiny import RANDOM_WEIGHTS_NOTE
+    from ..prompts import PAPER_PROMPT_SETS
+    from ..report import write_results
+    from ..suite import run_suite, with_clip_baselines
+
+    datasets = _all_datasets(args)  # every dataset is read before any feature is computed
+    dev = _device(args)
+    models = [head_model(d, dev) for d in expand_head_dirs(args.head)]
+    # A head is evaluated with the backbone and preprocessing it was trained with: an option that says otherwise
+    # is refused here, before any feature is computed, instead of being silently ignored.
+    for opt, value, attr in (("--preprocessing", args.preprocessing, "preprocessing"),
+                             ("--backbone", args.backbone, "backbone")):
+        clash = [m for m in models if value is not None and getattr(m, attr) != value]
+        if clash:
+            raise ValueError(f"{opt} {value} contradicts head {clash[0].head_dir}, trained with {attr} "
+                             f"{getattr(clash[0], attr)!r}; heads are evaluated as they were trained: drop {opt}, or "
+                             f"evaluate a head trained with {value}")
+    if not args.no_clip:
+        models = with_clip_baselines(models, args.backbone or DEFAULT_BACKBONE, args.preprocessing or "reference")
+    if not models:
+        raise ValueError("nothing to evaluate: give --head and/or leave CLIP in (no --no-clip)")
+    spec = args.prompts.split(",") if args.prompts != "all" else "all"
+    unknown = [p for p in (spec if isinstance(spec, list) else []) if p not in PAPER_PROMPT_SETS]
+    if unknown:
+        raise ValueError(f"unknown prompt set(s) {unknown}; choose from {list(PAPER_PROMPT_SETS)} or 'all'")
+    results = run_suite(datasets, models, spec, args.store, device=dev, sampling=args.sampling,
+                        num_segments=args.segments, batch_size=args.batch_size, num_workers=args.num_workers,
+                        progress=not args.no_progress, strict=args.strict)
+    banner = RANDOM_WEIGHTS_NOTE if any(r["random_weights"] for r in results) else None
+    names = list(dict.fromkeys(d.name for d in datasets))
+    paper = bool(args.suite or args.dataset)
+    paths = write_results(results, args.out, title=f"Zero-shot results on {', '.join(names)}", banner=banner,
+                          paper_layout=paper)
+    print(paths["markdown"].read_text())
+    for store, n, failed, scored in sorted({(c["store"], c["num_items"], c["num_failed"], c["num_samples"])
+                                            for c in results}):
+        print(f"{store}: scored {scored} of {n} items" + (f" ({failed} unreadable, skipped; listed in its meta.json)"
+                                                          if failed else ""))
+    print(f"results: {args.out}/ (results.md, results.csv, cells.csv, cells/*.json, confusion/*.png)")
+    return 0
+
+def cmd_import(args) -> int:
+    from ..checkpoint import import_official
+
+    out = import_official(args.pth, args.out, args.backbone)
+    cfg = json.loads((out / "config.json").read_text())
+    print(f"imported {args.pth} -> {out} (linear {cfg['head']['in_dim']}->{cfg['head']['out_dim']}, "
+          f"backbone {cfg['backbone']['id']}, preprocessing reference)")
+    return 0
+
+
+def cmd_list(args) -> int:
+    from ..labels import CLASS_ORDER, DATASET_NUM_CLASSES
+    from ..models.backbone import DEFAULT_BACKBONE, PAPER_BACKBONES
+    from ..models.teacher import DEFAULT_TEACHER, INSTRUCTIONS
+    from ..prompts import PAPER_PROMPT_SETS, prompt_set_display_name
+
+    print("classes (index: name): " + ", ".join(f"{i}: {c}" for i, c in enumerate(CLASS_ORDER)))
+    print("datasets (classes used): " + ", ".join(f"{k} ({v})" for k, v in DATASET_NUM_CLASSES.items()))
+    print("prompt sets: " + ", ".join(f"{p} ({prompt_set_display_name(p)})" for p in PAPER_PROMPT_SETS))
+    print("instructions:")
+    for k, v in INSTRUCTIONS.items():
+        print(f"  {k}: {v}")
+    print(f"backbones: {', '.join(f'{k}={v}' for k, v in PAPER_BACKBONES.items())} (default {DEFAULT_BACKBONE})")
+    print(f"teacher: {DEFAULT_TEACHER}")
+    root = Path(args.store)
+    metas = sorted(root.glob("*/meta.json")) if root.is_dir() else []
+    print(f"stores in {root}: {len(metas)}")
+    for m in metas:
+        try:
+            meta = json.loads(m.read_text())
+        except (OSError, json.JSONDecodeError):
+            print(f"  {m.parent.name}: unreadable meta.json")
+            continue
+        k = meta.get("key", {})
+        state = "complete" if meta.get("complete") else "INCOMPLETE (rerun to resume)"
+        extra = f" instruction={k['instruction'][:40]!r}" if "instruction" in k else ""
+        pre = (k.get("preprocessing") or {}).get("mode", "-")
+        print(f"  {m.parent.name}: {k.get('kind')} model={k.get('model', {}).get('id')} "
+              f"data={k.get('data', {}).get('name')} "
+              f"n={meta.get('n')} preprocessing={pre}{extra} {state}")
+    return 0
+
+
+
+def add_parsers(sub) -> None:
+    from ..models.backbone import DEFAULT_BACKBONE
+    from ..models.teacher import DEFAULT_TEACHER
+    from ..train import TrainConfig
+
+    d = TrainConfig()
+    s = sub.add_parser("demo", help="run the whole pipeline offline on tiny random models (about a minute)",
+                       description="Build tiny random-weight CLIP and BLIP-2 models and synthetic faces, then run "
+                       "extract -> teacher -> train 3 seeds -> evaluate -> results. The numbers mean nothing: the "
+                       "weights are random. Rerunning reuses what is already in --out.")
+    s.add_argument("--out", default="expclip-demo", help="output directory (default ./expclip-demo)")
+    s.add_argument("--no-progress", action="store_true")
+    s.set_defaults(fn=cmd_demo)
+
+    s = sub.add_parser("extract", help="compute CLIP image features and/or teacher targets into the store",
+                       description="Encode every image of --data once and cache the features (chunked, resumable: "
+                       "rerun the same command after an interruption). Unreadable images are skipped and listed. "
+                       "Several processes/GPUs: torchrun --nproc-per-node N -m expclip extract ... (each process "
+                       "computes a share of the chunks; the store is the same as a single process's).",
+                       epilog=EPILOG)
+    _add_dataset_source(s, "image folder (all images recursively, or class subfolders with --labelled)")
+    s.add_argument("--labelled", action="store_true", help="--data has one subfolder per class (happy/, sad/...)")
+    s.add_argument("--backbone", nargs="+", default=[DEFAULT_BACKBONE],
+                   help=f"CLIP model(s) (default {DEFAULT_BACKBONE})")
+    s.add_argument("--revision", default=None, help="hub revision of the backbone")
+    s.add_argument("--no-backbone", action="store_true", help="skip CLIP features (teacher only)")
+    s.add_argument("--teacher", default=None,
+                   help=f"also extract teacher targets with this BLIP-2+T5 model (e.g. {DEFAULT_TEACHER})")
+    s.add_argument("--teacher-revision", default=None)
+    s.add_argument("--teacher-dtype", default="auto", help="auto (bfloat16 on GPU, float32 on CPU), bfloat16, float32")
+    s.add_argument("--instruction", nargs="+", default=["task"],
+                   help="preset(s) task, short, unrelated, or your own sentence(s) (default task)")
+    s.add_argument("--teacher-batch-size", type=POSITIVE_INT, default=32)
+    s.add_argument("--teacher-device-map", default=None, metavar="auto|FILE.json",
+                   help="split a teacher too large for one GPU: auto = vision/Q-Former on the first GPU, T5 encoder "
+                        "blocks balanced over this process's GPUs; or a JSON file {module prefix: device}")
+    _add_pre(s)
+    _add_store(s)
+    _add_runtime(s)
+    s.set_defaults(fn=cmd_extract)
+
+    s = sub.add_parser("train", help="train projection heads (one per seed) from the stored features",
+                       description="Train Exp-CLIP heads on cached CLIP features and teacher targets. Runs no encoder "
+                       "unless --extract is given and features are missing. Defaults are the paper's recipe.",
+                       epilog=EPILOG)
+    _add_dataset_source(s, "the training image folder that was extracted", video=False)
+    s.add_argument("--labelled", action="store_true", help=argparse.SUPPRESS)
+    s.add_argument("--backbone", default=DEFAULT_BACKBONE)
+    s.add_argument("--revision", default=None)
+    s.add_argument("--teacher", default=DEFAULT_TEACHER)
+    s.add_argument("--teacher-revision", default=None)
+    s.add_argument("--teacher-dtype", default="auto")
+    s.add_argument("--teacher-batch-size", type=POSITIVE_INT, default=32)
+    s.add_argument("--instruction", default="task", help="preset (task, short, unrelated) or your sentence")
+    s.add_argument("--out", required=True, help="run directory; heads go to OUT/seed<k>/")
+    s.add_argument("--name", default=None, help="run name shown in result tables (default: OUT's folder name)")
+    s.add_argument("--seeds", type=NONNEG_INT, nargs="+", default=[1, 2, 3], help="seeds (default 1 2 3, as the paper)")
+    s.add_argument("--head", default=d.head, choices=["linear", "mlp2", "mlp3", "transformer"])
+    s.add_argument("--epochs", type=POSITIVE_INT, default=d.epochs)
+    s.add_argument("--train-batch-size", type=POSITIVE_INT, default=d.batch_size)
+    s.add_argument("--lr", type=POSITIVE_FLOAT, default=d.lr)
+    s.add_argument("--momentum", type=NONNEG_FLOAT, default=d.momentum)
+    s.add_argument("--weight-decay", type=NONNEG_FLOAT, default=d.weight_decay)
+    s.add_argument("--logit-scale", type=POSITIVE_FLOAT, default=None,
+                   help="κ (default: the backbone's, 100 for OpenAI CLIP)")
+    s.add_argument("--extract", action="store_true", help="extract missing features first (loads the models)")
+    s.add_argument("--no-backbone", action="store_true", help=argparse.SUPPRESS)
+    _add_pre(s)
+    _add_store(s)
+    _add_runtime(s)
+    s.set_defaults(fn=cmd_train)
+
+    s = sub.add_parser("eval", help="zero-shot UAR/WAR of CLIP and heads on a folder, a benchmark or the paper's suite",
+                       description="Evaluate plain CLIP and trained heads on a folder with one subfolder per class "
+                       "(names like happy, Happiness, 3_joy are mapped to the canonical classes), on a benchmark in "
+                       "its native format (--dataset NAME --root DIR, every fold) or on a suite (--suite paper "
+                       "--data-root DIR). Features are computed once per dataset and fold and reused for every "
+                       "head, seed and prompt set. Writes one JSON per cell, results.csv, cells.csv, results.md (the "
+                       "paper's table layout for benchmarks) and confusion-matrix PNGs.", epilog=EPILOG)
+    _add_dataset_source(s, "labelled image folder (class subfolders)", suite=True)
+    s.add_argument("--head", nargs="*", default=[], help="head directories or run directories of seed*/ heads")
+    s.add_argument("--no-clip", action="store_true", help="leave out the plain-CLIP baseline")
+    s.add_argument("--backbone", default=None,
+                   help=f"backbone for CLIP when no head is given (default {DEFAULT_BACKBONE}); heads use their own")
+    s.add_argument("--prompts", default="all", help="all (default) or comma-separated prompt-set names")
+    s.add_argument("--out", default="results", help="output directory (default ./results)")
+    _add_pre(s, default=None, note="default without --head; a head always uses its own")
+    _add_store(s)
+    _add_runtime(s)
+    s.set_defaults(fn=cmd_eval)
+
+    s = sub.add_parser("import-official", help="convert a released reference head (.pth) to expclip's format",
+                       description="Read ExpCLIP_{B32,B16,L14}_model.pth with torch.load(weights_only=True) (a pickle "
+                       "that would run code is refused) and write head.safetensors + config.json, preprocessing "
+                       "'reference'.")
+    s.add_argument("pth")
+    s.add_argument("--out", required=True)
+    s.add_argument("--backbone", default=None, help="backbone id (default: from the file name B32/B16/L14)")
+    s.set_defaults(fn=cmd_import)
+
+    s = sub.add_parser("list", help="prompt sets, instructions, default models and the stores on disk")
+    _add_store(s)
+    s.set_defaults(fn=cmd_list)

@@ -1,0 +1,86 @@
+"""``expclip predict``: expression labels for people's own photos and videos."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+from .options import EPILOG, _add_runtime
+
+log = logging.getLogger("expclip")
+
+
+def cmd_predict(args) -> int:
+    from tqdm.auto import tqdm
+
+    from ..api import ExpCLIP
+    from ..models.backbone import DEFAULT_BACKBONE
+    from ..predict_run import format_row, predict_to_file
+
+    if args.head and args.backbone:
+        log.warning("--backbone %s replaces the backbone recorded in the head", args.backbone)
+    model = ExpCLIP.from_pretrained(args.head or args.backbone or DEFAULT_BACKBONE, args.device,
+                                    backbone=args.backbone if args.head else None, revision=args.revision,
+                                    preprocessing=args.preprocessing)
+    try:
+        s = predict_to_file(model, args.paths, args.out, args.labels, args.template or args.prompts,
+                            resume=args.resume, overwrite=args.overwrite, annotate_dir=args.annotate,
+                            progress=not args.no_progress,
+                            on_rows=None if args.out else lambda rows: [tqdm.write(format_row(r)) for r in rows],
+                            faces=args.faces, margin=args.margin, no_face=args.no_face, max_faces=args.max_faces,
+                            num_frames=args.frames, video_fps=args.video_fps, batch_size=args.batch_size,
+                            num_workers=min(4, os.cpu_count() or 1) if args.num_workers is None else args.num_workers,
+                            strict=args.strict)
+    except KeyboardInterrupt:
+        if not args.out:
+            raise
+        print(f"\ninterrupted: the rows written so far are in {args.out}; add --resume to the same command to "
+              "continue", file=sys.stderr)
+        return 130
+    print(f"{model.name} ({model.backbone.name}): {s}")
+    return 0
+
+
+def add_parsers(sub) -> None:
+    from ..models.backbone import DEFAULT_BACKBONE
+
+    s = sub.add_parser("predict", help="expression labels for your photos, folders and videos (faces found for you)",
+                       description="Detect faces and score them zero-shot with CLIP or an Exp-CLIP head, with the "
+                       "paper's classes or your own words. Writes one row per face (and per sampled video frame, plus "
+                       "a clip-level row per video) as it goes; rerun with --resume after an interruption.",
+                       epilog="Examples: expclip predict photos/ --head runs/expclip-L14/seed1 --out results.csv; "
+                       "expclip predict talk.mp4 --labels happy,bored,focused --video-fps 2 --annotate viz/. " + EPILOG)
+    s.add_argument("paths", nargs="+", help="image or video files, or folders (searched recursively)")
+    s.add_argument("--head", default=None, help="an Exp-CLIP head directory (its backbone and preprocessing are used)")
+    s.add_argument("--backbone", default=None,
+                   help=f"CLIP model for plain-CLIP zero-shot without --head (default {DEFAULT_BACKBONE}); "
+                        "with --head, a replacement for the recorded backbone (e.g. a local copy)")
+    s.add_argument("--revision", default=None, help="hub revision of the backbone")
+    s.add_argument("--labels", default=None,
+                   help="7, 8 or 11 (the paper's classes; default 7), comma-separated words (happy,bored,focused), "
+                        "or a JSON/YAML label file with labels, templates or per-class descriptions")
+    s.add_argument("--prompts", default="ensemble_10",
+                   help="the paper's prompt set used for every class (class_name, an_expression_of, "
+                        "a_photo_of_a_face, ensemble_5, ensemble_10; default ensemble_10)")
+    s.add_argument("--template", action="append", default=None,
+                   help="your own prompt template with {} for the label, e.g. 'a photo of a {} face.' (repeatable; "
+                        "replaces --prompts)")
+    s.add_argument("--out", default=None, help="results file, .csv or .jsonl (default: print one line per row)")
+    s.add_argument("--resume", action="store_true", help="continue --out: skip inputs already written, redo cut ones")
+    s.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    s.add_argument("--annotate", default=None, metavar="DIR",
+                   help="write images with boxes and labels, and a probability timeline PNG per video, into DIR")
+    s.add_argument("--faces", choices=["detect", "none"], default="detect",
+                   help="detect: find faces (OpenCV Haar cascade; default); none: inputs are already face crops")
+    s.add_argument("--margin", type=float, default=0.2, help="grow face boxes by this fraction per side (0.2)")
+    s.add_argument("--max-faces", type=int, default=None, help="keep at most N faces per image, largest first")
+    s.add_argument("--no-face", choices=["whole", "skip"], default="whole",
+                   help="when no face is found: score the whole image (default) or leave the row unscored; the row "
+                        "says face_detected=False either way")
+    s.add_argument("--frames", type=int, default=16, help="frames sampled per video, spread as the paper's (16)")
+    s.add_argument("--video-fps", type=float, default=None, help="instead sample this many frames per second")
+    s.add_argument("--preprocessing", choices=["reference", "clip"], default=None,
+                   help="default: the head's own; reference (the paper's) for plain CLIP")
+    _add_runtime(s)
+    s.set_defaults(fn=cmd_predict)
