@@ -174,7 +174,7 @@ def evaluate(
                 results.append({
                     "model": m.name, "group": m.group, "seed": m.seed, "head_dir": m.head_dir,
                     "dataset": data.name, "fold": data.info.get("fold"), "kind": data.kind, "classes": data.classes,
-                    **cell, "data_info": {k: v for k, v in data.info.items() if k != "per_class"},
+                    **cell, "data_info": {k: v for k, v in data.info.items() if k not in ("per_class", "annotations")},
                     "sampling": store.key.get("sampling"),
                     "clips": {k: v for k, v in store.meta["clips"].items() if k != "examples"}
                     if "clips" in store.meta else None,

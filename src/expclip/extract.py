@@ -205,6 +205,7 @@ def extract_videos(
     """
     if data.kind != "video":
         raise ValueError(f"{data.name} is a {data.kind} dataset; use extract_images for it")
+    data.validate(check_files=False)
     pre = backbone.preprocess(preprocessing)
     key = image_key(backbone.identity(), pre, data, compute_dtype_name(backbone.amp_dtype), sampling, num_segments)
     path = store_path(store_root, key)

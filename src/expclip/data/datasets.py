@@ -49,8 +49,10 @@ class ItemList:
         Errors: no items, an item without a path or listed twice, a label outside ``classes``, a path that leaves
         ``root`` (unless ``allow_outside``, default ``info["allow_outside"]``) and, with ``check_files``, a dataset
         none of whose files exist (a wrong root). Some missing files are only a warning: they become failures.
+        Items read by a ``decoder`` (not files) are checked as paths only.
         """
-        where = self.info.get("source") or str(self.root)
+        where = self.info.get("annotations") or str(self.root)
+        check_files = check_files and self.decoder is None
         if not self.items:
             raise DatasetError(f"{where}: the dataset {self.name!r} is empty (no items)")
         allow = bool(self.info.get("allow_outside", False)) if allow_outside is None else allow_outside
