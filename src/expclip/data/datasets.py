@@ -69,9 +69,10 @@ class ItemList:
                                    f"{self.classes} (indices 0..{len(self.classes) - 1})")
             safe_join(self.root, path, allow, source=where, resolve=check_files)
         if check_files:
-            missing = [it["path"] for it in self.items if not (self.root / it["path"]).exists()]
+            missing = [it["path"] for it in self.items if not _exists(self.root / it["path"])]
             if len(missing) == len(self.items):
-                raise DatasetError(f"none of the {len(missing)} items of {self.name!r} exist under {self.root} "
+                listed = f"{where}: " if "annotations" in self.info else ""
+                raise DatasetError(f"{listed}none of the {len(missing)} items of {self.name!r} exist under {self.root} "
                                    f"(first: {missing[0]}); is the dataset root right?")
             if missing:
                 log.warning("%s: %d of %d items are missing on disk (first: %s); they will be recorded as failures",
@@ -96,6 +97,14 @@ class ItemList:
             h.update(str(self.decoder.fingerprint()).encode())
         return {"name": self.name, "n": len(self.items), "kind": self.kind, "classes": self.classes,
                 "sha256": h.hexdigest()[:20]}
+
+
+def _exists(path: Path) -> bool:
+    """``path.exists()``, False also for a name the OS refuses (too long...): that item becomes a failure."""
+    try:
+        return path.exists()
+    except OSError:
+        return False
 
 
 def list_images(root: Path) -> list[Path]:

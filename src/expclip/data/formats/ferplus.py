@@ -118,11 +118,11 @@ class PixelTable:
         return hashlib.sha256(np.ascontiguousarray(self.pixels).tobytes()).hexdigest()[:20]
 
 
-def read_fer2013_pixels(path: str | Path, rows: set[int], usage: str) -> PixelTable:
+def read_fer2013_pixels(path: str | Path, rows: set[int], usage: str, votes: str | Path = "the vote file") -> PixelTable:
     """The 48x48 faces of the data rows ``rows`` of ``fer2013.csv`` (columns emotion, pixels, Usage).
 
     Data row r is on line r + 2 (after the header). Each row's Usage must be ``usage``: a mismatch means the CSV
-    and the vote file are not the same release.
+    and the vote file (``votes``, named in the errors) are not the same release.
     """
     path = Path(path)
     got: dict[int, np.ndarray] = {}
@@ -138,14 +138,14 @@ def read_fer2013_pixels(path: str | Path, rows: set[int], usage: str) -> PixelTa
         if len(rec) <= max(pi, ui):
             raise AnnotationError(path, n, f"expected {len(header)} columns, got {len(rec)}")
         if rec[ui] != usage:
-            raise AnnotationError(path, n, f"Usage is {rec[ui]!r} but the vote file puts this image in {usage!r}")
+            raise AnnotationError(path, n, f"Usage is {rec[ui][:40]!r} but {votes} puts this image in {usage!r}")
         values = rec[pi].split()
         if len(values) != 48 * 48 or not all(v.isdigit() and len(v) <= 3 and int(v) <= 255 for v in values):
             raise AnnotationError(path, n, f"expected 2304 pixel values in 0..255, got {len(values)} values")
         got[row] = np.array(values, dtype=np.int64).astype(np.uint8).reshape(48, 48)
     missing = sorted(rows - set(got))
     if missing:
-        raise DatasetError(f"{path}: has no data rows {missing[:5]} named by the vote file")
+        raise DatasetError(f"{path}: has no data rows {missing[:5]} named by {votes}")
     order = tuple(sorted(got))
     return PixelTable(order, np.stack([got[r] for r in order]))
 
@@ -196,9 +196,12 @@ def read_ferplus(root: str | Path, split: str = "test", votes: str = "auto", rul
             "named_images": len(v.rows), "dropped_by_rule": dropped, "unnamed_rows": v.unnamed}
     log.info("FERPlus %s: %d of %d images kept by the %r rule on %s", split, len(rows), len(v.rows), rule,
              vote_path.name)
+    if not rows:
+        raise DatasetError(f"{vote_path}: none of its {len(v.rows)} named {usage} images has a label by the {rule!r} "
+                           "rule")
     if source == "png":
         return build("FERPlus", png_dir, rows, 8, info=info, source=vote_path, allow_outside=allow_outside)
     pix_path = existing(root, ["fer2013.csv", "fer2013/fer2013.csv"], "FER2013 pixels fer2013.csv")
-    table = read_fer2013_pixels(pix_path, {r.fields["row"] for r in rows}, usage)
+    table = read_fer2013_pixels(pix_path, {r.fields["row"] for r in rows}, usage, vote_path)
     return build("FERPlus", pix_path.parent, rows, 8, info={**info, "pixels": pix_path.name}, source=vote_path,
                  allow_outside=allow_outside, decoder=table)

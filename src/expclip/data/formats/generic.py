@@ -148,10 +148,17 @@ def read_csv_labels(root: str | Path, file: str = "labels.csv", num_classes: int
         raise AnnotationError(path, None, "no rows")
     used = order_classes([r.cls for r in rows])
     count = num_classes or (CLASS_ORDER.index(used[-1]) + 1)  # a dataset with N classes uses the first N
-    kind = "video" if any(is_video_file(r.fields["path"]) or (root / r.fields["path"]).is_dir() for r in rows) \
-        else "image"
+    kind = "video" if any(_is_clip(root, r.fields["path"]) for r in rows) else "image"
     return build(name or path.stem, root, rows, count, kind=kind, info={"csv": path.name}, source=path,
                  allow_outside=allow_outside)
+
+
+def _is_clip(root: Path, rel: str) -> bool:
+    """A video file or a frame folder (False for a name the OS refuses: the item then fails when read)."""
+    try:
+        return is_video_file(rel) or (root / rel).is_dir()
+    except OSError:
+        return False
 
 
 def _csv_label(path: Path, line: int, label: str, limit: int) -> str:

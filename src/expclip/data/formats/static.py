@@ -153,7 +153,10 @@ def _npy_label(path: Path) -> int:
             shape, _, dtype = read_header(f)
         if int(np.prod(shape)) != 1 or dtype.hasobject:
             raise ValueError(f"expected one number or string, found an array of shape {shape} and dtype {dtype}")
-        item = np.load(path, allow_pickle=False).reshape(()).item()
+        value = np.load(path, allow_pickle=False).reshape(())
+        if dtype.kind == "U" and (value.view(np.uint32) > 0x10FFFF).any():  # numpy would fail deep inside item()
+            raise ValueError("the string holds code points that are not Unicode")
+        item = value.item()
     except (ValueError, TypeError, OSError, EOFError, SyntaxError) as e:
         raise AnnotationError(path, None, f"not a readable .npy expression id ({type(e).__name__}: {e})") from None
     if isinstance(item, bytes):
