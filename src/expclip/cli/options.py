@@ -158,4 +158,7 @@ def _report_store(what: str, store) -> None:
         print(f"{what}: this shard is done; another process finalizes the store")
         return
     n, bad = len(store), len(store.failures)
-    print(f"{what}: {n - bad} of {n} items -> {store.path}" + (f" ({bad} skipped, see meta.json)" if bad else ""))
+    fewer = (store.meta.get("clips") or {}).get("frame_count_above_found", 0)
+    notes = ([f"{bad} skipped"] if bad else []) + \
+        ([f"{fewer} clip(s) have fewer frames than listed, sampled from those found"] if fewer else [])
+    print(f"{what}: {n - bad} of {n} items -> {store.path}" + (f" ({'; '.join(notes)}, see meta.json)" if notes else ""))
