@@ -1,7 +1,8 @@
 """The annotation files of each benchmark reader, for the property tests of test_faults_parsers.py.
 
 For each format: ``write_<format>(root, data)`` lays out the least of a download that the reader needs (empty
-image files, clip folders) and puts ``data`` where the reader parses it (the annotation file, or folder names), and
+image files, clip folders, see :func:`download`) and puts ``data`` where the reader parses it (the annotation file,
+or folder names), and
 ``valid_<format>(draw)`` draws valid content as (bytes, {item path: class}), its classes worked out from
 native_formats' tables (PROTOCOL.md), not from the package's.
 """
@@ -11,7 +12,7 @@ from __future__ import annotations
 import csv
 import io
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 import numpy as np
 from hypothesis import strategies as st
@@ -49,6 +50,21 @@ def subset(draw: Draw, items: list, min_size: int = 1) -> list:
     return draw(st.lists(st.sampled_from(items), min_size=min_size, max_size=len(items), unique=True))
 
 
+def download(annotation: str, files: Iterable[str] = (), dirs: Iterable[str] = ()) -> Callable[[Path, bytes], Path]:
+    """A writer of the least of a download: empty ``files``, ``dirs``, and the data at ``annotation`` (all relative
+    to the root, which it returns)."""
+
+    def write(root: Path, data: bytes) -> Path:
+        for rel in files:
+            touch(root / rel)
+        for rel in dirs:
+            (root / rel).mkdir(parents=True, exist_ok=True)
+        put(root / annotation, data)
+        return root
+
+    return write
+
+
 def folder_names(data: bytes) -> list[str]:
     """The lines of ``data`` that can be folder names (no "/", NUL, leading dot, nor longer than a file name)."""
     names = []
@@ -63,12 +79,8 @@ def folder_names(data: bytes) -> list[str]:
 RAFDB_IMAGES = list(range(1, 9))
 
 
-def write_rafdb(root: Path, data: bytes) -> Path:
-    for k in RAFDB_IMAGES:
-        touch(root / f"Image/aligned/test_{k:04d}_aligned.jpg")
-    touch(root / "Image/aligned/train_00001_aligned.jpg")
-    put(root / "EmoLabel/list_patition_label.txt", data)
-    return root
+write_rafdb = download("EmoLabel/list_patition_label.txt", [
+    *(f"Image/aligned/test_{k:04d}_aligned.jpg" for k in RAFDB_IMAGES), "Image/aligned/train_00001_aligned.jpg"])
 
 
 def valid_rafdb(draw: Draw) -> tuple[bytes, dict[str, str]]:
@@ -87,11 +99,8 @@ AFFECTNET_HEADER = ["subDirectory_filePath", "face_x", "face_y", "face_width", "
                     "expression", "valence", "arousal"]
 
 
-def write_affectnet_csv(root: Path, data: bytes) -> Path:
-    for rel in AFFECTNET_IMAGES:
-        touch(root / "Manually_Annotated_Images" / rel)
-    put(root / "Manually_Annotated_file_lists/validation.csv", data)
-    return root
+write_affectnet_csv = download("Manually_Annotated_file_lists/validation.csv",
+                               [f"Manually_Annotated_Images/{rel}" for rel in AFFECTNET_IMAGES])
 
 
 def valid_affectnet_csv(draw: Draw) -> tuple[bytes, dict[str, str]]:
@@ -193,11 +202,7 @@ def write_ferplus_pixels(root: Path, data: bytes) -> Path:
 FER_PNGS = [f"fer{k:07d}.png" for k in range(6)]
 
 
-def write_ferplus_png(root: Path, data: bytes) -> Path:
-    for name in FER_PNGS:
-        touch(root / "FER2013Test" / name)
-    put(root / "FER2013Test/label.csv", data)
-    return root
+write_ferplus_png = download("FER2013Test/label.csv", [f"FER2013Test/{name}" for name in FER_PNGS])
 
 
 def valid_ferplus_png(draw: Draw) -> tuple[bytes, dict[str, str]]:
@@ -243,11 +248,8 @@ def valid_folders(table: dict[str, int], clip: str) -> Callable[[Draw], tuple[by
 DFEW_CLIPS = list(range(1, 9))
 
 
-def write_dfew(root: Path, data: bytes) -> Path:
-    for v in DFEW_CLIPS:
-        (root / f"Clip/clip_224x224/{v:05d}").mkdir(parents=True)
-    put(root / "EmoLabel_DataSplit/test(single_labeled)/set_1.csv", data)
-    return root
+write_dfew = download("EmoLabel_DataSplit/test(single_labeled)/set_1.csv",
+                      dirs=[f"Clip/clip_224x224/{v:05d}" for v in DFEW_CLIPS])
 
 
 def valid_dfew(draw: Draw) -> tuple[bytes, dict[str, str]]:
@@ -263,11 +265,8 @@ FERV39K_CLIPS = [(f"{'Action' if k % 2 else 'War'}/{folder}/{k + 1:04d}", folder
                  for k, (folder, idx) in enumerate(zip(nf.BASIC7_FOLDERS, nf.BASIC7_TO_INDEX))]
 
 
-def write_ferv39k(root: Path, data: bytes) -> Path:
-    for rel, _, _ in FERV39K_CLIPS:
-        (root / "2_ClipsforFaceCrop" / rel).mkdir(parents=True)
-    put(root / "4_setups/All_scenes/test_All.csv", data)
-    return root
+write_ferv39k = download("4_setups/All_scenes/test_All.csv",
+                         dirs=[f"2_ClipsforFaceCrop/{rel}" for rel, _, _ in FERV39K_CLIPS])
 
 
 def valid_ferv39k(draw: Draw) -> tuple[bytes, dict[str, str]]:
@@ -281,11 +280,8 @@ def valid_ferv39k(draw: Draw) -> tuple[bytes, dict[str, str]]:
 MAFW_CLIPS = [f"{k * 1000 + 25:05d}" for k in range(6)]
 
 
-def write_mafw(root: Path, data: bytes) -> Path:
-    for clip in MAFW_CLIPS:
-        (root / "data/faces" / clip).mkdir(parents=True)
-    put(root / "Train & Test Set/single/no_caption/set_1/test.txt", data)
-    return root
+write_mafw = download("Train & Test Set/single/no_caption/set_1/test.txt",
+                      dirs=[f"data/faces/{c}" for c in MAFW_CLIPS])
 
 
 def valid_mafw(draw: Draw) -> tuple[bytes, dict[str, str]]:
@@ -306,11 +302,7 @@ WORDS = {"Happy": "happiness", "angry": "anger", "sad": "sadness", "Surprised": 
          "disgusted": "disgust", "fearful": "fear", "contempt": "contempt"}
 
 
-def write_csv_labels(root: Path, data: bytes) -> Path:
-    for rel in CSV_IMAGES:
-        touch(root / rel)
-    put(root / "labels.csv", data)
-    return root
+write_csv_labels = download("labels.csv", CSV_IMAGES)
 
 
 def valid_csv_labels(draw: Draw) -> tuple[bytes, dict[str, str]]:
@@ -324,11 +316,7 @@ def valid_csv_labels(draw: Draw) -> tuple[bytes, dict[str, str]]:
 LIST_CLIPS = ["c1", "c2", "sub/c3", "c4"]
 
 
-def write_list(root: Path, data: bytes) -> Path:
-    for clip in LIST_CLIPS:
-        (root / "clips" / clip).mkdir(parents=True)
-    put(root / "list.txt", data)
-    return root
+write_list = download("list.txt", dirs=[f"clips/{c}" for c in LIST_CLIPS])
 
 
 def valid_list(draw: Draw) -> tuple[bytes, dict[str, str]]:

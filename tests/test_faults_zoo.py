@@ -127,7 +127,7 @@ def clip_zoo(tmp_path_factory):
 
 
 def test_every_zoo_clip_is_decoded_or_recorded_and_the_run_goes_on(clip_zoo, tmp_path):
-    root, cases, data = clip_zoo
+    _, cases, data = clip_zoo
     store = extract_videos(ColourMean(), data, tmp_path / "s", num_workers=0, progress=False, batch_size=48)
     reasons = {f["path"]: f["reason"] for f in store.failures}
     want = {c.name: c.reason for c in cases if c.reason and c.reason != EITHER}

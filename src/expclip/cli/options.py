@@ -161,4 +161,4 @@ def _report_store(what: str, store) -> None:
     fewer = (store.meta.get("clips") or {}).get("frame_count_above_found", 0)
     notes = ([f"{bad} skipped"] if bad else []) + \
         ([f"{fewer} clip(s) have fewer frames than listed, sampled from those found"] if fewer else [])
-    print(f"{what}: {n - bad} of {n} items -> {store.path}" + (f" ({'; '.join(notes)}, see meta.json)" if notes else ""))
+    print(f"{what}: {n - bad} of {n} items -> {store.path}" + (f" ({'; '.join(notes)}, see meta.json)" * bool(notes)))

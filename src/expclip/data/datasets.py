@@ -111,7 +111,8 @@ def list_images(root: Path) -> list[Path]:
     """All image files under ``root`` (recursive, sorted, hidden files skipped)."""
     return sorted(
         p for p in root.rglob("*")
-        if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and not any(s.startswith(".") for s in p.relative_to(root).parts)
+        if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
+        and not any(s.startswith(".") for s in p.relative_to(root).parts)
     )
 
 

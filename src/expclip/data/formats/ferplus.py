@@ -118,7 +118,8 @@ class PixelTable:
         return hashlib.sha256(np.ascontiguousarray(self.pixels).tobytes()).hexdigest()[:20]
 
 
-def read_fer2013_pixels(path: str | Path, rows: set[int], usage: str, votes: str | Path = "the vote file") -> PixelTable:
+def read_fer2013_pixels(path: str | Path, rows: set[int], usage: str,
+                        votes: str | Path = "the vote file") -> PixelTable:
     """The 48x48 faces of the data rows ``rows`` of ``fer2013.csv`` (columns emotion, pixels, Usage).
 
     Data row r is on line r + 2 (after the header). Each row's Usage must be ``usage``: a mismatch means the CSV
