@@ -41,6 +41,9 @@ class SuiteEntry:
     allow_outside: bool = False
 
     def load(self) -> list[ItemList]:
+        if "allow_outside" in self.options:
+            raise DatasetError(f"{self.dataset}: allow_outside is not a reader option; pass --allow-outside-root "
+                               "(Python: SuiteEntry(..., allow_outside=True))")
         if self.dataset == "folder":  # the plain labelled folder of `expclip eval --data`
             return [image_folder(self.root, allow_outside=self.allow_outside, **self.options)]
         return load_dataset(self.dataset, self.root, self.folds, self.allow_outside, **self.options)

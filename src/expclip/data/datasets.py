@@ -34,7 +34,9 @@ class ItemList:
     items: list[dict]
     classes: list[str] = field(default_factory=list)
     kind: str = "image"  # "image" or "video"
-    info: dict = field(default_factory=dict)  # reader notes (fold, split, dropped counts...)
+    # reader notes (fold, split, dropped counts...); "annotations": the file the items were read from (named in
+    # errors), "allow_outside": whether item paths may leave ``root``
+    info: dict = field(default_factory=dict)
     decoder: object | None = None
 
     def __len__(self) -> int:

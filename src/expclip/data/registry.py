@@ -26,7 +26,8 @@ log = logging.getLogger(__name__)
 class DatasetSpec:
     """How to read one benchmark: its reader, kind, class count, folds, and where it usually lives.
 
-    ``reader(root, **options)`` (plus ``fold=k`` when ``folds`` has more than one) returns an ItemList.
+    ``reader(root, allow_outside=False, **options)`` (plus ``fold=k`` when ``folds`` has more than one) returns a
+    validated ItemList; ``allow_outside`` lets its annotation files' paths leave ``root``.
     ``dir_names``: folder names tried under a data root (``--data-root``) to find it.
     ``table``: the paper table it is a column of ("static", "video") or None.
     """

@@ -86,14 +86,12 @@ def read_lines(path: str | Path, encodings: Sequence[str] = ("utf-8",)) -> list[
         raise DatasetError(f"cannot read {path}: {e.strerror or e}") from e
     if data.startswith(codecs.BOM_UTF8):
         data = data[len(codecs.BOM_UTF8):]
-    # Only b"\n", b"\r" and b"\r\n" end a line of bytes; GBK's second bytes are never one of them.
-    raw_lines = data.splitlines()
-    encoding = next((enc for enc in encodings[1:] if _decodes(data, enc)), None) \
-        if len(encodings) > 1 and not _decodes(data, encodings[0]) else encodings[0]
+    encoding = next((enc for enc in encodings if _decodes(data, enc)), encodings[0])  # else: name the bad line
     out = []
-    for n, raw in enumerate(raw_lines, 1):
+    # Only b"\n", b"\r" and b"\r\n" end a line of bytes; GBK's second bytes are never one of them.
+    for n, raw in enumerate(data.splitlines(), 1):
         try:
-            text = raw.decode(encoding or encodings[0]).strip()
+            text = raw.decode(encoding).strip()
         except UnicodeDecodeError as e:
             names = " or ".join(enc.upper() for enc in encodings)
             reason = f"not {names} text (byte {raw[e.start]:#04x} at column {e.start + 1})"

@@ -80,13 +80,13 @@ def read_vote_file(path: str | Path, usage: str) -> _Votes:
         header = first[1]
         named = "Image name" in header
         start = header.index("Image name") + 1 if named else 1
-        for row, (n, rec) in enumerate(records):
+        for n, rec in records:
             if len(rec) < start + NUM_VOTES:
                 raise AnnotationError(path, n, f"expected {start + NUM_VOTES} columns, got {len(rec)}")
             if rec[0] != usage:
                 continue
             # The first release had no names: the image is the data row's index (Microsoft's own naming).
-            name = rec[start - 1] if named else f"fer{n - 2:07d}.png"
+            name = rec[start - 1] if named else f"fer{n - first[0] - 1:07d}.png"
             if not name:  # the authors left these images out of FERPlus
                 out.unnamed += 1
                 continue
@@ -122,18 +122,18 @@ def read_fer2013_pixels(path: str | Path, rows: set[int], usage: str,
                         votes: str | Path = "the vote file") -> PixelTable:
     """The 48x48 faces of the data rows ``rows`` of ``fer2013.csv`` (columns emotion, pixels, Usage).
 
-    Data row r is on line r + 2 (after the header). Each row's Usage must be ``usage``: a mismatch means the CSV
-    and the vote file (``votes``, named in the errors) are not the same release.
+    Data row r is r + 1 lines after the header. Each row's Usage must be ``usage``: a mismatch means the CSV and the
+    vote file (``votes``, named in the errors) are not the same release.
     """
     path = Path(path)
     got: dict[int, np.ndarray] = {}
     records = iter_csv_records(path)
-    n, header = next(records, (1, []))
+    top, header = next(records, (1, []))
     if "pixels" not in header or "Usage" not in header:
-        raise AnnotationError(path, n, f"expected a header with 'pixels' and 'Usage' columns, got {header[:10]}")
+        raise AnnotationError(path, top, f"expected a header with 'pixels' and 'Usage' columns, got {header[:10]}")
     pi, ui = header.index("pixels"), header.index("Usage")
     for n, rec in records:
-        row = n - 2
+        row = n - top - 1
         if row not in rows:
             continue
         if len(rec) <= max(pi, ui):
@@ -141,9 +141,12 @@ def read_fer2013_pixels(path: str | Path, rows: set[int], usage: str,
         if rec[ui] != usage:
             raise AnnotationError(path, n, f"Usage is {rec[ui][:40]!r} but {votes} puts this image in {usage!r}")
         values = rec[pi].split()
-        if len(values) != 48 * 48 or not all(v.isdigit() and len(v) <= 3 and int(v) <= 255 for v in values):
+        if len(values) != 48 * 48 or not all(v.isascii() and v.isdigit() and len(v) <= 3 for v in values):
             raise AnnotationError(path, n, f"expected 2304 pixel values in 0..255, got {len(values)} values")
-        got[row] = np.array(values, dtype=np.int64).astype(np.uint8).reshape(48, 48)
+        pixels = np.array(values, dtype=np.int64)
+        if pixels.max() > 255:
+            raise AnnotationError(path, n, f"pixel value {pixels.max()} is above 255")
+        got[row] = pixels.astype(np.uint8).reshape(48, 48)
     missing = sorted(rows - set(got))
     if missing:
         raise DatasetError(f"{path}: has no data rows {missing[:5]} named by {votes}")

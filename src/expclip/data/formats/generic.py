@@ -142,7 +142,7 @@ def read_csv_labels(root: str | Path, file: str = "labels.csv", num_classes: int
         if k == 0 and rec[0].lower() in ("path", "file", "filename", "image", "video"):
             continue  # the header
         if len(rec) < 2:
-            raise AnnotationError(path, n, f"expected 'path,label', got {rec}")
+            raise AnnotationError(path, n, f"expected 'path,label', got {rec[:4]}")
         rows.append(Row({"path": rec[0]}, _csv_label(path, n, rec[1], limit), n))
     if not rows:
         raise AnnotationError(path, None, "no rows")

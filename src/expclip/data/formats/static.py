@@ -59,7 +59,7 @@ def _native_id_folders(name: str, folder: Path, table: dict, num_classes: int, i
     """Images in ``folder/<native id>/`` (Kaggle-style copies), mapped through ``table``."""
     rows = []
     for sub in sorted(d for d in folder.iterdir() if d.is_dir() and not d.name.startswith(".")):
-        if not sub.name.isdigit():
+        if not (sub.name.isascii() and sub.name.isdigit()):
             raise DatasetError(f"{sub}: expected folders named by the native label id {sorted(table)}")
         cls = mapped_field(sub, None, int(sub.name), "folder id", table)
         if cls is not None:
