@@ -86,7 +86,7 @@ def build(name: str, root: Path, rows: Iterable[Row], num_classes: int, kind: st
         raise DatasetError(f"{where}: no items of {name} found (under {root})")
     counts = Counter(it["label"] for it in items)
     info = {**(info or {}), "per_class": {c: counts.get(i, 0) for i, c in enumerate(classes)},
-            "annotations": str(where), "allow_outside": allow_outside}
+            "allow_outside": allow_outside, **({"annotations": str(source)} if source is not None else {})}
     log.info("%s%s: %d %s from %s", name, f" fold {info['fold']}" if info.get("fold") else "", len(items),
              "clips" if kind == "video" else "images", root)
     return ItemList(name, root, items, classes, kind, info, decoder).validate()
