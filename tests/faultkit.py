@@ -6,8 +6,8 @@ Three tools:
   with the outcome the package owes it (decoded, or a failure whose reason says why).
 - :func:`kill_points` runs a job in forked children, each SIGKILLed at its k-th commit point (every
   ``os.replace``/``os.unlink``/``os.rmdir`` of the job, before and after the call); :func:`run_and_kill` SIGKILLs a
-  subprocess when a file appears. Jobs are plain functions of a JSON spec in :data:`JOBS`; to cover a new writer
-  (``predict --out``...), add a job here and a test that resumes and compares.
+  subprocess when a file appears. Jobs are plain functions of a JSON spec in :data:`JOBS` (extraction, training,
+  ``predict --out``, any CLI command); to cover a new writer, add a job here and a test that resumes and compares.
 - :func:`tree_bytes` reads a directory into {relative path: bytes} (temporary files of dead writers left out).
 
 Run as a script (``python tests/faultkit.py JOB SPEC_JSON``) it is the driver that the tests spawn.
@@ -180,33 +180,10 @@ def write_video_zoo(root: str | Path) -> list[ClipCase]:
         ClipCase("no_index.mp4", 40, "no video stream"), ClipCase("empty.mp4", 40, "empty file"),
         ClipCase("garbage.mp4", 40, "cannot open video"), ClipCase("no_frames.avi", 40, "no frames"),
         ClipCase("audio_only.mp4", 40, "no video stream"), ClipCase("frames_ok", 20),
-        ClipCase("frames_short", 40, "the folder has 5 frames"), ClipCase("frames_bad_frame", 20, "00010.jpg"),
+        ClipCase("frames_short", 40),  # the list claims 40: sampled from the 5 found, and reported
+        ClipCase("frames_bad_frame", 20, "00010.jpg"),
         ClipCase("frames_empty", 16, "no frames"),
     ]
-
-
-@dataclass(frozen=True)
-class ClipLoader:
-    """Picklable ``load(i)`` for the zoo: 16 frames of clip i (folder: the claimed count is trusted) -> (16,3,S,S)."""
-
-    root: str
-    clips: tuple[tuple[str, int], ...]  # (relative path, claimed frames)
-    size: int = 16
-
-    def __call__(self, i: int):
-        import torch
-
-        from expclip.data.images import Preprocess
-        from expclip.data.video import read_frame_folder, read_video_frames, sample_frame_indices, video_info
-
-        path = Path(self.root) / self.clips[i][0]
-        if path.is_dir():
-            frames = read_frame_folder(path, sample_frame_indices(self.clips[i][1]))
-        else:
-            info = video_info(path)
-            frames = read_video_frames(path, sample_frame_indices(info.num_frames), info)
-        pre = Preprocess("reference", self.size, self.size)
-        return torch.stack([pre(f) for f in frames])
 
 
 # ------------------------------------------------------------------------------------------------ trees
@@ -350,16 +327,21 @@ def job_fit(spec: dict):
                      TrainConfig(batch_size=8, epochs=2), run_name="toy")
 
 
-def job_lines(spec: dict):
-    """A streamed output file (what ``predict --out`` writes): ``spec["n"]`` JSON rows, resumable."""
-    from expclip.streaming import ResumableLines
+def predict_argv(spec: dict) -> list[str]:
+    """``expclip predict INPUTS --out PATH --resume`` (a first run, or the rerun after a crash) with ``spec["head"]``,
+    one crop per forward pass so that a resumed run computes exactly what an uninterrupted one does."""
+    return ["predict", *spec["inputs"], "--out", spec["path"], "--resume", "--head", spec["head"], "--faces", "none",
+            "--frames", "4", "--batch-size", "1", "--num-workers", "0", "--no-progress", "--device", "cpu"]
 
-    with ResumableLines(spec["path"], header=spec.get("header"), resume=True) as out:
-        done = len(out.done)
-        for i in range(done, spec["n"]):
-            out.write(json.dumps({"i": i, "label": "happiness", "p": round(i / 7, 4)}))
-            if spec.get("sleep"):
-                time.sleep(spec["sleep"])
+
+def job_lines(spec: dict):
+    """A streamed output file: ``expclip predict --out`` (:func:`predict_argv`), each forward pass slowed by
+    ``spec["sleep"]`` seconds so that a kill lands mid-run."""
+    if spec.get("sleep"):
+        patch_cli_for_kill_tests(spec["sleep"])
+    from expclip.cli import main
+
+    return main(predict_argv(spec))
 
 
 def job_cli(spec: dict):
@@ -401,7 +383,7 @@ JOBS: dict[str, Callable[[dict], object]] = {"extract": job_extract, "fit": job_
 def _driver(job: str, specs: list[dict]) -> None:
     import expclip.cli  # noqa: F401  (import everything once, before forking)
     import expclip.fit  # noqa: F401
-    import expclip.streaming  # noqa: F401
+    import expclip.predict_run  # noqa: F401
     import torch
 
     from expclip.checkpoint import versions
@@ -412,7 +394,7 @@ def _driver(job: str, specs: list[dict]) -> None:
     versions()
     if len(specs) == 1 and "kill_at" not in specs[0]:  # one plain run, to be killed from outside
         result = JOBS[job](specs[0])
-        sys.exit(result if job == "cli" else 0)
+        sys.exit(result if job in ("cli", "lines") else 0)
     results = []
     for spec in specs:
         pid = os.fork()

@@ -1,6 +1,7 @@
 """Fault injection, interrupted work: SIGKILL at every commit point of extraction and training, a real `expclip
-extract` killed mid-run, a full disk at every write, a streamed output killed mid-row. Nothing half-written is
-ever trusted, and rerunning ends byte-identical to an uninterrupted run."""
+extract` killed mid-run, a full disk at every write, a real `expclip predict --out` killed mid-run and its results
+file cut anywhere. Nothing half-written is ever trusted, and rerunning ends byte-identical to an uninterrupted
+run."""
 
 from __future__ import annotations
 
@@ -12,18 +13,23 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from expclip.api import ExpCLIP
 from expclip.cli import main
+from expclip.data.synthetic import draw_face
 from expclip.features import run_extraction
 from expclip.fit import expand_head_dirs
+from expclip.predict import result_columns
+from expclip.predict_run import predict_to_file
+from expclip.rowfile import RowFileError, RowWriter
 from expclip.store import FeatureStore, StoreError
-from expclip.streaming import ResumableLines
 from faultkit import (
-    TMP_NAME, count_events, driver_argv, job_extract, job_fit, job_lines, kill_points, patch_cli_for_kill_tests,
+    TMP_NAME, count_events, driver_argv, job_extract, job_fit, kill_points, patch_cli_for_kill_tests, predict_argv,
     run_and_kill, tree_bytes,
 )
+from test_predict import write_face_video
 
 STORE_FILES = ("features.npy", "valid.npy", "meta.json", "items.json")
 
@@ -181,37 +187,74 @@ def test_the_cli_reports_a_full_disk_in_one_line_and_the_rerun_finishes(tiny_cli
     assert main(argv) == 0 and "84 of 84 items" in capsys.readouterr().out
 
 
-def test_a_streamed_output_killed_mid_row_resumes_to_the_same_file(tmp_path):
-    spec = {"n": 40, "header": None}
-    job_lines({**spec, "path": str(tmp_path / "ref.jsonl")})
-    want = (tmp_path / "ref.jsonl").read_bytes()
+@pytest.fixture(scope="module")
+def predict_inputs(tmp_path_factory):
+    """What `expclip predict` reads: a 12-frame video (first, by name) and six photos of faces."""
+    root = tmp_path_factory.mktemp("predict_inputs")
+    write_face_video(root / "clip.mp4", n=12, face_until=12)
+    for i, expr in enumerate(["happiness", "sadness", "anger", "fear", "surprise", "neutral"]):
+        draw_face(expr, 48, seed=i).save(root / f"p{i}.png")
+    return root
+
+
+def _predict_spec(inputs: Path, head: Path, out: Path, **kw) -> dict:
+    return {"inputs": [str(inputs)], "head": str(head), "path": str(out), **kw}
+
+
+def test_a_predict_killed_mid_run_resumes_to_the_same_file(predict_inputs, tiny_head_dir, tmp_path, capsys):
+    ref = tmp_path / "ref.jsonl"
+    assert main(predict_argv(_predict_spec(predict_inputs, tiny_head_dir, ref))) == 0  # uninterrupted
+    want = ref.read_bytes()
+    assert want.count(b"\n") == 4 + 1 + 6  # 4 frames and the clip row, then the photos
     out = tmp_path / "out.jsonl"
-    run_and_kill(driver_argv("lines", {**spec, "path": str(out), "sleep": 0.02}),
-                 until=lambda: out.exists() and out.read_bytes().count(b"\n") >= 5)
+    spec = _predict_spec(predict_inputs, tiny_head_dir, out)
+    run_and_kill(driver_argv("lines", {**spec, "sleep": 0.05}),
+                 until=lambda: out.exists() and out.read_bytes().count(b"\n") >= 2)  # mid-video, most often
     kept = out.read_bytes()
     assert kept and want.startswith(kept[: kept.rfind(b"\n") + 1])  # every finished row is kept, as written
     with open(out, "ab") as f:
-        f.write(b'{"i": 99, "lab')  # a row torn by the kill
-    job_lines({**spec, "path": str(out)})
+        f.write(b'{"input": "p9.png", "ki')  # a row torn by the kill
+    assert main(predict_argv(spec)) == 0  # the same command: it always has --resume
     assert out.read_bytes() == want
-    with pytest.raises(FileExistsError, match="--resume"):
-        ResumableLines(out)
-    with pytest.raises(ValueError, match="header"):
-        ResumableLines(out, header="path,label", resume=True)
-    with pytest.raises(ValueError, match="one line"):
-        ResumableLines(tmp_path / "new.jsonl").write('{"a": "two\nlines"}')
+    cols = list(json.loads(want.splitlines()[0]))
+    with pytest.raises(RowFileError, match="--resume"):
+        RowWriter(out, cols)
+    with pytest.raises(RowFileError, match="different labels"):
+        RowWriter(out, cols[:-2] + ["p_bored", "error"], resume=True)
+    with RowWriter(tmp_path / "new.jsonl", cols) as w:
+        w.write([{"input": "two\nlines.png", "kind": "image", "num_faces": 1, "face": 0}])
+    assert (tmp_path / "new.jsonl").read_bytes().count(b"\n") == 1  # a row is one line, whatever its values
+    assert RowWriter(tmp_path / "new.jsonl", cols, resume=True).done == {"two\nlines.png"}
 
 
-@settings(max_examples=40, deadline=None, database=None)
-@given(cut=st.integers(min_value=0, max_value=10_000), header=st.sampled_from([None, "i,label,p"]))
-def test_a_streamed_output_cut_anywhere_resumes_to_the_same_file(tmp_path_factory, cut, header):
-    d = tmp_path_factory.mktemp("lines")
-    spec = {"n": 30, "header": header}
-    job_lines({**spec, "path": str(d / "ref")})
-    want = (d / "ref").read_bytes()
-    (d / "out").write_bytes(want[: cut % (len(want) + 1)])
-    job_lines({**spec, "path": str(d / "out")})
-    assert (d / "out").read_bytes() == want
-    with ResumableLines(d / "out", header=header, resume=True) as out:
-        rows = out.done
-    assert [json.loads(r)["i"] for r in rows] == list(range(30))
+@pytest.fixture(scope="module")
+def predictor(tiny_head_dir):
+    return ExpCLIP.from_pretrained(tiny_head_dir, "cpu")
+
+
+def _predict_to(model: ExpCLIP, inputs: Path, out: Path) -> None:
+    predict_to_file(model, [inputs], out, resume=True, faces="none", num_frames=4, batch_size=1, progress=False)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(predictor, predict_inputs, tmp_path_factory):
+    """The results file of an uninterrupted run, in each format."""
+    d = tmp_path_factory.mktemp("uninterrupted")
+    for fmt in ("jsonl", "csv"):
+        _predict_to(predictor, predict_inputs, d / f"ref.{fmt}")
+    return {fmt: (d / f"ref.{fmt}").read_bytes() for fmt in ("jsonl", "csv")}
+
+
+@settings(max_examples=30, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(cut=st.integers(min_value=0, max_value=100_000), fmt=st.sampled_from(["jsonl", "csv"]))
+def test_a_predict_output_cut_anywhere_resumes_to_the_same_file(predictor, predict_inputs, uninterrupted,
+                                                                tmp_path_factory, cut, fmt):
+    """Whatever prefix a crash leaves (mid-row, mid-video, mid-header), --resume ends with the uninterrupted file."""
+    want = uninterrupted[fmt]
+    out = tmp_path_factory.mktemp("cut") / f"out.{fmt}"
+    out.write_bytes(want[: cut % (len(want) + 1)])
+    _predict_to(predictor, predict_inputs, out)
+    assert out.read_bytes() == want
+    with RowWriter(out, result_columns(predictor.label_prompts().labels), resume=True) as w:
+        assert w.done == {str(predict_inputs / n) for n in ("clip.mp4", *(f"p{i}.png" for i in range(6)))}
+        assert w.kept_rows == 11

@@ -1,9 +1,10 @@
 """Fault injection, property-based: every parser of annotation files, label files, folder names and dataset paths,
 fed random lines, either returns something valid or raises its documented error naming the file (and line).
 
-To cover a new parser (issue 3's dataset readers: RAF-DB, AffectNet, FERPlus, DFEW, FERV39k, MAFW, AFEW list
-files), add a :class:`Parser` to :data:`PARSERS`: where the random text goes (``write``), how to parse it, which
-errors it may raise; a reader that returns an :class:`ItemList` is also checked to ``validate()``.
+To cover a new parser, add a :class:`Parser` to :data:`PARSERS`: where the random text goes (``write``), how to
+parse it, which errors it may raise; a reader that returns an :class:`ItemList` is also checked to ``validate()``.
+With ``valid`` (a draw of valid content and the labels PROTOCOL.md gives it, see format_cases.py), valid files
+must parse to exactly those labels.
 """
 
 from __future__ import annotations
@@ -17,8 +18,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import format_cases as fc
 from expclip.data.datasets import DatasetError, ItemList, image_folder
-from expclip.data.safe import AnnotationError, PathEscapeError, read_csv_rows, read_lines, safe_join, split_fields
+from expclip.data.formats.ferplus import read_ferplus
+from expclip.data.formats.generic import read_csv_labels, read_list_file
+from expclip.data.formats.static import read_affectnet, read_caers, read_rafdb
+from expclip.data.formats.video_sets import read_afew, read_dfew, read_ferv39k, read_mafw
+from expclip.data.safe import AnnotationError, PathEscapeError, read_csv_rows, read_lines, safe_join
 from expclip.data.video import sample_frame_indices
 from expclip.labels import CLASS_ORDER, SYNONYMS, canonical_label
 from expclip.prompts import LabelSpec, label_spec_from_obj, load_label_spec
@@ -31,7 +37,11 @@ FAST = settings(max_examples=60, deadline=None, database=None,
 TOKENS = st.sampled_from([
     "img/0001.jpg", "Image/aligned/test_0001_aligned.jpg", "clip_01", "/home/author/DFEW/clip_01", "../../etc/passwd",
     "a b.jpg", "0", "1", "7", "-1", "16", "999999999999", "1e3", "nan", "happy", "Happy", "Angry", "surprise",
-    "neutral", "contempt", '"quoted,field"', "", "é", "\u202e", "\t", "#comment", "NF", "unknown",
+    "neutral", "contempt", '"quoted,field"', "", "é", "\u202e", "\t", "#comment", "NF", "unknown", "a" * 300,
+    # pieces of the benchmarks' own files, so that random lines also get past their first checks
+    "test_0001.jpg", "train_00001.jpg", "1/a0.jpg", "c1", "00001", "00025.mp4", "War/Happy/0001", "anger_disgust",
+    "Usage", "Image name", "PrivateTest", "fer0000001.png", "(0, 0, 48, 48)", "video_name", "label", "path",
+    "subDirectory_filePath", "expression", "12.0",
 ])
 LINE = st.lists(TOKENS, max_size=5).flatmap(
     lambda toks: st.sampled_from([" ", ",", "\t", ";"]).map(lambda sep: sep.join(toks)))
@@ -54,13 +64,15 @@ def annotation_bytes(draw) -> bytes:
 @dataclass(frozen=True)
 class Parser:
     """A parser under test: ``write(root, data)`` puts the random bytes where it reads them and returns its argument;
-    ``parse(arg)`` returns a result or raises one of ``errors`` (whose message must name the file ``names``)."""
+    ``parse(arg)`` returns a result or raises one of ``errors`` (whose message must name the file ``names``).
+    ``valid(draw)``: valid content and the {item path: class} it must parse to."""
 
     name: str
     write: Callable[[Path, bytes], Path]
     parse: Callable[[Path], Any]
     errors: tuple[type[BaseException], ...]
     names: str  # a file name the error message must contain
+    valid: Callable[[Callable], tuple[bytes, dict[str, str]]] | None = None
 
 
 def _file(name: str) -> Callable[[Path, bytes], Path]:
@@ -70,21 +82,30 @@ def _file(name: str) -> Callable[[Path, bytes], Path]:
     return write
 
 
-def _fields3(path: Path) -> list[list[str]]:
-    """The shape of a `<path> <num_frames> <label>` reader, on the helpers issue 3's readers will use."""
-    return [split_fields(path, n, text, 3, "<path> <num_frames> <label>") for n, text in read_lines(path)]
-
-
+DATA = (DatasetError,)
 PARSERS: list[Parser] = [
     Parser("label file (JSON)", _file("labels.json"), load_label_spec, (ValueError,), "labels.json"),
     Parser("label file (YAML)", _file("labels.yaml"), load_label_spec, (ValueError,), "labels.yaml"),
-    Parser("annotation lines", _file("list.txt"), read_lines, (DatasetError,), "list.txt"),
-    Parser("three-field list lines", _file("list.txt"), _fields3, (DatasetError,), "list.txt"),
-    Parser("CSV rows", _file("labels.csv"), lambda p: read_csv_rows(p, ["path", "label"]), (DatasetError,),
-           "labels.csv"),
-    # issue 3: the native dataset readers go here, e.g.
-    # Parser("RAF-DB", _file("EmoLabel/list_patition_label.txt"), lambda p: read_rafdb(p.parents[1]), (DatasetError,),
-    #        "list_patition_label.txt"),
+    Parser("annotation lines", _file("list.txt"), read_lines, DATA, "list.txt"),
+    Parser("CSV rows", _file("labels.csv"), lambda p: read_csv_rows(p, ["path", "label"]), DATA, "labels.csv"),
+    # issue 3's dataset readers, each on its own annotation file (or folder names) inside a minimal download
+    Parser("RAF-DB label file", fc.write_rafdb, read_rafdb, DATA, "list_patition_label.txt", fc.valid_rafdb),
+    Parser("AffectNet CSV", fc.write_affectnet_csv, lambda r: read_affectnet(r, 8), DATA, "validation.csv",
+           fc.valid_affectnet_csv),
+    Parser("AffectNet npy", fc.write_affectnet_npy, lambda r: read_affectnet(r, 8), DATA, "annotations",
+           fc.valid_affectnet_npy),
+    Parser("FERPlus vote CSV", fc.write_ferplus_votes, read_ferplus, DATA, "fer2013new.csv", fc.valid_ferplus_votes),
+    Parser("FERPlus pixels CSV", fc.write_ferplus_pixels, read_ferplus, DATA, "fer2013.csv"),
+    Parser("FERPlus label.csv", fc.write_ferplus_png, read_ferplus, DATA, "label.csv", fc.valid_ferplus_png),
+    Parser("CAER-S folders", fc.write_caers, read_caers, DATA, "train", fc.valid_folders(fc.CAERS_FOLDERS, "0001.png")),
+    Parser("DFEW split CSV", fc.write_dfew, lambda r: read_dfew(r, 1), DATA, "set_1.csv", fc.valid_dfew),
+    Parser("FERV39k setup file", fc.write_ferv39k, read_ferv39k, DATA, "test_All.csv", fc.valid_ferv39k),
+    Parser("MAFW split file", fc.write_mafw, lambda r: read_mafw(r, 1), DATA, "test.txt", fc.valid_mafw),
+    Parser("AFEW folders", fc.write_afew, read_afew, DATA, "Val_AFEW",
+           fc.valid_folders(fc.AFEW_FOLDERS, "000000001")),
+    Parser("generic CSV", fc.write_csv_labels, read_csv_labels, DATA, "labels.csv", fc.valid_csv_labels),
+    Parser("list file", fc.write_list, lambda r: read_list_file(r / "clips", r / "list.txt"), DATA, "list.txt",
+           fc.valid_list),
 ]
 
 
@@ -96,20 +117,48 @@ def _check_result(result: Any, root: Path) -> None:
         assert len(result.prompts()) == len(result.labels) and all(result.prompts())
 
 
-@pytest.mark.parametrize("parser", PARSERS, ids=lambda p: p.name)
-@FAST
-@given(data=annotation_bytes())
-def test_every_parser_returns_valid_data_or_its_documented_error(parser, data, tmp_path_factory):
-    root = tmp_path_factory.mktemp("p")
+def _valid_or_named_error(parser: Parser, root: Path, data: bytes) -> None:
     arg = parser.write(root, data)
     try:
         result = parser.parse(arg)
     except parser.errors as e:
         assert parser.names in str(e), f"{parser.name}: the error does not name the file: {e}"
-        if isinstance(e, AnnotationError) and e.line is not None:
+        if isinstance(e, AnnotationError) and e.line is not None and e.path.endswith(parser.names):
             assert 1 <= e.line <= data.count(b"\n") + data.count(b"\r") + 1, e
         return
     _check_result(result, root)
+
+
+@pytest.mark.parametrize("parser", PARSERS, ids=lambda p: p.name)
+@FAST
+@given(data=annotation_bytes())
+def test_every_parser_returns_valid_data_or_its_documented_error(parser, data, tmp_path_factory):
+    _valid_or_named_error(parser, tmp_path_factory.mktemp("p"), data)
+
+
+@pytest.mark.parametrize("parser", [p for p in PARSERS if p.valid], ids=lambda p: p.name)
+@FAST
+@given(data=st.data())
+def test_a_valid_file_with_random_lines_mixed_in_is_read_or_refused_by_name(parser, data, tmp_path_factory):
+    """Random lines among valid ones get past the first checks (headers, field counts) to the deeper ones."""
+    lines = parser.valid(data.draw)[0].splitlines(keepends=True)
+    for _ in range(data.draw(st.integers(1, 3))):
+        at = data.draw(st.integers(0, len(lines)))
+        line = data.draw(st.one_of(LINE, LINE, NOISE)).encode() + data.draw(ENDINGS).encode()
+        if at < len(lines) and data.draw(st.booleans()):
+            lines[at] = line
+        else:
+            lines.insert(at, line)
+    _valid_or_named_error(parser, tmp_path_factory.mktemp("m"), b"".join(lines))
+
+
+@pytest.mark.parametrize("parser", [p for p in PARSERS if p.valid], ids=lambda p: p.name)
+@FAST
+@given(data=st.data())
+def test_valid_annotations_parse_to_the_labels_of_the_protocol(parser, data, tmp_path_factory):
+    content, expected = parser.valid(data.draw)
+    result = parser.parse(parser.write(tmp_path_factory.mktemp("v"), content))
+    assert {it["path"]: result.classes[it["label"]] for it in result.items} == expected
 
 
 JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),

@@ -14,6 +14,7 @@ import pytest
 import torch
 
 import expclip
+import native_formats as nf
 from expclip.checkpoint import CheckpointError, load_head, save_head
 from expclip.cli import main
 from expclip.data.datasets import DatasetError, ItemList, image_folder, unlabelled_images
@@ -176,6 +177,33 @@ def test_folder_readers_refuse_links_out_of_the_dataset_unless_allowed(face_test
         ItemList("x", data, items, ["happiness"]).validate()
     with pytest.raises(DatasetError, match="none of the 1 items"):  # allowed, but it must still exist
         ItemList("x", data, [{"path": "../nope.png", "label": 0}], ["happiness"]).validate(allow_outside=True)
+
+
+def test_list_file_paths_leave_the_root_only_with_allow_outside_root(tiny_clip_dir, tmp_path, capsys):
+    """--dataset and --suite read annotation files whose paths are held to the dataset root, named by line."""
+    root = tmp_path / "clips"
+    nf.frame_folder(root / "in", 20)
+    nf.frame_folder(tmp_path / "private" / "c", 20)
+    lst = tmp_path / "list.txt"
+    lst.write_text("in 20 0\n../private/c 20 1\n")
+    common = ["--backbone", str(tiny_clip_dir), "--num-workers", "0", "--no-progress", "--device", "cpu"]
+    extract = ["extract", "--dataset", "list", "--root", str(root), "--option", f"list_path={lst}",
+               "--store", str(tmp_path / "s"), *common]
+    assert main(extract) == 2
+    err = capsys.readouterr().err
+    assert "list.txt, line 2" in err and "'../private/c'" in err and "--allow-outside-root" in err, err
+    assert not (tmp_path / "s").exists()  # refused before any model was loaded
+    assert main([*extract, "--allow-outside-root"]) == 0
+    assert "2 of 2 items" in capsys.readouterr().out
+
+    preset = tmp_path / "suite.json"
+    preset.write_text(json.dumps({"datasets": [{"dataset": "list", "root": "clips",
+                                                "options": {"list_path": str(lst), "num_classes": 7}}]}))
+    evaluate = ["eval", "--suite", str(preset), "--prompts", "class_name", "--store", str(tmp_path / "s"),
+                "--out", str(tmp_path / "res"), *common]
+    assert main(evaluate) == 2 and "list.txt, line 2" in capsys.readouterr().err
+    assert main([*evaluate, "--allow-outside-root"]) == 0
+    assert json.loads(next((tmp_path / "res" / "cells").glob("*.json")).read_text())["num_samples"] == 2
 
 
 def test_offline_errors_name_the_model_and_how_to_provide_it(face_pool, tmp_path, capsys, monkeypatch):

@@ -1,5 +1,6 @@
 """Fault injection, bad input: every file of the corrupt-file zoo is decoded or recorded as a failure with its
-reason, the run goes on, --strict stops at the first one, and the summaries say how many items were used."""
+reason, the run goes on, --strict stops at the first one, and the summaries say how many items were used. Clips go
+through the package's own planner, clip loader and `extract_videos`, as a list-file dataset would."""
 
 from __future__ import annotations
 
@@ -12,9 +13,11 @@ import pytest
 import torch
 
 from expclip.cli import main
+from expclip.data.datasets import ItemList
 from expclip.data.images import ImageDecodeError, Preprocess, load_image, trim_long_side
-from expclip.features import ExtractionFailure, run_extraction
-from faultkit import EITHER, ClipLoader, write_image_zoo, write_video_zoo
+from expclip.extract import extract_videos
+from expclip.features import ExtractionFailure
+from faultkit import EITHER, write_image_zoo, write_video_zoo
 
 
 @pytest.fixture(scope="module")
@@ -97,17 +100,35 @@ def test_eval_results_say_how_many_items_were_scored(zoo, face_test, tiny_clip_d
     assert "zoo_" in capsys.readouterr().err and not (tmp_path / "res2").exists()
 
 
-def test_every_zoo_clip_is_decoded_or_recorded_and_the_run_goes_on(tmp_path):
-    root = tmp_path / "clips"
+class ColourMean:
+    """A stand-in backbone for :func:`extract_videos` whose "feature" of a frame is its mean colour, so that the
+    test can tell which frames the real planner and clip loader decoded."""
+
+    embed_dim, logit_scale, amp_dtype, device = 3, 100.0, None, torch.device("cpu")
+
+    def preprocess(self, mode: str) -> Preprocess:
+        return Preprocess("reference", 16, 16)
+
+    def identity(self) -> dict:
+        return {"id": "colour-mean", "revision": "test"}
+
+    def encode_image(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean(dim=(2, 3))
+
+
+@pytest.fixture(scope="module")
+def clip_zoo(tmp_path_factory):
+    """The clip zoo as a video dataset: each clip with the frame count its list line claims."""
+    root = tmp_path_factory.mktemp("clipzoo") / "clips"
     cases = write_video_zoo(root)
-    load = ClipLoader(str(root), tuple((c.name, c.num_frames) for c in cases))
-    items = [{"path": c.name, "label": 0} for c in cases]
+    (root.parent / "zoo.txt").write_text("".join(f"{c.name} {c.num_frames} 0\n" for c in cases))
+    items = [{"path": c.name, "label": 0, "num_frames": c.num_frames} for c in cases]
+    return root, cases, ItemList("zoo", root, items, ["happiness"], "video")
 
-    def encode(batch):  # (B,16,3,S,S) -> (B,16,3): per-frame mean colour
-        return batch.mean(dim=(3, 4))
 
-    key = {"kind": "video", "model": {"id": "toy"}}
-    store = run_extraction(tmp_path / "s", key, items, load, encode, (16, 3), batch_size=3, progress=False)
+def test_every_zoo_clip_is_decoded_or_recorded_and_the_run_goes_on(clip_zoo, tmp_path):
+    _, cases, data = clip_zoo
+    store = extract_videos(ColourMean(), data, tmp_path / "s", num_workers=0, progress=False, batch_size=48)
     reasons = {f["path"]: f["reason"] for f in store.failures}
     want = {c.name: c.reason for c in cases if c.reason and c.reason != EITHER}
     assert set(want) <= set(reasons) <= set(want) | {c.name for c in cases if c.reason == EITHER}, reasons
@@ -120,6 +141,29 @@ def test_every_zoo_clip_is_decoded_or_recorded_and_the_run_goes_on(tmp_path):
     short = red["truncated.avi"]  # the stream ends early: its last decoded frame fills the rest
     assert np.allclose(short[:9], red["good.avi"][:9], atol=1) and np.all(short[9:] == short[-1])
     assert np.allclose(red["frames_ok"], [int(0.625 + 1.25 * k) * 10 for k in range(16)], atol=2)  # 20 frames
+    # The list claims 40 frames, the folder has 5: sampled from the 5 found (the reference rule repeats frame 0),
+    # and reported.
+    assert np.allclose(red["frames_short"], 0, atol=2)
+    report = store.meta["clips"]
+    assert report["frame_count_above_found"] == 1 and report["short_clips"] == 1
+    assert report["examples"]["frame_count_above_found"] == [{"path": "frames_short", "listed": 40, "found": 5}]
     with pytest.raises(ExtractionFailure, match="bad_codec.avi"):
-        run_extraction(tmp_path / "strict", key, items, load, encode, (16, 3), batch_size=3, strict=True,
-                       progress=False)
+        extract_videos(ColourMean(), data, tmp_path / "strict", num_workers=0, progress=False, batch_size=48,
+                       strict=True)
+
+
+def test_the_clip_zoo_through_expclip_extract_is_counted_and_strict_stops(clip_zoo, tiny_clip_dir, tmp_path, capsys):
+    root, cases, _ = clip_zoo
+    args = ["extract", "--dataset", "list", "--root", str(root), "--option", f"list_path={root.parent / 'zoo.txt'}",
+            "--backbone", str(tiny_clip_dir), "--num-workers", "0", "--no-progress", "--device", "cpu"]
+    assert main([*args, "--store", str(tmp_path / "s")]) == 0
+    out = capsys.readouterr().out
+    meta = json.loads(next((tmp_path / "s").glob("video-*/meta.json")).read_text())
+    bad = len(meta["failures"])
+    assert bad >= sum(c.reason not in (None, EITHER) for c in cases)
+    assert f"CLIP: {len(cases) - bad} of {len(cases)} items" in out and f"({bad} skipped" in out, out
+    assert "1 clip(s) have fewer frames than listed" in out, out
+    assert main([*args, "--store", str(tmp_path / "strict"), "--strict"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "bad_codec.avi" in err and "Decoder not found" in err, err
+    assert "Traceback" not in err and not list((tmp_path / "strict").glob("*/features.npy"))

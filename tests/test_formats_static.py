@@ -77,7 +77,7 @@ def test_affectnet_bad_expression_names_file_and_line(tmp_path):
     text = f.read_text().splitlines()
     text[3] = text[3].replace(";1.0,2,", ";1.0,12,")
     f.write_text("\n".join(text) + "\n")
-    with pytest.raises(DatasetError, match=r"validation.csv, line 4: expression id 12"):
+    with pytest.raises(DatasetError, match=r"validation.csv, line 4: unknown expression id 12"):
         load_dataset("AffectNet8", tmp_path)
 
 

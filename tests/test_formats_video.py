@@ -41,7 +41,7 @@ def test_dfew_label_outside_1_to_7_names_file_and_line(tmp_path):
     nf.dfew(tmp_path)
     split = tmp_path / "EmoLabel_DataSplit/test(single_labeled)/set_1.csv"
     split.write_text(split.read_text().replace(",1\n", ",8\n"))
-    with pytest.raises(DatasetError, match=r"set_1.csv, line 2: DFEW label 8"):
+    with pytest.raises(DatasetError, match=r"set_1.csv, line 2: unknown DFEW label 8"):
         load_dataset("DFEW", tmp_path, folds=[1])
 
 
@@ -54,7 +54,7 @@ def test_ferv39k_space_separated_split_with_optional_header(tmp_path):
     [d2] = load_dataset("FERV39k", tmp_path)
     assert found(d2) == expected
     split.write_text(split.read_text() + "\nWar/Bored/0001 Bored")
-    with pytest.raises(DatasetError, match=r"test_All.csv, line 9: FERV39k class 'bored'"):
+    with pytest.raises(DatasetError, match=r"test_All.csv, line 9: unknown FERV39k class 'Bored'"):
         load_dataset("FERV39k", tmp_path)
 
 
@@ -135,14 +135,24 @@ def test_reference_list_labels_agree_with_the_folder_names():
         assert nf.CANON.index(folder.lower()) == label == int(clip.split("_")[1])
 
 
+def first_clip(list_name: str) -> str:
+    """The clip folder name of a shipped list's first line."""
+    return PurePosixPath(parse_list_file(reference_list_path(list_name))[0][0]).name
+
+
 def test_reference_lists_rebase_onto_the_local_media_folder(tmp_path):
-    (tmp_path / "DFEW/Clip/clip_224x224").mkdir(parents=True)
+    media = tmp_path / "DFEW/Clip/clip_224x224"
+    media.mkdir(parents=True)
+    with pytest.raises(DatasetError, match=r"none of the 2341 items .* is the dataset root right"):
+        load_dataset("DFEW", tmp_path / "DFEW", lists="reference", folds=[1])  # a wrong root is refused early
+    for k in range(1, 6):  # one clip of each fold is there (the others become failures when read)
+        (media / first_clip(f"DFEW_set_{k}_test.txt")).mkdir()
     folds = load_dataset("DFEW", tmp_path / "DFEW", lists="reference")
     assert [len(d) for d in folds] == [2341, 2341, 2340, 2339, 2336]
     first = folds[0].items[0]
     assert folds[0].root == tmp_path / "DFEW/Clip/clip_224x224" and first["path"] == "00001"
     assert first["num_frames"] == 144 and folds[0].classes[first["label"]] == "sadness"
-    (tmp_path / "FERV39k/2_ClipsforFaceCrop").mkdir(parents=True)
+    (tmp_path / "FERV39k/2_ClipsforFaceCrop/Action/Happy/0015").mkdir(parents=True)
     [fv] = load_dataset("FERV39k", tmp_path / "FERV39k", lists="reference")
     assert fv.items[0]["path"] == "Action/Happy/0015" and len(fv) == 7847
 
@@ -158,7 +168,7 @@ def test_afew_reference_list_finds_native_clips_by_name(tmp_path):
 def test_list_file_format_rebases_and_checks_labels(tmp_path):
     lst = tmp_path / "my_list.txt"
     lst.write_text("/home/a/data/X/clips/c1 30 2\n/home/a/data/X/clips/sub/c2 8 0")  # no final newline
-    (tmp_path / "frames").mkdir()
+    (tmp_path / "frames/c1").mkdir(parents=True)
     [d] = load_dataset("list", tmp_path / "frames", list_path=str(lst), num_classes=7)
     assert found(d) == {"c1": "neutral", "sub/c2": "happiness"} and d.info["stripped_prefix"] == "/home/a/data/X/clips"
     assert [it["num_frames"] for it in d.items] == [30, 8]
@@ -166,7 +176,8 @@ def test_list_file_format_rebases_and_checks_labels(tmp_path):
     with pytest.raises(DatasetError, match=r"my_list.txt, line 2: label 7 is outside 0..6"):
         load_dataset("list", tmp_path / "frames", list_path=str(lst), num_classes=7)
     lst.write_text("/x/c1 30\n")
-    with pytest.raises(DatasetError, match=r"my_list.txt, line 1: expected '<path> <num_frames> <label>'"):
+    with pytest.raises(DatasetError, match=r"my_list.txt, line 1: expected 3 fields \(<path> <num_frames> <label>\)"):
         load_dataset("list", tmp_path / "frames", list_path=str(lst))
+    (tmp_path / "frames" / first_clip("MAFW_set_5_test.txt")).mkdir()
     [ref] = load_dataset("list", tmp_path / "frames", list_path="reference:MAFW_set_5_test.txt")
     assert len(ref) == 1831 and len(ref.classes) == 11

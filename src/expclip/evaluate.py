@@ -163,7 +163,8 @@ def evaluate(
         for name, plist in prompts.items():
             cached = find_prompt_features(store_root, bb_name, plist, bb_rev)
             pf[name] = cached if cached is not None else prompt_features(lazy.get(), plist, store_root)
-        random_weights = is_random_model(store.key["model"]["id"]) if Path(str(store.key["model"]["id"])).is_dir() else False
+        model_id = store.key["model"]["id"]
+        random_weights = is_random_model(model_id) if Path(str(model_id)).is_dir() else False
         for m in group:
             in_dim = feats.shape[-1]
             if m.head is not None and m.config.get("head", {}).get("in_dim") not in (None, in_dim):
@@ -174,7 +175,7 @@ def evaluate(
                 results.append({
                     "model": m.name, "group": m.group, "seed": m.seed, "head_dir": m.head_dir,
                     "dataset": data.name, "fold": data.info.get("fold"), "kind": data.kind, "classes": data.classes,
-                    **cell, "data_info": {k: v for k, v in data.info.items() if k != "per_class"},
+                    **cell, "data_info": {k: v for k, v in data.info.items() if k not in ("per_class", "annotations")},
                     "sampling": store.key.get("sampling"),
                     "clips": {k: v for k, v in store.meta["clips"].items() if k != "examples"}
                     if "clips" in store.meta else None,

@@ -69,7 +69,8 @@ def _lookup(name: str, revision: str | None) -> _Lookup:
         return _Lookup({"id": r.name, "revision": r.revision}, r, ("dtype",))
     except ModelNotAvailableError:
         log.info("%s is not available locally; matching stores by its name and any revision", name)
-        return _Lookup({"id": str(name), "revision": revision}, None, ("dtype",) if revision else ("dtype", "model.revision"))
+        free = ("dtype",) if revision else ("dtype", "model.revision")
+        return _Lookup({"id": str(name), "revision": revision}, None, free)
 
 
 def _find(store_root: Path, key: dict, free: tuple[str, ...], resolved: ResolvedModel | None, mode: str,
@@ -205,6 +206,7 @@ def extract_videos(
     """
     if data.kind != "video":
         raise ValueError(f"{data.name} is a {data.kind} dataset; use extract_images for it")
+    data.validate(check_files=False)
     pre = backbone.preprocess(preprocessing)
     key = image_key(backbone.identity(), pre, data, compute_dtype_name(backbone.amp_dtype), sampling, num_segments)
     path = store_path(store_root, key)
@@ -259,7 +261,8 @@ def prompt_features(backbone: Any, prompts: list[list[str]], store_root: str | P
     unique = sorted({p for cls in prompts for p in cls})
     if store_root is None:
         return _per_class(backbone.encode_text(unique), unique, prompts)
-    key = base_key("text", backbone.identity(), None, _prompt_data(unique), dtype=compute_dtype_name(backbone.amp_dtype))
+    key = base_key("text", backbone.identity(), None, _prompt_data(unique),
+                   dtype=compute_dtype_name(backbone.amp_dtype))
     store = require_store(run_extraction(
         store_path(store_root, key), key, [{"path": None, "text": t} for t in unique], _TextLoader(tuple(unique)),
         backbone.encode_text, (backbone.embed_dim,), batch_size=256, progress=progress, desc="prompts",

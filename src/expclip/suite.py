@@ -31,17 +31,22 @@ SUITES = {"paper": PAPER_DATASETS}
 
 @dataclass
 class SuiteEntry:
-    """One dataset of a suite: registry name, root folder, folds (None = all) and reader options."""
+    """One dataset of a suite: registry name, root folder, folds (None = all), reader options, and whether its
+    item paths may leave the root (``--allow-outside-root``)."""
 
     dataset: str
     root: Path
     folds: list[int] | None = None
     options: dict = field(default_factory=dict)
+    allow_outside: bool = False
 
     def load(self) -> list[ItemList]:
+        if "allow_outside" in self.options:
+            raise DatasetError(f"{self.dataset}: allow_outside is not a reader option; pass --allow-outside-root "
+                               "(Python: SuiteEntry(..., allow_outside=True))")
         if self.dataset == "folder":  # the plain labelled folder of `expclip eval --data`
-            return [image_folder(self.root, **self.options)]
-        return load_dataset(self.dataset, self.root, self.folds, **self.options)
+            return [image_folder(self.root, allow_outside=self.allow_outside, **self.options)]
+        return load_dataset(self.dataset, self.root, self.folds, self.allow_outside, **self.options)
 
 
 def parse_options(pairs: list[str]) -> dict[str | None, dict]:
@@ -67,7 +72,7 @@ def _options_for(dataset: str, options: dict[str | None, dict]) -> dict:
 
 
 def preset_entries(name: str, data_root: str | Path, only: list[str] | None = None,
-                   options: dict[str | None, dict] | None = None) -> list[SuiteEntry]:
+                   options: dict[str | None, dict] | None = None, allow_outside: bool = False) -> list[SuiteEntry]:
     """The entries of a built-in suite whose folders exist under ``data_root`` (the others are logged, skipped)."""
     if name not in SUITES:
         raise ValueError(f"unknown suite {name!r}; built-in suites: {list(SUITES)} (or give a preset .json file)")
@@ -78,7 +83,7 @@ def preset_entries(name: str, data_root: str | Path, only: list[str] | None = No
         if root is None:
             missing.append(f"{ds} (looked for {', '.join(get_spec(ds).dir_names)})")
             continue
-        entries.append(SuiteEntry(ds, root, None, _options_for(ds, options or {})))
+        entries.append(SuiteEntry(ds, root, None, _options_for(ds, options or {}), allow_outside))
     if missing:
         log.warning("suite %s: not found under %s, left out: %s", name, data_root, "; ".join(missing))
     if not entries:
@@ -87,7 +92,7 @@ def preset_entries(name: str, data_root: str | Path, only: list[str] | None = No
 
 
 def read_preset(path: str | Path, data_root: str | Path | None = None, only: list[str] | None = None,
-                options: dict[str | None, dict] | None = None) -> list[SuiteEntry]:
+                options: dict[str | None, dict] | None = None, allow_outside: bool = False) -> list[SuiteEntry]:
     """Entries of a preset file; relative roots are taken from ``data_root`` or else the file's folder."""
     path = Path(path)
     try:
@@ -105,7 +110,8 @@ def read_preset(path: str | Path, data_root: str | Path | None = None, only: lis
         name = "folder" if row["dataset"] == "folder" else get_spec(row["dataset"]).name
         root = Path(row["root"]).expanduser()
         opts = {**(_options_for(name, options or {}) if name != "folder" else {}), **row.get("options", {})}
-        entries.append(SuiteEntry(name, root if root.is_absolute() else base / root, row.get("folds"), opts))
+        entries.append(SuiteEntry(name, root if root.is_absolute() else base / root, row.get("folds"), opts,
+                                  allow_outside))
     keep = set(_select([e.dataset for e in entries], only))
     return [e for e in entries if e.dataset in keep]
 

@@ -64,7 +64,8 @@ def _add_runtime(p: argparse.ArgumentParser, batch: int = 64) -> None:
     p.add_argument("--strict", action="store_true", help="stop at the first unreadable item instead of skipping it")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--allow-outside-root", action="store_true",
-                   help="accept dataset files that are links to places outside --data (refused by default)")
+                   help="accept dataset items outside the dataset folder (--data, --root or a suite's roots): paths "
+                   "of list/annotation files with '..' or absolute paths, and links (refused by default)")
 
 
 def _add_pre(p: argparse.ArgumentParser, default: str | None = "reference", note: str = "default") -> None:
@@ -118,11 +119,12 @@ def _all_datasets(args) -> list:
     from ..suite import SuiteEntry, load_entries, parse_options, preset_entries, read_preset
 
     opts = parse_options(args.option)
+    allow = getattr(args, "allow_outside_root", False)
     suite = getattr(args, "suite", None)
     if suite:
         only = args.only.split(",") if args.only else None
-        entries = (read_preset(suite, args.data_root, only, opts) if Path(suite).is_file()
-                   else preset_entries(suite, args.data_root or ".", only, opts))
+        entries = (read_preset(suite, args.data_root, only, opts, allow) if Path(suite).is_file()
+                   else preset_entries(suite, args.data_root or ".", only, opts, allow))
         return load_entries(entries)
     if args.dataset:
         if not args.root:
@@ -130,7 +132,7 @@ def _all_datasets(args) -> list:
         unknown = [k for k in opts if k is not None]
         if unknown:
             raise ValueError("--option DATASET:... prefixes are for --suite; with --dataset write KEY=VALUE")
-        return load_entries([SuiteEntry(args.dataset, Path(args.root), args.fold, opts.get(None, {}))])
+        return load_entries([SuiteEntry(args.dataset, Path(args.root), args.fold, opts.get(None, {}), allow)])
     if args.option or args.fold:
         raise ValueError("--option and --fold apply to --dataset and --suite, not to --data")
     return [_data(args)]
@@ -156,4 +158,7 @@ def _report_store(what: str, store) -> None:
         print(f"{what}: this shard is done; another process finalizes the store")
         return
     n, bad = len(store), len(store.failures)
-    print(f"{what}: {n - bad} of {n} items -> {store.path}" + (f" ({bad} skipped, see meta.json)" if bad else ""))
+    fewer = (store.meta.get("clips") or {}).get("frame_count_above_found", 0)
+    notes = ([f"{bad} skipped"] if bad else []) + \
+        ([f"{fewer} clip(s) have fewer frames than listed, sampled from those found"] if fewer else [])
+    print(f"{what}: {n - bad} of {n} items -> {store.path}" + (f" ({'; '.join(notes)}, see meta.json)" * bool(notes)))

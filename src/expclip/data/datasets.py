@@ -34,7 +34,9 @@ class ItemList:
     items: list[dict]
     classes: list[str] = field(default_factory=list)
     kind: str = "image"  # "image" or "video"
-    info: dict = field(default_factory=dict)  # reader notes (fold, split, dropped counts...)
+    # reader notes (fold, split, dropped counts...); "annotations": the file the items were read from (named in
+    # errors), "allow_outside": whether item paths may leave ``root``
+    info: dict = field(default_factory=dict)
     decoder: object | None = None
 
     def __len__(self) -> int:
@@ -49,8 +51,10 @@ class ItemList:
         Errors: no items, an item without a path or listed twice, a label outside ``classes``, a path that leaves
         ``root`` (unless ``allow_outside``, default ``info["allow_outside"]``) and, with ``check_files``, a dataset
         none of whose files exist (a wrong root). Some missing files are only a warning: they become failures.
+        Items read by a ``decoder`` (not files) are checked as paths only.
         """
-        where = self.info.get("source") or str(self.root)
+        where = self.info.get("annotations") or str(self.root)
+        check_files = check_files and self.decoder is None
         if not self.items:
             raise DatasetError(f"{where}: the dataset {self.name!r} is empty (no items)")
         allow = bool(self.info.get("allow_outside", False)) if allow_outside is None else allow_outside
@@ -67,9 +71,10 @@ class ItemList:
                                    f"{self.classes} (indices 0..{len(self.classes) - 1})")
             safe_join(self.root, path, allow, source=where, resolve=check_files)
         if check_files:
-            missing = [it["path"] for it in self.items if not (self.root / it["path"]).exists()]
+            missing = [it["path"] for it in self.items if not _exists(self.root / it["path"])]
             if len(missing) == len(self.items):
-                raise DatasetError(f"none of the {len(missing)} items of {self.name!r} exist under {self.root} "
+                listed = f"{where}: " if "annotations" in self.info else ""
+                raise DatasetError(f"{listed}none of the {len(missing)} items of {self.name!r} exist under {self.root} "
                                    f"(first: {missing[0]}); is the dataset root right?")
             if missing:
                 log.warning("%s: %d of %d items are missing on disk (first: %s); they will be recorded as failures",
@@ -96,11 +101,20 @@ class ItemList:
                 "sha256": h.hexdigest()[:20]}
 
 
+def _exists(path: Path) -> bool:
+    """``path.exists()``, False also for a name the OS refuses (too long...): that item becomes a failure."""
+    try:
+        return path.exists()
+    except OSError:
+        return False
+
+
 def list_images(root: Path) -> list[Path]:
     """All image files under ``root`` (recursive, sorted, hidden files skipped)."""
     return sorted(
         p for p in root.rglob("*")
-        if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and not any(s.startswith(".") for s in p.relative_to(root).parts)
+        if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
+        and not any(s.startswith(".") for s in p.relative_to(root).parts)
     )
 
 

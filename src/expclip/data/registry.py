@@ -26,7 +26,8 @@ log = logging.getLogger(__name__)
 class DatasetSpec:
     """How to read one benchmark: its reader, kind, class count, folds, and where it usually lives.
 
-    ``reader(root, **options)`` (plus ``fold=k`` when ``folds`` has more than one) returns an ItemList.
+    ``reader(root, allow_outside=False, **options)`` (plus ``fold=k`` when ``folds`` has more than one) returns a
+    validated ItemList; ``allow_outside`` lets its annotation files' paths leave ``root``.
     ``dir_names``: folder names tried under a data root (``--data-root``) to find it.
     ``table``: the paper table it is a column of ("static", "video") or None.
     """
@@ -45,7 +46,7 @@ class DatasetSpec:
         if self.options:
             return self.options
         params = inspect.signature(self.reader).parameters
-        return tuple(p for p in params if p not in ("root", "fold"))
+        return tuple(p for p in params if p not in ("root", "fold", "allow_outside"))
 
 
 DATASETS: dict[str, DatasetSpec] = {s.name: s for s in [
@@ -95,11 +96,13 @@ def get_spec(name: str) -> DatasetSpec:
     raise DatasetError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
 
 
-def load_dataset(name: str, root: str | Path, folds: list[int] | None = None, **options) -> list[ItemList]:
+def load_dataset(name: str, root: str | Path, folds: list[int] | None = None, allow_outside: bool = False,
+                 **options) -> list[ItemList]:
     """The test ItemLists of dataset ``name`` under ``root``: one per fold (every fold unless ``folds``).
 
     ``options`` go to the reader (e.g. ``votes``/``rule`` for FERPlus, ``media``/``lists`` for the videos); an
-    option the reader does not take is an error that lists the accepted ones.
+    option the reader does not take is an error that lists the accepted ones. ``allow_outside``: accept item paths
+    of the annotation files (and links) that leave ``root``; refused by default, naming the file and line.
     """
     spec = get_spec(name)
     root = Path(root).expanduser()
@@ -116,7 +119,7 @@ def load_dataset(name: str, root: str | Path, folds: list[int] | None = None, **
     out = []
     for fold in (folds if folds is not None else spec.folds):
         kwargs = dict(options, fold=fold) if fold is not None else dict(options)
-        data = spec.reader(root, **kwargs)
+        data = spec.reader(root, allow_outside=allow_outside, **kwargs)
         data.info.setdefault("fold", fold)
         data.info.setdefault("dataset", spec.name)
         out.append(data)

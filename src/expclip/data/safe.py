@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import codecs
 import csv
-import io
 import os
 from pathlib import Path, PurePosixPath
-from typing import Mapping, Sequence
+from typing import Any, Hashable, Iterator, Mapping, Sequence
 
 
 class DatasetError(ValueError):
@@ -68,11 +67,12 @@ def safe_join(root: str | Path, rel: str | os.PathLike, allow_outside: bool = Fa
     return target
 
 
-def read_lines(path: str | Path) -> list[tuple[int, str]]:
+def read_lines(path: str | Path, encodings: Sequence[str] = ("utf-8",)) -> list[tuple[int, str]]:
     """The non-blank lines of a text annotation file as (1-based line number, stripped text).
 
     Accepts a UTF-8 byte-order mark, CRLF or CR line ends and a missing final newline (the reference's lists
-    lack one). Refuses non-UTF-8 bytes and NUL bytes with the line number.
+    lack one). The file is decoded with the first of ``encodings`` that reads all of it (MAFW's caption splits
+    are GBK: ``("utf-8", "gbk")``). Refuses undecodable bytes and NUL bytes with the line number.
 
     Raises:
         DatasetError: the file is missing; AnnotationError: a line is not text.
@@ -80,21 +80,35 @@ def read_lines(path: str | Path) -> list[tuple[int, str]]:
     path = Path(path)
     if not path.is_file():
         raise DatasetError(f"annotation file not found: {path}")
-    data = path.read_bytes()
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise DatasetError(f"cannot read {path}: {e.strerror or e}") from e
     if data.startswith(codecs.BOM_UTF8):
         data = data[len(codecs.BOM_UTF8):]
+    encoding = next((enc for enc in encodings if _decodes(data, enc)), encodings[0])  # else: name the bad line
     out = []
+    # Only b"\n", b"\r" and b"\r\n" end a line of bytes; GBK's second bytes are never one of them.
     for n, raw in enumerate(data.splitlines(), 1):
         try:
-            text = raw.decode("utf-8").strip()
+            text = raw.decode(encoding).strip()
         except UnicodeDecodeError as e:
-            reason = f"not UTF-8 text (byte {raw[e.start]:#04x} at column {e.start + 1})"
+            names = " or ".join(enc.upper() for enc in encodings)
+            reason = f"not {names} text (byte {raw[e.start]:#04x} at column {e.start + 1})"
             raise AnnotationError(path, n, reason) from None
         if "\x00" in text:
             raise AnnotationError(path, n, "holds a NUL byte: is this a binary file?")
         if text:
             out.append((n, text))
     return out
+
+
+def _decodes(data: bytes, encoding: str) -> bool:
+    try:
+        data.decode(encoding)
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def split_fields(path: str | Path, line: int, text: str, count: int, layout: str, sep: str | None = None) -> list[str]:
@@ -117,12 +131,52 @@ def int_field(path: str | Path, line: int, token: str, name: str, lo: int | None
     return value
 
 
-def mapped_field(path: str | Path, line: int, token: str, name: str, mapping: Mapping[str, int]) -> int:
-    """``mapping[token]`` (e.g. a native label id -> class index), or an AnnotationError listing what is known."""
-    if token not in mapping:
-        known = ", ".join(sorted(map(str, mapping)))
-        raise AnnotationError(path, line, f"unknown {name} {token[:40]!r}; expected one of: {known}")
-    return mapping[token]
+def mapped_field(path: str | Path, line: int | None, token: Hashable, name: str, mapping: Mapping[Any, Any],
+                 ignore_case: bool = False) -> Any:
+    """``mapping[token]`` (e.g. a native label id -> class name; None = dropped), or an AnnotationError listing what
+    is known. ``ignore_case``: string keys match whatever their case ("Happy", "happy")."""
+    table = {k.lower() if ignore_case and isinstance(k, str) else k: v for k, v in mapping.items()}
+    key = token.lower() if ignore_case and isinstance(token, str) else token
+    if key not in table:
+        try:
+            keys = sorted(mapping)
+        except TypeError:
+            keys = list(mapping)
+        shown = repr(token[:40]) if isinstance(token, str) else token
+        raise AnnotationError(path, line, f"unknown {name} {shown}; expected one of: {', '.join(map(str, keys))}")
+    return table[key]
+
+
+def iter_csv_records(path: str | Path) -> Iterator[tuple[int, list[str]]]:
+    """Records of a CSV file (no header handling) as (line number, stripped fields), blank records skipped.
+
+    Streams the file (FER2013's 290 MB of pixels are never held as text). Line numbers are physical lines, as in
+    :func:`read_lines` (a record spanning lines gets its last one).
+
+    Raises:
+        DatasetError: the file is missing; AnnotationError: not UTF-8 text, a NUL byte, or not CSV.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(f"annotation file not found: {path}")
+    reader = None
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            reader = csv.reader(f)
+            for record in reader:
+                fields = [c.strip() for c in record]
+                if not any(fields):
+                    continue
+                if any("\x00" in c for c in fields):
+                    raise AnnotationError(path, reader.line_num, "holds a NUL byte: is this a binary file?")
+                yield reader.line_num, fields
+    except UnicodeDecodeError:
+        read_lines(path)  # finds the line and column of the bad byte
+        raise AnnotationError(path, None, "not UTF-8 text") from None
+    except csv.Error as e:
+        raise AnnotationError(path, reader.line_num if reader else None, f"not valid CSV ({e})") from None
+    except OSError as e:
+        raise DatasetError(f"cannot read {path}: {e.strerror or e}") from e
 
 
 def read_csv_rows(path: str | Path, required: Sequence[str] = ()) -> list[tuple[int, dict[str, str]]]:
@@ -133,26 +187,19 @@ def read_csv_rows(path: str | Path, required: Sequence[str] = ()) -> list[tuple[
         more or fewer fields than the header, or the text is not CSV.
     """
     path = Path(path)
-    lines = read_lines(path)  # encoding and NUL checks, with line numbers
-    if not lines:
+    records = iter_csv_records(path)
+    first = next(records, None)
+    if first is None:
         raise AnnotationError(path, None, "empty file (no header)")
-    text = io.StringIO("\n".join(t for _, t in lines))
-    reader = csv.reader(text)
+    n, header = first
+    missing = [c for c in required if c not in header]
+    if missing:
+        raise AnnotationError(path, n, f"missing column(s) {missing}; the header has {header[:20]}")
+    if len(set(header)) != len(header):
+        raise AnnotationError(path, n, f"duplicate column names in the header {header[:20]}")
     rows: list[tuple[int, dict[str, str]]] = []
-    try:
-        header = [h.strip() for h in next(reader)]
-        missing = [c for c in required if c not in header]
-        if missing:
-            raise AnnotationError(path, lines[0][0], f"missing column(s) {missing}; the header has {header[:20]}")
-        if len(set(header)) != len(header):
-            raise AnnotationError(path, lines[0][0], f"duplicate column names in the header {header[:20]}")
-        for record in reader:
-            n = lines[min(reader.line_num, len(lines)) - 1][0]
-            if not any(f.strip() for f in record):
-                continue
-            if len(record) != len(header):
-                raise AnnotationError(path, n, f"{len(record)} fields but the header has {len(header)}")
-            rows.append((n, {h: f.strip() for h, f in zip(header, record)}))
-    except csv.Error as e:
-        raise AnnotationError(path, lines[min(reader.line_num, len(lines)) - 1][0], f"not valid CSV ({e})") from None
+    for n, record in records:
+        if len(record) != len(header):
+            raise AnnotationError(path, n, f"{len(record)} fields but the header has {len(header)}")
+        rows.append((n, dict(zip(header, record))))
     return rows

@@ -1,43 +1,31 @@
-"""Helpers shared by the format readers: line-numbered text files, file discovery, label lookup, item lists."""
+"""What the format readers share beyond :mod:`expclip.data.safe`: finding the files of a download, and turning
+parsed rows into a checked :class:`ItemList`.
+
+Parsing (line numbers, fields, label tables) and path safety are :mod:`expclip.data.safe`'s; this module only
+knows about the shape of the benchmarks' folders.
+"""
 
 from __future__ import annotations
 
 import logging
 from collections import Counter
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Iterable, NamedTuple
 
 from ...labels import classes_for
 from ..datasets import DatasetError, ItemList
+from ..safe import AnnotationError, safe_join
 
 log = logging.getLogger(__name__)
 
 
-def line_error(path: str | Path, lineno: int | None, msg: str) -> DatasetError:
-    """A DatasetError that names the file and the 1-based line (``None``: a file or folder as a whole)."""
-    return DatasetError(f"{path}, line {lineno}: {msg}" if lineno is not None else f"{path}: {msg}")
+class Row(NamedTuple):
+    """One parsed item: its fields ("path" relative to the dataset root, "box", "num_frames"...), its canonical
+    class name, and the annotation line it came from (None for items found by listing folders)."""
 
-
-def read_lines(path: str | Path, encodings: tuple[str, ...] = ("utf-8-sig", "gbk")) -> list[tuple[int, str]]:
-    """Non-empty lines of a text file as (1-based line number, stripped text).
-
-    Tries ``encodings`` in turn (MAFW's caption splits are GBK). A last line without a newline is read like any
-    other (several reference lists lack it).
-    """
-    path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as e:
-        raise DatasetError(f"cannot read {path}: {e.strerror or e}") from e
-    for enc in encodings:
-        try:
-            text = raw.decode(enc)
-            break
-        except UnicodeDecodeError:
-            continue
-    else:
-        raise DatasetError(f"{path}: not text in any of the encodings {list(encodings)}")
-    return [(i, s.strip()) for i, s in enumerate(text.splitlines(), 1) if s.strip()]
+    fields: dict
+    cls: str
+    line: int | None = None
 
 
 def existing(root: Path, candidates: Iterable[str], what: str) -> Path:
@@ -64,44 +52,41 @@ def glob_one(root: Path, patterns: Iterable[str], what: str) -> Path:
     raise DatasetError(f"{what} not found under {root} (looked for {', '.join(patterns)})")
 
 
-def lookup(table: Mapping, native, path: str | Path, lineno: int | None, what: str = "label"):
-    """``table[native]`` (None = dropped) or a DatasetError naming file, line and the accepted values."""
-    if native in table:
-        return table[native]
-    accepted = ", ".join(str(k) for k in table)
-    raise line_error(path, lineno, f"{what} {native!r} is not one of {accepted}")
+def build(name: str, root: Path, rows: Iterable[Row], num_classes: int, kind: str = "image",
+          info: dict | None = None, source: str | Path | None = None, allow_outside: bool = False,
+          decoder: object | None = None) -> ItemList:
+    """A validated ItemList of ``num_classes`` canonical classes from parsed rows.
 
+    ``source``: the annotation file the rows come from (named, with the line, in every error). Each path must stay
+    under ``root`` unless ``allow_outside``, and be listed once. The list ends with :meth:`ItemList.validate`
+    (links out of the root, a root where none of the files exist).
 
-def lookup_name(table: Mapping[str, str | None], name: str, path: str | Path, lineno: int | None, what: str = "label"):
-    """Case-insensitive :func:`lookup` for class names."""
-    folded = {k.lower(): v for k, v in table.items()}
-    return lookup(folded, name.strip().lower(), path, lineno, what)
-
-
-def parse_int(text: str, path: str | Path, lineno: int, what: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise line_error(path, lineno, f"{what} {text!r} is not an integer") from None
-
-
-def build(name: str, root: Path, rows: list[tuple[dict, str]], num_classes: int, kind: str = "image",
-          info: dict | None = None) -> ItemList:
-    """An ItemList of ``num_classes`` canonical classes from (item fields, canonical class name) rows.
-
-    Raises DatasetError when ``rows`` is empty or names a class outside the first ``num_classes``.
+    Raises:
+        AnnotationError: a path that leaves the root, a duplicate, a class outside the first ``num_classes``;
+        DatasetError: no rows.
     """
     classes = classes_for(num_classes)
     index = {c: i for i, c in enumerate(classes)}
-    items = []
-    for fields, cls in rows:
+    where = source if source is not None else root
+    items: list[dict] = []
+    first_line: dict[str, int | None] = {}
+    for fields, cls, line in rows:
+        path = fields["path"]
+        safe_join(root, path, allow_outside, source=f"{where}, line {line}" if line is not None else str(where),
+                  resolve=False)
+        if path in first_line:
+            earlier = f" (first on line {first_line[path]})" if first_line[path] is not None else ""
+            raise AnnotationError(where, line, f"{path!r} is listed twice{earlier}; remove one")
+        first_line[path] = line
         if cls not in index:
-            raise DatasetError(f"{name}: class {cls!r} of {fields.get('path')} is outside {classes}")
+            raise AnnotationError(where, line, f"class {cls!r} of {path!r} is outside the {num_classes} classes "
+                                  f"{classes}")
         items.append({**fields, "label": index[cls]})
     if not items:
-        raise DatasetError(f"{name}: no items found under {root}")
+        raise DatasetError(f"{where}: no items of {name} found (under {root})")
     counts = Counter(it["label"] for it in items)
-    info = {**(info or {}), "per_class": {c: counts.get(i, 0) for i, c in enumerate(classes)}}
+    info = {**(info or {}), "per_class": {c: counts.get(i, 0) for i, c in enumerate(classes)},
+            "allow_outside": allow_outside, **({"annotations": str(source)} if source is not None else {})}
     log.info("%s%s: %d %s from %s", name, f" fold {info['fold']}" if info.get("fold") else "", len(items),
              "clips" if kind == "video" else "images", root)
-    return ItemList(name, root, items, classes, kind, info)
+    return ItemList(name, root, items, classes, kind, info, decoder).validate()

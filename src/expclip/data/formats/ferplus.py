@@ -8,7 +8,6 @@ the published test counts differ by both (PROTOCOL.md: 3,137-3,153 for the offic
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import logging
 import sys
@@ -20,8 +19,9 @@ import numpy as np
 from PIL import Image
 
 from ..datasets import DatasetError, ItemList
+from ..safe import AnnotationError, int_field, iter_csv_records
 from . import labelmaps
-from .common import build, existing, line_error, parse_int
+from .common import Row, build, existing
 
 log = logging.getLogger(__name__)
 
@@ -72,39 +72,36 @@ def read_vote_file(path: str | Path, usage: str) -> _Votes:
     ``label.csv`` (no header: name, face box, 10 counts; one file per split)."""
     path = Path(path)
     out = _Votes(path)
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        records = list(csv.reader(f))
-    if not records:
-        raise DatasetError(f"{path}: empty vote file")
-    header = [c.strip() for c in records[0]]
-    if header and header[0] == "Usage":
+    records = iter_csv_records(path)
+    first = next(records, None)
+    if first is None:
+        raise AnnotationError(path, None, "empty vote file")
+    if first[1][0] == "Usage":
+        header = first[1]
         named = "Image name" in header
-        first = header.index("Image name") + 1 if named else 1
-        for row, rec in enumerate(records[1:]):
-            lineno = row + 2
-            if not rec:
+        start = header.index("Image name") + 1 if named else 1
+        for n, rec in records:
+            if len(rec) < start + NUM_VOTES:
+                raise AnnotationError(path, n, f"expected {start + NUM_VOTES} columns, got {len(rec)}")
+            if rec[0] != usage:
                 continue
-            if len(rec) < first + NUM_VOTES:
-                raise line_error(path, lineno, f"expected {first + NUM_VOTES} columns, got {len(rec)}")
-            if rec[0].strip() != usage:
-                continue
-            # The first release had no names: the image is the row index (Microsoft's own naming).
-            name = rec[first - 1].strip() if named else f"fer{row:07d}.png"
+            # The first release had no names: the image is the data row's index (Microsoft's own naming).
+            name = rec[start - 1] if named else f"fer{n - first[0] - 1:07d}.png"
             if not name:  # the authors left these images out of FERPlus
                 out.unnamed += 1
                 continue
-            out.rows.append((name, [parse_int(c.strip(), path, lineno, "vote count") for c in rec[first:first + 10]],
-                             lineno))
+            out.rows.append((name, _votes(path, n, rec[start:start + NUM_VOTES]), n))
         return out
-    for lineno, rec in enumerate(records, 1):
-        if not rec:
-            continue
-        if len(rec) < 2 + NUM_VOTES or not rec[0].strip().lower().endswith(".png"):
-            raise line_error(path, lineno, "expected 'image name, face box, 10 vote counts' (label.csv) or a "
-                             "fer2013new.csv with a 'Usage' header")
-        out.rows.append((rec[0].strip(), [parse_int(c.strip(), path, lineno, "vote count") for c in rec[2:12]],
-                         lineno))
+    for n, rec in [first, *records]:
+        if len(rec) < 2 + NUM_VOTES or not rec[0].lower().endswith(".png"):
+            raise AnnotationError(path, n, "expected 'image name, face box, 10 vote counts' (label.csv) or a "
+                                  "fer2013new.csv with a 'Usage' header")
+        out.rows.append((rec[0], _votes(path, n, rec[2:2 + NUM_VOTES]), n))
     return out
+
+
+def _votes(path: Path, line: int, fields: list[str]) -> list[int]:
+    return [int_field(path, line, c, "vote count", 0) for c in fields]
 
 
 class PixelTable:
@@ -121,38 +118,44 @@ class PixelTable:
         return hashlib.sha256(np.ascontiguousarray(self.pixels).tobytes()).hexdigest()[:20]
 
 
-def read_fer2013_pixels(path: str | Path, rows: set[int], usage: str) -> PixelTable:
+def read_fer2013_pixels(path: str | Path, rows: set[int], usage: str,
+                        votes: str | Path = "the vote file") -> PixelTable:
     """The 48x48 faces of the data rows ``rows`` of ``fer2013.csv`` (columns emotion, pixels, Usage).
 
-    Each row's Usage must be ``usage``: a mismatch means the CSV and the vote file are not the same release.
+    Data row r is r + 1 lines after the header. Each row's Usage must be ``usage``: a mismatch means the CSV and the
+    vote file (``votes``, named in the errors) are not the same release.
     """
     path = Path(path)
     got: dict[int, np.ndarray] = {}
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        reader = csv.reader(f)
-        header = [c.strip() for c in next(reader, [])]
-        if "pixels" not in header or "Usage" not in header:
-            raise DatasetError(f"{path}: expected a header with 'pixels' and 'Usage' columns, got {header}")
-        pi, ui = header.index("pixels"), header.index("Usage")
-        for row, rec in enumerate(reader):
-            if row not in rows:
-                continue
-            lineno = row + 2
-            if rec[ui].strip() != usage:
-                raise line_error(path, lineno, f"Usage is {rec[ui]!r} but the vote file puts this image in {usage!r}")
-            arr = np.array(rec[pi].split(), dtype=np.int64)
-            if arr.size != 48 * 48 or arr.min(initial=0) < 0 or arr.max(initial=0) > 255:
-                raise line_error(path, lineno, f"expected 2304 pixel values in 0..255, got {arr.size}")
-            got[row] = arr.astype(np.uint8).reshape(48, 48)
+    records = iter_csv_records(path)
+    top, header = next(records, (1, []))
+    if "pixels" not in header or "Usage" not in header:
+        raise AnnotationError(path, top, f"expected a header with 'pixels' and 'Usage' columns, got {header[:10]}")
+    pi, ui = header.index("pixels"), header.index("Usage")
+    for n, rec in records:
+        row = n - top - 1
+        if row not in rows:
+            continue
+        if len(rec) <= max(pi, ui):
+            raise AnnotationError(path, n, f"expected {len(header)} columns, got {len(rec)}")
+        if rec[ui] != usage:
+            raise AnnotationError(path, n, f"Usage is {rec[ui][:40]!r} but {votes} puts this image in {usage!r}")
+        values = rec[pi].split()
+        if len(values) != 48 * 48 or not all(v.isascii() and v.isdigit() and len(v) <= 3 for v in values):
+            raise AnnotationError(path, n, f"expected 2304 pixel values in 0..255, got {len(values)} values")
+        pixels = np.array(values, dtype=np.int64)
+        if pixels.max() > 255:
+            raise AnnotationError(path, n, f"pixel value {pixels.max()} is above 255")
+        got[row] = pixels.astype(np.uint8).reshape(48, 48)
     missing = sorted(rows - set(got))
     if missing:
-        raise DatasetError(f"{path}: has no data rows {missing[:5]} named by the vote file")
+        raise DatasetError(f"{path}: has no data rows {missing[:5]} named by {votes}")
     order = tuple(sorted(got))
     return PixelTable(order, np.stack([got[r] for r in order]))
 
 
 def read_ferplus(root: str | Path, split: str = "test", votes: str = "auto", rule: str = "majority",
-                 source: str = "auto") -> ItemList:
+                 source: str = "auto", allow_outside: bool = False) -> ItemList:
     """FERPlus ``split`` (test = PrivateTest / FER2013Test) labelled by ``rule`` over the vote file ``votes``.
 
     ``source`` "png": ``<root>/FER2013Test/*.png`` (also ``<root>/data/FER2013Test``); "csv": ``fer2013.csv`` pixels
@@ -183,7 +186,7 @@ def read_ferplus(root: str | Path, split: str = "test", votes: str = "auto", rul
             raise DatasetError(f"FERPlus vote file {vote_path} not found")
     v = read_vote_file(vote_path, usage)
     rows, dropped = [], 0
-    for name, counts, lineno in v.rows:
+    for name, counts, n in v.rows:
         winner = vote_winner(counts, rule)
         if winner is None:
             dropped += 1
@@ -191,16 +194,18 @@ def read_ferplus(root: str | Path, split: str = "test", votes: str = "auto", rul
         item = {"path": name}
         if source == "csv":
             digits = name[3:-4] if name.startswith("fer") and name.endswith(".png") else ""
-            item["row"] = parse_int(digits, vote_path, lineno, "row number in the image name")
-        rows.append((item, labelmaps.FERPLUS[labelmaps.FERPLUS_COLUMNS[winner]]))
+            item["row"] = int_field(vote_path, n, digits, "row number in the image name", 0)
+        rows.append(Row(item, labelmaps.FERPLUS[labelmaps.FERPLUS_COLUMNS[winner]], n))
     info = {"split": split, "usage": usage, "votes": vote_path.name, "rule": rule, "source": source,
             "named_images": len(v.rows), "dropped_by_rule": dropped, "unnamed_rows": v.unnamed}
     log.info("FERPlus %s: %d of %d images kept by the %r rule on %s", split, len(rows), len(v.rows), rule,
              vote_path.name)
+    if not rows:
+        raise DatasetError(f"{vote_path}: none of its {len(v.rows)} named {usage} images has a label by the {rule!r} "
+                           "rule")
     if source == "png":
-        return build("FERPlus", png_dir, rows, 8, info=info)
+        return build("FERPlus", png_dir, rows, 8, info=info, source=vote_path, allow_outside=allow_outside)
     pix_path = existing(root, ["fer2013.csv", "fer2013/fer2013.csv"], "FER2013 pixels fer2013.csv")
-    table = read_fer2013_pixels(pix_path, {it["row"] for it, _ in rows}, usage)
-    data = build("FERPlus", pix_path.parent, rows, 8, info={**info, "pixels": pix_path.name})
-    data.decoder = table
-    return data
+    table = read_fer2013_pixels(pix_path, {r.fields["row"] for r in rows}, usage, vote_path)
+    return build("FERPlus", pix_path.parent, rows, 8, info={**info, "pixels": pix_path.name}, source=vote_path,
+                 allow_outside=allow_outside, decoder=table)

@@ -7,15 +7,16 @@ common prefix, so ``/data/.../DFEW/DFEW_Frame_Face/00001`` becomes ``<root>/0000
 
 from __future__ import annotations
 
-import csv
 import logging
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path, PurePosixPath
 
 from ...labels import CLASS_ORDER, canonical_label, order_classes
 from ..datasets import DatasetError, ItemList
+from ..safe import AnnotationError, int_field, iter_csv_records, read_lines, split_fields
 from ..video import is_video_file
-from .common import build, line_error, parse_int, read_lines
+from .common import Row, build
 
 log = logging.getLogger(__name__)
 
@@ -36,17 +37,11 @@ def parse_list_file(path: str | Path) -> list[tuple[str, int, int, int]]:
     Paths must not contain spaces (the format's rule). Raises DatasetError naming the file and line.
     """
     out = []
-    for lineno, line in read_lines(path):
-        parts = line.split()
-        if len(parts) != 3:
-            raise line_error(path, lineno, f"expected '<path> <num_frames> <label>', got {line!r}")
-        n = parse_int(parts[1], path, lineno, "frame count")
-        label = parse_int(parts[2], path, lineno, "label")
-        if n < 1:
-            raise line_error(path, lineno, f"frame count must be >= 1, got {n}")
-        out.append((parts[0], n, label, lineno))
+    for n, line in read_lines(path):
+        clip, frames, label = split_fields(path, n, line, 3, "<path> <num_frames> <label>")
+        out.append((clip, int_field(path, n, frames, "frame count", 1), int_field(path, n, label, "label", 0), n))
     if not out:
-        raise DatasetError(f"{path}: no entries")
+        raise AnnotationError(path, None, "no entries")
     return out
 
 
@@ -63,23 +58,34 @@ def common_prefix(paths: list[str]) -> str:
     return str(PurePosixPath(*common)) if common else "/"
 
 
-def rebase(path: str, prefix: str) -> str:
-    """``path`` relative to ``prefix`` (a leading folder); unchanged when it does not start with it."""
+def rebase(path: str, prefix: str, keep_absolute: bool = False) -> str:
+    """``path`` relative to ``prefix`` (a leading folder); unchanged when it does not start with it.
+
+    An absolute path outside ``prefix`` loses its leading "/" (so that it stays under the root) unless
+    ``keep_absolute`` (paths allowed outside the root).
+    """
     if prefix and PurePosixPath(path).is_relative_to(prefix):
         return PurePosixPath(path).relative_to(prefix).as_posix()
-    return path.lstrip("/") if prefix else path
+    return path.lstrip("/") if prefix and not keep_absolute else path
 
 
-def read_list_file(root: str | Path, list_path: str | Path, num_classes: int | None = None, prefix: str = "auto",
-                   name: str | None = None) -> ItemList:
-    """Clips of a list file as a video ItemList rooted at ``root``; labels are indices in the canonical order.
+@dataclass
+class ListFile:
+    """A parsed list file: its rows (paths re-based, "num_frames" kept), class count and stripped prefix."""
 
-    ``list_path``: a file (relative paths are tried from the working directory, then from ``root``), or
-    ``reference:<name>`` for one of the shipped reference lists (:data:`REFERENCE_LISTS`).
-    ``prefix``: the leading folder to strip from the list's paths ("auto": their common parent folder; "": none).
-    ``num_classes``: the dataset's class count (default: the largest label + 1); a larger label is an error.
-    The list's frame count is kept as item "num_frames" (trusted by the sampler, as in the reference).
-    """
+    path: Path
+    rows: list[Row]
+    num_classes: int
+    prefix: str
+
+    def info(self, **extra) -> dict:
+        return {"list": self.path.name, "stripped_prefix": self.prefix, **extra}
+
+
+def parse_list(root: str | Path, list_path: str | Path, num_classes: int | None = None, prefix: str = "auto",
+               allow_outside: bool = False) -> ListFile:
+    """The rows of a list file for a dataset rooted at ``root`` (see :func:`read_list_file`), not yet checked
+    against the files on disk, so that a reader can point them at its local copy first."""
     root = Path(root)
     if str(list_path).startswith("reference:"):
         list_path = reference_list_path(str(list_path).split(":", 1)[1])
@@ -89,52 +95,79 @@ def read_list_file(root: str | Path, list_path: str | Path, num_classes: int | N
     entries = parse_list_file(list_path)
     limit = num_classes or max(e[2] for e in entries) + 1
     if not 1 <= limit <= len(CLASS_ORDER):
-        raise DatasetError(f"{list_path}: {limit} classes is outside 1..{len(CLASS_ORDER)}")
+        raise AnnotationError(list_path, None, f"{limit} classes is outside 1..{len(CLASS_ORDER)}")
     prefix = common_prefix([e[0] for e in entries]) if prefix == "auto" else prefix
     rows = []
-    for path, n, label, lineno in entries:
-        if not 0 <= label < limit:
-            raise line_error(list_path, lineno, f"label {label} is outside 0..{limit - 1} ({limit} classes)")
-        rows.append(({"path": rebase(path, prefix), "num_frames": n}, CLASS_ORDER[label]))
-    return build(name or list_path.stem, root, rows, limit, kind="video",
-                 info={"list": list_path.name, "stripped_prefix": prefix})
+    for path, frames, label, n in entries:
+        if label >= limit:
+            raise AnnotationError(list_path, n, f"label {label} is outside 0..{limit - 1} ({limit} classes)")
+        rows.append(Row({"path": rebase(path, prefix, keep_absolute=allow_outside), "num_frames": frames},
+                        CLASS_ORDER[label], n))
+    return ListFile(list_path, rows, limit, prefix)
+
+
+def read_list_file(root: str | Path, list_path: str | Path, num_classes: int | None = None, prefix: str = "auto",
+                   name: str | None = None, allow_outside: bool = False) -> ItemList:
+    """Clips of a list file as a video ItemList rooted at ``root``; labels are indices in the canonical order.
+
+    ``list_path``: a file (relative paths are tried from the working directory, then from ``root``), or
+    ``reference:<name>`` for one of the shipped reference lists (:data:`REFERENCE_LISTS`).
+    ``prefix``: the leading folder to strip from the list's paths ("auto": their common parent folder; "": none).
+    ``num_classes``: the dataset's class count (default: the largest label + 1); a larger label is an error.
+    ``allow_outside``: keep paths that leave ``root`` (``..``, absolute paths not under ``prefix``); refused by
+    default, naming the line.
+    The list's frame count is kept as item "num_frames" (trusted by the sampler, as in the reference).
+    """
+    lf = parse_list(root, list_path, num_classes, prefix, allow_outside)
+    return build(name or lf.path.stem, Path(root), lf.rows, lf.num_classes, kind="video", source=lf.path,
+                 info=lf.info(), allow_outside=allow_outside)
 
 
 def read_csv_labels(root: str | Path, file: str = "labels.csv", num_classes: int | None = None,
-                    name: str | None = None) -> ItemList:
+                    name: str | None = None, allow_outside: bool = False) -> ItemList:
     """A CSV of ``path,label`` rows (header optional) under ``root``; labels are class words or canonical indices.
 
     Paths to video files or frame folders make a video ItemList. With word labels the classes are those named
-    (canonical order) unless ``num_classes`` fixes the first N.
+    (canonical order) unless ``num_classes`` fixes the first N. ``allow_outside``: accept paths that leave ``root``.
     """
     root = Path(root)
     path = Path(file) if Path(file).is_absolute() else root / file
     if not path.is_file():
         raise DatasetError(f"label CSV {path} not found")
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        records = [(i, r) for i, r in enumerate(csv.reader(f), 1) if r and "".join(r).strip()]
-    if records and records[0][1][0].strip().lower() in ("path", "file", "filename", "image", "video"):
-        records = records[1:]
+    limit = num_classes or len(CLASS_ORDER)
+    if not 1 <= limit <= len(CLASS_ORDER):
+        raise DatasetError(f"num_classes {num_classes} is outside 1..{len(CLASS_ORDER)}")
     rows = []
-    for lineno, rec in records:
+    for k, (n, rec) in enumerate(iter_csv_records(path)):
+        if k == 0 and rec[0].lower() in ("path", "file", "filename", "image", "video"):
+            continue  # the header
         if len(rec) < 2:
-            raise line_error(path, lineno, f"expected 'path,label', got {rec}")
-        p, label = rec[0].strip(), rec[1].strip()
-        if label.lstrip("-").isdigit():
-            idx = int(label)
-            if not 0 <= idx < (num_classes or len(CLASS_ORDER)):
-                raise line_error(path, lineno, f"label {idx} is outside 0..{(num_classes or len(CLASS_ORDER)) - 1}")
-            cls = CLASS_ORDER[idx]
-        else:
-            cls = canonical_label(label)
-            if cls is None:
-                raise line_error(path, lineno, f"label {label!r} is not an expression name or class index")
-            if num_classes and CLASS_ORDER.index(cls) >= num_classes:
-                raise line_error(path, lineno, f"label {label!r} is outside the first {num_classes} classes")
-        rows.append(({"path": p}, cls))
+            raise AnnotationError(path, n, f"expected 'path,label', got {rec[:4]}")
+        rows.append(Row({"path": rec[0]}, _csv_label(path, n, rec[1], limit), n))
     if not rows:
-        raise DatasetError(f"{path}: no rows")
-    used = order_classes([c for _, c in rows])
-    n = num_classes or (CLASS_ORDER.index(used[-1]) + 1)  # a dataset with N classes uses the first N
-    kind = "video" if any(is_video_file(r["path"]) or (root / r["path"]).is_dir() for r, _ in rows) else "image"
-    return build(name or path.stem, root, rows, n, kind=kind, info={"csv": path.name})
+        raise AnnotationError(path, None, "no rows")
+    used = order_classes([r.cls for r in rows])
+    count = num_classes or (CLASS_ORDER.index(used[-1]) + 1)  # a dataset with N classes uses the first N
+    kind = "video" if any(_is_clip(root, r.fields["path"]) for r in rows) else "image"
+    return build(name or path.stem, root, rows, count, kind=kind, info={"csv": path.name}, source=path,
+                 allow_outside=allow_outside)
+
+
+def _is_clip(root: Path, rel: str) -> bool:
+    """A video file or a frame folder (False for a name the OS refuses: the item then fails when read)."""
+    try:
+        return is_video_file(rel) or (root / rel).is_dir()
+    except OSError:
+        return False
+
+
+def _csv_label(path: Path, line: int, label: str, limit: int) -> str:
+    """A class word (any synonym) or a canonical class index, as the canonical class name."""
+    if label.lstrip("-").isdigit():
+        return CLASS_ORDER[int_field(path, line, label, "label", 0, limit - 1)]
+    cls = canonical_label(label)
+    if cls is None:
+        raise AnnotationError(path, line, f"label {label!r} is not an expression name or class index")
+    if CLASS_ORDER.index(cls) >= limit:
+        raise AnnotationError(path, line, f"label {label!r} is outside the first {limit} classes")
+    return cls
