@@ -6,7 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from .options import EPILOG, _add_pre, _add_runtime, _add_store
+from .options import EPILOG, _add_pre, _add_recipe, _add_runtime, _add_store
 
 log = logging.getLogger("expclip")
 
@@ -65,9 +65,6 @@ def add_parsers(sub) -> None:
     from ..models.heads import HEADS
     from ..models.teacher import DEFAULT_TEACHER
     from ..prompts import PAPER_PROMPT_SETS
-    from ..train import TrainConfig
-
-    d = TrainConfig()
     presets = "\n".join(f"  {k:13s}{v.summary}" for k, v in PRESETS.items())
     s = sub.add_parser("ablate", help="run the paper's ablations (heads, instructions, LLM encoder, backbones, "
                        "gains, t-SNE) from the store", formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -92,10 +89,7 @@ def add_parsers(sub) -> None:
                    help="instructions compared by the instructions preset: presets and/or your own sentences "
                         "(default: task short unrelated)")
     s.add_argument("--heads", nargs="+", default=list(HEADS), choices=list(HEADS), help="heads compared (default all)")
-    s.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
-    s.add_argument("--epochs", type=int, default=d.epochs)
-    s.add_argument("--train-batch-size", type=int, default=d.batch_size)
-    s.add_argument("--lr", type=float, default=d.lr)
+    _add_recipe(s)
     s.add_argument("--prompts", default="all", help="all (default) or comma-separated prompt-set names")
     s.add_argument("--prompt-set", default=None, choices=list(PAPER_PROMPT_SETS),
                    help="the prompt set the tables show (default: the mean over the prompt sets)")

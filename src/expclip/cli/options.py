@@ -162,3 +162,14 @@ def _report_store(what: str, store) -> None:
     notes = ([f"{bad} skipped"] if bad else []) + \
         ([f"{fewer} clip(s) have fewer frames than listed, sampled from those found"] if fewer else [])
     print(f"{what}: {n - bad} of {n} items -> {store.path}" + (f" ({'; '.join(notes)}, see meta.json)" * bool(notes)))
+
+
+def _add_recipe(p: argparse.ArgumentParser) -> None:
+    """Training options shared by ``train`` and ``ablate`` (defaults: the paper's recipe), validated alike."""
+    from ..train import TrainConfig
+
+    d = TrainConfig()
+    p.add_argument("--seeds", type=NONNEG_INT, nargs="+", default=[1, 2, 3], help="seeds (default 1 2 3, as the paper)")
+    p.add_argument("--epochs", type=POSITIVE_INT, default=d.epochs)
+    p.add_argument("--train-batch-size", type=POSITIVE_INT, default=d.batch_size)
+    p.add_argument("--lr", type=POSITIVE_FLOAT, default=d.lr)

@@ -8,7 +8,7 @@ import logging
 from pathlib import Path
 
 from .options import (
-    EPILOG, NONNEG_FLOAT, NONNEG_INT, POSITIVE_FLOAT, POSITIVE_INT, _add_dataset_source, _add_pre, _add_runtime,
+    EPILOG, NONNEG_FLOAT, POSITIVE_FLOAT, POSITIVE_INT, _add_dataset_source, _add_pre, _add_recipe, _add_runtime,
     _add_store, _all_datasets, _data, _device, _device_map, _report_store,
 )
 
@@ -260,11 +260,8 @@ def add_parsers(sub) -> None:
     s.add_argument("--instruction", default="task", help="preset (task, short, unrelated) or your sentence")
     s.add_argument("--out", required=True, help="run directory; heads go to OUT/seed<k>/")
     s.add_argument("--name", default=None, help="run name shown in result tables (default: OUT's folder name)")
-    s.add_argument("--seeds", type=NONNEG_INT, nargs="+", default=[1, 2, 3], help="seeds (default 1 2 3, as the paper)")
     s.add_argument("--head", default=d.head, choices=["linear", "mlp2", "mlp3", "transformer"])
-    s.add_argument("--epochs", type=POSITIVE_INT, default=d.epochs)
-    s.add_argument("--train-batch-size", type=POSITIVE_INT, default=d.batch_size)
-    s.add_argument("--lr", type=POSITIVE_FLOAT, default=d.lr)
+    _add_recipe(s)
     s.add_argument("--momentum", type=NONNEG_FLOAT, default=d.momentum)
     s.add_argument("--weight-decay", type=NONNEG_FLOAT, default=d.weight_decay)
     s.add_argument("--logit-scale", type=POSITIVE_FLOAT, default=None,
