@@ -60,15 +60,14 @@ def build_random_clip(out_dir: Path, arch: str = "B32", full_text: bool = False,
     """
     import torch
     from transformers import CLIPModel
-    from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
 
-    from expclip.models.tiny import _mark_random, tiny_clip_tokenizer
+    from expclip.models.tiny import _mark_random, pil_image_processor, tiny_clip_tokenizer
 
     torch.manual_seed(seed)
     CLIPModel(clip_config(arch, full_text)).eval().save_pretrained(out_dir)
     tiny_clip_tokenizer().save_pretrained(out_dir)
     size = CLIP_VISION[arch]["image_size"]
-    proc = CLIPImageProcessorPil(size={"shortest_edge": size}, crop_size={"height": size, "width": size})
+    proc = pil_image_processor("CLIP")(size={"shortest_edge": size}, crop_size={"height": size, "width": size})
     proc.save_pretrained(out_dir)
     _mark_random(out_dir)
     return out_dir

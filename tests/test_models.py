@@ -110,11 +110,11 @@ def test_reference_preprocessing_is_a_bilinear_squash_to_unit_range(tmp_path):
 
 @pytest.mark.parametrize("shape", [(50, 80), (90, 40), (32, 32)])
 def test_clip_preprocessing_matches_the_models_processor(tiny_clip_dir, shape):
-    from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
+    from expclip.models.tiny import pil_image_processor
 
     img = Image.fromarray(np.random.default_rng(1).integers(0, 256, (*shape, 3), dtype=np.uint8))
     pre = preprocess_for_model(tiny_clip_dir, "clip", 32)
-    proc = CLIPImageProcessorPil.from_pretrained(tiny_clip_dir)
+    proc = pil_image_processor("CLIP").from_pretrained(tiny_clip_dir)
     want = torch.as_tensor(np.asarray(proc(images=img, return_tensors="np")["pixel_values"][0]))
     got = pre(img)
     assert got.shape == want.shape

@@ -75,10 +75,21 @@ def tiny_t5_tokenizer():
     return T5Tokenizer(vocab=pieces, extra_ids=0)
 
 
+def pil_image_processor(family: str) -> type:
+    """The PIL-backed (torchvision-free) image processor class of ``family`` ("CLIP", "Blip").
+
+    transformers 5.4+ names it ``<Family>ImageProcessorPil`` (the plain name is the torchvision one, which needs
+    torchvision); 5.0-5.3 have only the plain name, which is the PIL one there. The top-level name is used because
+    5.4-5.5 ship the BLIP classes in each other's module files.
+    """
+    import transformers
+
+    return getattr(transformers, f"{family}ImageProcessorPil", None) or getattr(transformers, f"{family}ImageProcessor")
+
+
 def build_tiny_clip(out_dir: str | Path, seed: int = 0, image_size: int = 32, embed_dim: int = 16) -> Path:
     """Write a tiny random CLIPModel + tokenizer + image processor to ``out_dir``; returns the directory."""
     from transformers import CLIPConfig, CLIPModel
-    from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
 
     out = Path(out_dir)
     tok = tiny_clip_tokenizer()
@@ -99,7 +110,7 @@ def build_tiny_clip(out_dir: str | Path, seed: int = 0, image_size: int = 32, em
     model = CLIPModel(cfg).eval()
     model.save_pretrained(out)
     tok.save_pretrained(out)
-    CLIPImageProcessorPil(
+    pil_image_processor("CLIP")(
         size={"shortest_edge": image_size}, crop_size={"height": image_size, "width": image_size}
     ).save_pretrained(out)
     _mark_random(out)
@@ -109,7 +120,6 @@ def build_tiny_clip(out_dir: str | Path, seed: int = 0, image_size: int = 32, em
 def build_tiny_blip2(out_dir: str | Path, seed: int = 0, image_size: int = 32, llm_dim: int = 64) -> Path:
     """Write a tiny random Blip2ForConditionalGeneration (Flan-T5-style LLM) + T5 tokenizer to ``out_dir``."""
     from transformers import Blip2Config, Blip2ForConditionalGeneration
-    from transformers.models.blip.image_processing_pil_blip import BlipImageProcessorPil
 
     out = Path(out_dir)
     tok = tiny_t5_tokenizer()
@@ -142,7 +152,7 @@ def build_tiny_blip2(out_dir: str | Path, seed: int = 0, image_size: int = 32, l
                     p.normal_(0, 0.2, generator=gen)
     model.save_pretrained(out)
     tok.save_pretrained(out)
-    BlipImageProcessorPil(size={"height": image_size, "width": image_size}).save_pretrained(out)
+    pil_image_processor("Blip")(size={"height": image_size, "width": image_size}).save_pretrained(out)
     _mark_random(out)
     return out
 
