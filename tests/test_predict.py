@@ -247,3 +247,129 @@ def test_video_sampling_by_rate_and_short_clips(model, tmp_path):
     (tmp_path / "junk.mp4").write_bytes(b"\x00junk" * 50)
     bad = model.predict(tmp_path / "junk.mp4", as_frame=False, faces="none")
     assert len(bad) == 1 and bad[0]["kind"] == "clip" and "cannot open" in bad[0]["error"]
+
+
+# ------------------------------------------------------------------------------------------------ frame folders
+EXPRS = classes_for(7)
+
+
+def write_frames(folder, n: int, start: int = 1, fmt: str = "f{}.png", size: int = 40):
+    """``n`` distinct frames named f1.png ... fn.png (not zero-padded: name order is not frame order)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    files = []
+    for i in range(start, start + n):
+        draw_face(EXPRS[i % len(EXPRS)], size, seed=i).save(folder / fmt.format(i))
+        files.append(folder / fmt.format(i))
+    return files  # in frame order
+
+
+def clip_probs_by_hand(model, images, prompts):
+    """Independent: head on each frame, frames averaged, normalized; each prompt projected and normalized; κ·dot
+    averaged over each class's prompts (zeroshot.py's documented rule, written out without it); softmax."""
+    bb = model.backbone
+    feats = bb.encode_image(torch.stack([model.preprocess(im) for im in images]))
+    with torch.no_grad():
+        z = torch.nn.functional.normalize(model.head(feats).mean(0), dim=-1)
+        logits = []
+        for class_prompts in prompts:
+            w = torch.nn.functional.normalize(model.head(bb.encode_text(class_prompts)), dim=-1)
+            logits.append((bb.logit_scale * w @ z).mean())
+    return torch.softmax(torch.stack(logits), dim=-1)
+
+
+def test_frame_folder_is_one_video_in_natural_order_scored_by_the_paper_rule(model, tmp_path):
+    files = write_frames(tmp_path / "clip", 40)  # f1.png ... f40.png
+    rows = model.predict(tmp_path / "clip", faces="none", frame_folders=True, as_frame=False)
+    frames, clip = [r for r in rows if r["kind"] == "frame"], [r for r in rows if r["kind"] == "clip"]
+    tick = 40 / 16
+    indices = [int(tick / 2 + tick * k) for k in range(16)]  # PROTOCOL.md's formula
+    assert [r["frame"] for r in frames] == indices and len(clip) == 1 and rows[-1] is clip[0]
+    assert {r["input"] for r in rows} == {str(tmp_path / "clip")} and clip[0]["error"] is None
+    assert all(r["timestamp"] is None for r in rows)  # frames carry no time
+
+    labels, prompts = EXPRS, paper_prompts("ensemble_10", EXPRS)
+    natural = [Image.open(files[i]).convert("RGB") for i in indices]
+    torch.testing.assert_close(torch.stack([probs_of(r, labels) for r in frames]),
+                               expected_probs(model, natural, prompts), rtol=1e-4, atol=1e-6)
+    want = clip_probs_by_hand(model, natural, prompts)
+    torch.testing.assert_close(probs_of(clip[0], labels), want, rtol=1e-4, atol=1e-6)
+    # Name order (f1, f10, f11, ..., f2, ...) samples other frames and gives another clip score: the test can tell.
+    by_name = sorted(files, key=lambda p: p.name)
+    assert {by_name[i] for i in indices} != {files[i] for i in indices}
+    lexical = clip_probs_by_hand(model, [Image.open(by_name[i]).convert("RGB") for i in indices], prompts)
+    assert not torch.allclose(lexical, want, rtol=1e-3, atol=1e-5)
+
+
+def test_frame_folders_found_by_the_documented_rule(tmp_path):
+    from expclip.data.inputs import expand_inputs
+
+    root = tmp_path / "data"
+    write_frames(root / "clip10", 2)
+    write_frames(root / "clip2", 2)
+    write_frames(root / "mixed", 2)  # frames and a subfolder of frames: two clips
+    write_frames(root / "mixed" / "inner", 2)
+    (root / "nested" / "empty").mkdir(parents=True)  # no media, no subfolders: a clip with no frames
+    write_frames(root / "nested" / ".hidden", 2)
+    (root / "videos").mkdir()
+    write_face_video(root / "videos" / "v.mp4", n=4)
+    items = expand_inputs(root, frame_folders=True)
+    assert [(it.name, it.kind, it.rel) for it in items] == [
+        (str(root / "clip2"), "video", "data/clip2"), (str(root / "clip10"), "video", "data/clip10"),
+        (str(root / "mixed"), "video", "data/mixed"), (str(root / "mixed" / "inner"), "video", "data/mixed/inner"),
+        (str(root / "nested" / "empty"), "video", "data/nested/empty"),
+        (str(root / "videos" / "v.mp4"), "video", "data/videos/v.mp4")]
+    one = expand_inputs(root / "clip2", frame_folders=True)
+    assert [(it.name, it.kind, it.rel) for it in one] == [(str(root / "clip2"), "video", "clip2")]
+    named = expand_inputs({"talk": root / "clip2", "pic": root / "clip2" / "f1.png"}, frame_folders=True)
+    assert [(it.name, it.kind) for it in named] == [("talk", "video"), ("pic", "image")]
+    # The flag off: today's behaviour, every image on its own.
+    off = expand_inputs(root)
+    assert all(it.kind == "image" for it in off if not it.name.endswith(".mp4")) and len(off) == 9
+    assert [it.kind for it in expand_inputs({"x": root / "clip2"})] == ["image"]
+
+
+def test_frame_folder_flag_off_keeps_one_row_per_image(model, tmp_path):
+    write_frames(tmp_path / "clip", 5)
+    rows = model.predict(tmp_path / "clip", faces="none", as_frame=False)
+    assert [r["kind"] for r in rows] == ["image"] * 5
+    assert [r["input"] for r in rows] == sorted(str(tmp_path / "clip" / f"f{i}.png") for i in range(1, 6))
+
+
+def test_bad_frame_folders_are_rows_never_exceptions(model, tmp_path):
+    labels, prompts = EXPRS, paper_prompts("ensemble_10", EXPRS)
+    (tmp_path / "empty").mkdir()
+    short = write_frames(tmp_path / "short", 3)
+    good = write_frames(tmp_path / "damaged", 5)
+    (tmp_path / "damaged" / "f3.png").write_bytes(b"\x89PNG truncated")
+    (tmp_path / "dead").mkdir()
+    for i in (1, 2):
+        (tmp_path / "dead" / f"{i}.jpg").write_bytes(b"")
+    rows = model.predict([tmp_path / n for n in ("empty", "short", "damaged", "dead")], faces="none",
+                         frame_folders=True, as_frame=False)
+    by = {n: [r for r in rows if r["input"] == str(tmp_path / n)] for n in ("empty", "short", "damaged", "dead")}
+
+    assert len(by["empty"]) == 1 and by["empty"][0]["kind"] == "clip" and by["empty"][0]["label"] is None
+    assert by["empty"][0]["error"] == "no frames (no image files in the folder)"
+
+    # 3 frames when 16 are asked: all three, the last one repeated (the "edge" rule of video files).
+    assert [r["frame"] for r in by["short"] if r["kind"] == "frame"] == [0, 1, 2]
+    images = [Image.open(f).convert("RGB") for f in short]
+    torch.testing.assert_close(probs_of(by["short"][-1], labels),
+                               clip_probs_by_hand(model, images + [images[-1]] * 13, prompts), rtol=1e-4, atol=1e-6)
+
+    # One unreadable frame: its row says why, the clip pools the four others.
+    frames = [r for r in by["damaged"] if r["kind"] == "frame"]
+    assert [r["frame"] for r in frames] == [0, 1, 2, 3, 4] and [bool(r["error"]) for r in frames] == [0, 0, 1, 0, 0]
+    assert frames[2]["label"] is None and by["damaged"][-1]["error"] is None
+    ok = [Image.open(good[i]).convert("RGB") for i in (0, 1, 3, 4)]
+    torch.testing.assert_close(probs_of(by["damaged"][-1], labels),
+                               clip_probs_by_hand(model, ok + [ok[-1]] * 11, prompts), rtol=1e-4, atol=1e-6)
+
+    clip = by["dead"][-1]
+    assert clip["kind"] == "clip" and clip["label"] is None and "none of the 2 sampled frames" in clip["error"]
+    assert all(r["error"] for r in by["dead"])
+
+    with pytest.raises(ImageDecodeError, match="f3.png"):
+        model.predict(tmp_path / "damaged", faces="none", frame_folders=True, strict=True)
+    with pytest.raises(ValueError, match="frame rate"):
+        model.predict(tmp_path / "short", frame_folders=True, video_fps=2)

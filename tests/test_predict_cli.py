@@ -163,3 +163,72 @@ def test_predict_help_and_one_line_errors(tmp_path, capsys, tiny_head_dir):
     assert err.startswith("error: input not found") and "Traceback" not in err
     assert run([tmp_path, "--out", tmp_path / "r.txt"], tmp_path, tiny_head_dir) == 2
     assert ".csv or .jsonl" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------------------ frame folders
+@pytest.fixture
+def frame_clips(tmp_path):
+    """DFEW-style clips: one folder of frames per clip (one short, one with a broken frame), and an empty one."""
+    from test_predict import write_frames
+
+    root = tmp_path / "clips"
+    write_frames(root / "c01", 20)
+    write_frames(root / "c02", 3)
+    write_frames(root / "c03", 6)
+    (root / "c03" / "f4.png").write_bytes(b"")
+    (root / "c04").mkdir()
+    return root
+
+
+def test_frame_folders_stream_and_resume_like_videos(frame_clips, tmp_path, tiny_head_dir, monkeypatch, capsys):
+    full = tmp_path / "full.csv"
+    assert run([frame_clips, "--frame-folders", "--faces", "none", "--out", full], tmp_path, tiny_head_dir) == 0
+    assert "4 input(s)" in capsys.readouterr().out
+    want = read_rows(full)
+    clips = [r for r in want if r["kind"] == "clip"]
+    assert [r["input"] for r in clips] == [str(frame_clips / f"c0{i}") for i in range(1, 5)]
+    assert [bool(r["error"]) for r in clips] == [False, False, False, True] and clips[2]["label"]
+    assert [r["frame"] for r in want if r["input"] == str(frame_clips / "c02")] == ["0", "1", "2", ""]
+    assert [r["frame"] for r in want if r["error"] and r["kind"] == "frame"] == ["3"]  # f4.png
+
+    # Ctrl-C inside the second clip (batch size 2: the first clip's 16 frames take 8 encodes), then --resume.
+    out = tmp_path / "part.csv"
+    calls = {"n": 0}
+    encode = ExpCLIP.encode
+
+    def flaky(self, pixels):
+        calls["n"] += 1
+        if calls["n"] == 10:  # in the second clip (its 2nd encode): the first one is complete in the file
+            raise KeyboardInterrupt
+        return encode(self, pixels)
+
+    monkeypatch.setattr(ExpCLIP, "encode", flaky)
+    assert run([frame_clips, "--frame-folders", "--faces", "none", "--out", out], tmp_path, tiny_head_dir) == 130
+    monkeypatch.undo()
+    partial = read_rows(out)
+    assert {r["input"] for r in partial} == {str(frame_clips / "c01"), str(frame_clips / "c02")}
+    assert [r["kind"] for r in partial].count("clip") == 1
+    assert run([frame_clips, "--frame-folders", "--faces", "none", "--out", out, "--resume"], tmp_path,
+               tiny_head_dir) == 0
+    assert "1 already in" in capsys.readouterr().out
+    same_rows(read_rows(out), want)
+
+
+def test_frame_folders_annotate_refuse_video_fps_and_help(frame_clips, tmp_path, tiny_head_dir, capsys):
+    ann = tmp_path / "ann"
+    assert run([frame_clips / "c01", "--frame-folders", "--faces", "none", "--annotate", ann], tmp_path,
+               tiny_head_dir) == 0
+    out = capsys.readouterr().out
+    assert "c01 frame 0 image:" in out and "c01 clip:" in out and "(nan" not in out
+    assert Image.open(ann / "c01.timeline.png").format == "PNG"
+    assert run([frame_clips, "--frame-folders", "--video-fps", "2"], tmp_path, tiny_head_dir) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: frame folders have no frame rate") and "--frames" in err and "Traceback" not in err
+    with pytest.raises(SystemExit):
+        main(["predict", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--frame-folders" in text and "natural order" in text
+    assert "threads decoding photos" in text and "DataLoader" not in text
+    with pytest.raises(SystemExit):
+        main(["extract", "--help"])
+    assert "DataLoader worker processes" in " ".join(capsys.readouterr().out.split())

@@ -7,8 +7,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from expclip.data.images import ImageDecodeError
 from expclip.data.video import (
-    VideoDecodeError, read_frame_folder, read_video_frames, sample_frame_indices, timestamps, video_info,
+    VideoDecodeError, list_frames, open_clip, read_frame_folder, read_video_frames, sample_frame_indices, timestamps,
+    video_info,
 )
 
 
@@ -91,3 +93,31 @@ def test_frame_folder_reader_uses_sorted_names(tmp_path):
         read_frame_folder(tmp_path, [5])
     with pytest.raises(VideoDecodeError, match="not found"):
         read_frame_folder(tmp_path / "nope", [0])
+
+
+def test_natural_frame_order_for_predict_and_name_order_for_the_benchmarks(tmp_path):
+    names = ["frame10.jpg", "frame2.jpg", "frame1.jpg", "Frame3.jpg", "frame02.png", ".hidden1.jpg", "notes.txt"]
+    for n in names:
+        (tmp_path / n).write_bytes(b"")
+    assert [p.name for p in list_frames(tmp_path)] == ["Frame3.jpg", "frame02.png", "frame1.jpg", "frame10.jpg",
+                                                       "frame2.jpg"]  # the reference's sorted(): unchanged
+    assert [p.name for p in list_frames(tmp_path, "natural")] == ["frame1.jpg", "frame2.jpg", "frame02.png",
+                                                                  "Frame3.jpg", "frame10.jpg"]
+    with pytest.raises(ValueError, match="frame order"):
+        list_frames(tmp_path, "date")
+
+
+def test_open_clip_reads_frame_folders_frame_by_frame(tmp_path):
+    for i in (1, 2, 10):
+        Image.new("RGB", (8, 8), (i * 20, 0, 0)).save(tmp_path / f"{i}.png")
+    (tmp_path / "3.png").write_bytes(b"not a png")
+    clip = open_clip(tmp_path)
+    assert (clip.num_frames, clip.fps) == (4, None)
+    got = clip.read([0, 3, 2, 3])
+    assert [round(np.asarray(f)[0, 0, 0] / 20) for f in (got[0], got[1], got[3])] == [1, 10, 10]
+    assert isinstance(got[2], ImageDecodeError) and "3.png" in str(got[2])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(VideoDecodeError, match="no frames"):
+        open_clip(tmp_path / "empty")
+    video = open_clip(write_video(tmp_path / "v.mp4", 10))
+    assert video.num_frames == 10 and video.fps > 0 and [frame_index(f) for f in video.read([2, 9])] == [2, 9]

@@ -66,18 +66,21 @@ def annotate_image(image: Image.Image, rows: Sequence[dict], labels: Sequence[st
 def plot_timeline(rows: Sequence[dict], labels: Sequence[str], path: str | Path, title: str = "") -> Path:
     """PNG of each label's probability over time for a video's largest face per sampled frame.
 
-    Frames where no face was found are shaded; the clip-level label goes in the title.
+    Frames where no face was found are shaded; the clip-level label goes in the title. Frames without timestamps
+    (a frame folder has no frame rate) are placed by frame number instead.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    frames = sorted((r for r in rows if r.get("kind") == "frame" and str(r.get("face")) in ("0", "0.0")
-                     and r.get("timestamp") not in (None, "")), key=lambda r: float(r["timestamp"]))
+    frames = [r for r in rows if r.get("kind") == "frame" and str(r.get("face")) in ("0", "0.0")]
+    timed = bool(frames) and all(r.get("timestamp") not in (None, "") for r in frames)
+    when = "timestamp" if timed else "frame"
+    frames = sorted((r for r in frames if r.get(when) not in (None, "")), key=lambda r: float(r[when]))
     clip = next((r for r in rows if r.get("kind") == "clip"), None)
     fig = Figure(figsize=(10, 4), dpi=100)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot(1, 1, 1)
-    t = [float(r["timestamp"]) for r in frames]
+    t = [float(r[when]) for r in frames]
     for i, c in enumerate(labels):
         ys = [float(r[prob_column(c)]) if r.get(prob_column(c)) not in (None, "") else float("nan") for r in frames]
         ax.plot(t, ys, marker="o", markersize=3, label=c, color=[v / 255 for v in COLORS[i % len(COLORS)]])
@@ -87,7 +90,7 @@ def plot_timeline(rows: Sequence[dict], labels: Sequence[str], path: str | Path,
         if str(r.get("face_detected")) == "False":
             ax.axvspan(x - half, x + half, color="0.88", zorder=0, lw=0, label=None if shaded else "no face found")
             shaded = True
-    ax.set_xlabel("time (s)")
+    ax.set_xlabel("time (s)" if timed else "frame")
     ax.set_ylabel("probability")
     ax.set_ylim(0, 1)
     ax.grid(alpha=0.3)

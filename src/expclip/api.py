@@ -38,6 +38,13 @@ def is_head_dir(path: str | Path) -> bool:
         return False
 
 
+def check_frame_folder_options(frame_folders: bool, video_fps: float | None) -> None:
+    """Refuse sampling by rate for frame folders: their frames carry no time (ValueError saying what to use)."""
+    if frame_folders and video_fps is not None:
+        raise ValueError("frame folders have no frame rate, so video_fps (--video-fps) cannot sample them: use "
+                         "num_frames (--frames) instead")
+
+
 class ExpCLIP:
     """A CLIP-family backbone, optionally with an Exp-CLIP projection head, ready to label faces.
 
@@ -151,18 +158,19 @@ class ExpCLIP:
                      no_face: str = "whole", max_faces: int | None = None, num_frames: int = 16,
                      video_fps: float | None = None, batch_size: int = 64, device: str | torch.device | None = None,
                      num_workers: int = 0, strict: bool = False, keep_images: bool = False,
-                     skip: set[str] | None = None) -> Iterator[Chunk]:
+                     skip: set[str] | None = None, frame_folders: bool = False) -> Iterator[Chunk]:
         """Like :meth:`predict`, but yields :class:`~expclip.predict.Chunk` s of rows as they are computed.
 
         ``skip``: input names (the "input" column) to leave out, e.g. those already in a results file.
         """
+        check_frame_folder_options(frame_folders, video_fps)
         if device is not None:
             self.to(device)
         lp = self.label_prompts(labels, prompts)
         clf = self.classifier(lp)
         opts = PredictOptions(get_face_detector(faces), margin, max_faces, no_face, num_frames, video_fps,
                               batch_size, num_workers, strict, keep_images)
-        items = [it for it in expand_inputs(inputs) if not skip or it.name not in skip]
+        items = [it for it in expand_inputs(inputs, frame_folders) if not skip or it.name not in skip]
         engine = Predictor(self.encode, lambda f: self.logits(f, clf), self.preprocess, lp.labels, opts)
         return engine.run(items)
 
@@ -170,7 +178,7 @@ class ExpCLIP:
                 faces: str | FaceDetector | Callable | None = "detect", margin: float = 0.2, no_face: str = "whole",
                 max_faces: int | None = None, num_frames: int = 16, video_fps: float | None = None,
                 batch_size: int = 64, device: str | torch.device | None = None, num_workers: int = 0,
-                strict: bool = False, as_frame: bool | None = None):
+                strict: bool = False, frame_folders: bool = False, as_frame: bool | None = None):
         """Expression probabilities for every face in ``inputs``.
 
         Args:
@@ -187,7 +195,13 @@ class ExpCLIP:
                 way the row says face_detected=False.
             num_frames / video_fps: frames sampled per video: ``num_frames`` spread over the clip (the paper's
                 rule) or ``video_fps`` frames per second.
+            num_workers: threads decoding images and finding faces ahead of the model (0: none).
             strict: raise on an unreadable file instead of recording a row with ``error`` set.
+            frame_folders: read folders of extracted frames (one folder per clip, DFEW/FERV39k/MAFW style) as
+                videos: every folder that directly holds images is one video of those frames in natural order
+                (frame2 before frame10), with frame and clip rows like a video file's (no timestamps; so not with
+                ``video_fps``). A folder with no media and no subfolders is a clip row with an error, and an
+                unreadable frame gets a frame row with an error while the clip pools the others.
             as_frame: pandas DataFrame (default when pandas is installed) or a list of dicts (False).
 
         Returns:
@@ -199,6 +213,6 @@ class ExpCLIP:
         chunks = self.predict_iter(inputs, lp, faces=faces,
                                    margin=margin, no_face=no_face, max_faces=max_faces, num_frames=num_frames,
                                    video_fps=video_fps, batch_size=batch_size, device=device,
-                                   num_workers=num_workers, strict=strict)
+                                   num_workers=num_workers, strict=strict, frame_folders=frame_folders)
         rows = [r for chunk in chunks for r in chunk.rows]
         return make_table(rows, result_columns(lp.labels), as_frame)

@@ -6,6 +6,7 @@ wires both. Rows come out as they are computed, input by input, so that callers 
 
 One row per face (largest first) of each image or sampled video frame, plus one clip-level row per video whose
 logits come from the paper's video rule (head on each frame's largest face, frames averaged, then normalized).
+A video is a video file or a frame folder (:func:`expclip.data.video.open_clip`); both are sampled alike.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from PIL import Image
 from .data.faces import Box, FaceDetector, find_faces, whole_image_box
 from .data.images import ImageDecodeError
 from .data.inputs import InputItem, load_item_image
-from .data.video import VideoDecodeError, read_video_frames, sample_frame_indices, timestamps, video_info
+from .data.video import VideoDecodeError, open_clip, sample_frame_indices, timestamps
 
 log = logging.getLogger(__name__)
 
@@ -208,36 +209,45 @@ class Predictor:
             yield Chunk(p.item, rows, True, p.image)
         pending.clear()
 
-    def frame_indices(self, num_frames: int, fps: float) -> list[int]:
+    def frame_indices(self, num_frames: int, fps: float | None) -> list[int]:
         """Sampled frames of a video: the paper's rule for ``num_frames`` (clips with fewer frames give all of
-        theirs, then the last repeated), or every 1/video_fps seconds."""
+        theirs, then the last repeated), or every 1/video_fps seconds (video files only: ``fps`` None is a frame
+        folder, which has no frame rate)."""
         if self.opts.video_fps is None:
             return sample_frame_indices(num_frames, self.opts.num_frames, rule="edge")
+        if fps is None:
+            raise ValueError("video_fps needs a frame rate, which a frame folder does not have; use num_frames")
         step = fps / self.opts.video_fps
         return sorted({min(num_frames - 1, int(k * step)) for k in range(max(1, math.ceil(num_frames / step)))})
 
     def _video(self, item: InputItem) -> Iterator[Chunk]:
-        path = item.source
+        pooled: dict[int, torch.Tensor] = {}  # frame -> features of the crop that stands for it in the clip
+        any_face, unreadable = False, []
         try:
-            info = video_info(path)
-            indices = self.frame_indices(info.num_frames, info.fps)
+            clip = open_clip(item.source, frame_order="natural")
+            indices = self.frame_indices(clip.num_frames, clip.fps)
             unique = sorted(set(indices))
-            stamps = dict(zip(unique, timestamps(unique, info.fps)))
-            pooled: dict[int, torch.Tensor] = {}  # frame -> features of the crop that stands for it in the clip
-            any_face = False
+            if clip.num_frames < len(indices):
+                log.info("%s: %d frames, fewer than the %d asked: each is used, the last one repeated", item.name,
+                         clip.num_frames, len(indices))
+            stamps = dict(zip(unique, timestamps(unique, clip.fps))) if clip.fps else {}
             step = max(1, self.opts.batch_size)
             for s in range(0, len(unique), step):
                 part = unique[s : s + step]
-                frames = read_video_frames(path, part, info)
                 crops = []
-                for idx, frame in zip(part, frames):
-                    fc = _crops(frame, item, "frame", self.opts, self.preprocess, idx, stamps[idx])
+                for idx, frame in zip(part, clip.read(part)):
+                    if isinstance(frame, ImageDecodeError):  # an unreadable image of a frame folder: a row says why
+                        if self.opts.strict:
+                            raise frame
+                        unreadable.append(idx)
+                        crops.append(_Crop(_row(item, "frame", idx, stamps.get(idx), error=frame.reason), None))
+                        continue
+                    fc = _crops(frame, item, "frame", self.opts, self.preprocess, idx, stamps.get(idx))
                     crops += fc
                     any_face |= bool(fc[0].row["face_detected"])
                 self._encode(crops)
-                for c in crops:
-                    if c.row["face"] == 0 and c.features is not None:
-                        pooled[c.row["frame"]] = c.features
+                pooled.update((c.row["frame"], c.features) for c in crops
+                              if c.row["face"] == 0 and c.features is not None)
                 rows = [c.row for c in crops]
                 _blank_probs(rows, self.labels)
                 yield Chunk(item, rows, False)
@@ -247,9 +257,15 @@ class Predictor:
             log.warning("skipped %s", e)
             yield Chunk(item, [self._clip_row(item, None, None, e.reason)], True)
             return
+        error = None
+        if unreadable:
+            log.warning("%s: %d of %d sampled frames unreadable (frames %s): the clip row pools the others",
+                        item.name, len(unreadable), len(unique), unreadable[:10])
+            if len(unreadable) == len(unique):
+                error = f"none of the {len(unique)} sampled frames could be read"
         seq = [pooled[i] for i in indices if i in pooled]  # the sampled list, repeats included (the paper's rule)
         detected = any_face if self.opts.detector is not None else None
-        row = self._clip_row(item, torch.stack(seq) if seq else None, detected, None)
+        row = self._clip_row(item, torch.stack(seq) if seq else None, detected, error)
         yield Chunk(item, [row], True)
 
     def _clip_row(self, item: InputItem, frames: torch.Tensor | None, detected: bool | None, error: str | None) -> dict:

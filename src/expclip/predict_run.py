@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .annotate import annotate_image, plot_timeline
+from .api import check_frame_folder_options
 from .data.inputs import expand_inputs
 from .label_prompts import DEFAULT_PROMPTS
 from .predict import result_columns
@@ -39,7 +40,8 @@ class RunSummary:
 
 def format_row(r: dict) -> str:
     """One human-readable line for a row: "talk.mp4 frame 12 (0.48s) face 0: happiness 0.83"."""
-    where = f" frame {r['frame']} ({r['timestamp']:.2f}s)" if r["kind"] == "frame" else ""
+    when = f" ({r['timestamp']:.2f}s)" if isinstance(r["timestamp"], (int, float)) else ""  # frame folders: no time
+    where = f" frame {r['frame']}{when}" if r["kind"] == "frame" else ""
     who = ("clip" if r["kind"] == "clip" else f"face {r['face']}" if r["face_detected"]
            else "no face (whole image)" if r["face_detected"] is False and r["label"] else
            "no face" if r["face_detected"] is False else "image")
@@ -54,19 +56,21 @@ def annotated_path(annotate_dir: Path, rel: str, suffix: str) -> Path:
 
 def predict_to_file(model: Any, inputs: Any, out: str | Path | None = None, labels: Any = None,
                     prompts: Any = DEFAULT_PROMPTS, *, resume: bool = False, overwrite: bool = False,
-                    annotate_dir: str | Path | None = None, progress: bool = True,
+                    frame_folders: bool = False, annotate_dir: str | Path | None = None, progress: bool = True,
                     on_rows: Callable[[list[dict]], None] | None = None, **predict_kwargs: Any) -> RunSummary:
     """Run ``model.predict_iter`` over ``inputs`` and stream the rows to ``out`` (.csv or .jsonl) as they come.
 
     Args:
         model: an :class:`expclip.ExpCLIP`.
         resume: continue ``out``: inputs whose rows are complete there are skipped, unfinished ones redone.
+        frame_folders: folders of extracted frames are videos, one per folder (see :meth:`ExpCLIP.predict`).
         annotate_dir: write ``<input>.jpg`` with boxes and labels for images, ``<input>.timeline.png`` for videos.
         on_rows: called with each batch of rows (the CLI prints them).
         predict_kwargs: passed to ``predict_iter`` (faces, margin, no_face, batch_size, device, ...).
     """
     lp = model.label_prompts(labels, prompts)
-    items = expand_inputs(inputs)
+    check_frame_folder_options(frame_folders, predict_kwargs.get("video_fps"))
+    items = expand_inputs(inputs, frame_folders)
     summary = RunSummary(inputs=len(items), out=Path(out) if out else None)
     writer = RowWriter(out, result_columns(lp.labels), resume, overwrite) if out else None
     annotate_dir = Path(annotate_dir) if annotate_dir else None

@@ -56,11 +56,15 @@ def _add_store(p: argparse.ArgumentParser) -> None:
                    help="feature store directory (default: $EXPCLIP_STORE or ~/.cache/expclip/store)")
 
 
-def _add_runtime(p: argparse.ArgumentParser, batch: int = 64) -> None:
+def _add_runtime(p: argparse.ArgumentParser, batch: int = 64, workers_help: str | None = None) -> None:
+    """--device, --batch-size, --num-workers, --strict, --no-progress, --allow-outside-root.
+
+    ``workers_help``: what --num-workers means for a command that does not decode through DataLoader workers.
+    """
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (default: cuda if available)")
     p.add_argument("--batch-size", type=POSITIVE_INT, default=batch, help=f"images per forward pass (default {batch})")
     p.add_argument("--num-workers", type=NONNEG_INT, default=None,
-                   help="DataLoader worker processes for decoding (default: cores - 1, at most 8)")
+                   help=workers_help or "DataLoader worker processes for decoding (default: cores - 1, at most 8)")
     p.add_argument("--strict", action="store_true", help="stop at the first unreadable item instead of skipping it")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--allow-outside-root", action="store_true",

@@ -14,10 +14,11 @@ log = logging.getLogger("expclip")
 def cmd_predict(args) -> int:
     from tqdm.auto import tqdm
 
-    from ..api import ExpCLIP
+    from ..api import ExpCLIP, check_frame_folder_options
     from ..models.backbone import DEFAULT_BACKBONE
     from ..predict_run import format_row, predict_to_file
 
+    check_frame_folder_options(args.frame_folders, args.video_fps)  # before any model is loaded
     if args.head and args.backbone:
         log.warning("--backbone %s replaces the backbone recorded in the head", args.backbone)
     model = ExpCLIP.from_pretrained(args.head or args.backbone or DEFAULT_BACKBONE, args.device,
@@ -25,7 +26,8 @@ def cmd_predict(args) -> int:
                                     preprocessing=args.preprocessing)
     try:
         s = predict_to_file(model, args.paths, args.out, args.labels, args.template or args.prompts,
-                            resume=args.resume, overwrite=args.overwrite, annotate_dir=args.annotate,
+                            resume=args.resume, overwrite=args.overwrite, frame_folders=args.frame_folders,
+                            annotate_dir=args.annotate,
                             progress=not args.no_progress,
                             on_rows=None if args.out else lambda rows: [tqdm.write(format_row(r)) for r in rows],
                             faces=args.faces, margin=args.margin, no_face=args.no_face, max_faces=args.max_faces,
@@ -51,7 +53,8 @@ def add_parsers(sub) -> None:
                        "a clip-level row per video) as it goes; rerun with --resume after an interruption.",
                        epilog="Examples: expclip predict photos/ --head runs/expclip-L14/seed1 --out results.csv; "
                        "expclip predict talk.mp4 --labels happy,bored,focused --video-fps 2 --annotate viz/. " + EPILOG)
-    s.add_argument("paths", nargs="+", help="image or video files, or folders (searched recursively)")
+    s.add_argument("paths", nargs="+", help="image or video files, or folders (searched recursively; with "
+                   "--frame-folders, a folder of frames is a video)")
     s.add_argument("--head", default=None, help="an Exp-CLIP head directory (its backbone and preprocessing are used)")
     s.add_argument("--backbone", default=None,
                    help=f"CLIP model for plain-CLIP zero-shot without --head (default {DEFAULT_BACKBONE}); "
@@ -79,8 +82,17 @@ def add_parsers(sub) -> None:
                    help="when no face is found: score the whole image (default) or leave the row unscored; the row "
                         "says face_detected=False either way")
     s.add_argument("--frames", type=int, default=16, help="frames sampled per video, spread as the paper's (16)")
-    s.add_argument("--video-fps", type=float, default=None, help="instead sample this many frames per second")
+    s.add_argument("--video-fps", type=float, default=None,
+                   help="instead sample this many frames per second (video files only)")
+    s.add_argument("--frame-folders", action="store_true",
+                   help="read folders of extracted frames as videos (DFEW/FERV39k/MAFW/AFEW style, one folder per "
+                        "clip): every folder that directly holds images is one video of those images in natural "
+                        "order (frame2 before frame10), sampled like a video file (--frames) with frame rows and a "
+                        "clip row; its subfolders are read on their own, a folder with no media and no subfolders "
+                        "gets a clip row with an error, and an unreadable frame a frame row with an error. Frames "
+                        "have no time: no timestamps and no --video-fps")
     s.add_argument("--preprocessing", choices=["reference", "clip"], default=None,
                    help="default: the head's own; reference (the paper's) for plain CLIP")
-    _add_runtime(s)
+    _add_runtime(s, workers_help="threads decoding photos and finding their faces ahead of the model (video "
+                 "frames are read in order as they are scored); default: cores, at most 4; 0: none")
     s.set_defaults(fn=cmd_predict)

@@ -2,11 +2,15 @@
 
 Paths are checked up front (a typo fails before any work); decoding happens later, item by item, so that one
 unreadable file becomes a recorded row instead of an exception.
+
+With ``frame_folders=True`` a folder of extracted frames (DFEW/FERV39k/MAFW/AFEW style: one folder per clip) is one
+video input instead of many images; see :func:`find_clips` for the rule.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,17 +19,17 @@ import numpy as np
 from PIL import Image
 
 from .images import IMAGE_EXTENSIONS, ImageDecodeError, load_image, to_rgb
-from .video import VIDEO_EXTENSIONS
+from .video import VIDEO_EXTENSIONS, natural_key
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class InputItem:
-    """One thing to predict on: an image or a video file, or an in-memory image."""
+    """One thing to predict on: an image or a video (a video file or a frame folder), or an in-memory image."""
 
     name: str  # the "input" column: the path as found, or "<image 3>" / a dict key for in-memory images
-    source: Any  # Path, PIL.Image.Image or np.ndarray
+    source: Any  # Path (a file, or a frame folder for a video), PIL.Image.Image or np.ndarray
     kind: str  # "image" or "video"
     rel: str  # a relative name for outputs derived from it (annotated images, timelines)
 
@@ -37,21 +41,58 @@ def list_media(root: Path) -> list[Path]:
                   and not any(s.startswith(".") for s in p.relative_to(root).parts))
 
 
-def _path_item(path: Path, rel: str, name: str | None = None) -> InputItem:
-    kind = "video" if path.suffix.lower() in VIDEO_EXTENSIONS else "image"
-    return InputItem(name or str(path), path, kind, rel)
+def find_clips(root: Path) -> list[Path]:
+    """The frame folders and video files under ``root`` (itself included), in path order, hidden ones skipped.
+
+    The rule: every folder that directly holds image files is one clip made of those images (its subfolders are
+    looked at on their own), and a folder with no media and no subfolders at all is an (empty) clip too, so that a
+    clip whose frames are missing is reported rather than silently dropped. Folders holding only subfolders or only
+    video files are just searched. So ``DFEW/clip_224x224/`` gives one clip per subfolder, and one clip folder
+    given by itself is one clip.
+    """
+    found: list[Path] = []
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        here = Path(folder)
+        names = [f for f in files if not f.startswith(".")]
+        images = [f for f in names if Path(f).suffix.lower() in IMAGE_EXTENSIONS]
+        videos = [here / f for f in names if Path(f).suffix.lower() in VIDEO_EXTENSIONS]
+        if images or (not videos and not dirs):
+            found.append(here)
+            if images and dirs:
+                log.info("%s holds frames and subfolders: its own %d images are one clip, each subfolder is read "
+                         "on its own", here, len(images))
+        found += videos
+    return sorted(found, key=lambda p: [natural_key(part) for part in p.relative_to(root).parts])
 
 
-def expand_inputs(inputs: Any) -> list[InputItem]:
+def _path_item(path: Path, rel: str, name: str | None = None, frame_folders: bool = False) -> InputItem:
+    """An item for a file (video by its extension, else image) or, with ``frame_folders``, a folder (a video)."""
+    video = path.suffix.lower() in VIDEO_EXTENSIONS or (frame_folders and path.is_dir())
+    return InputItem(name or str(path), path, "video" if video else "image", rel)
+
+
+def _folder_items(p: Path, frame_folders: bool) -> list[InputItem]:
+    """The inputs found in folder ``p``: its images and videos, or (``frame_folders``) its clips."""
+    found = find_clips(p) if frame_folders else list_media(p)
+    if not found:
+        log.warning("%s: no images or videos in this folder", p)
+    return [_path_item(f, (Path(p.name) / f.relative_to(p)).as_posix(), frame_folders=frame_folders) for f in found]
+
+
+def expand_inputs(inputs: Any, frame_folders: bool = False) -> list[InputItem]:
     """Paths (files or folders, searched recursively for images and videos), PIL images, numpy arrays
     (H×W, H×W×3/4, or N×H×W×3 for N images), a list of these, or a dict name -> image.
+
+    Args:
+        frame_folders: read folders of extracted frames as videos, one per folder (:func:`find_clips`), their
+            frames in natural order (2 before 10); a dict value that is a folder is then one clip.
 
     Raises:
         FileNotFoundError: a path that does not exist (before any work is done).
     """
     if isinstance(inputs, dict):
-        return [_path_item(Path(v), _safe_rel(str(k)), str(k)) if isinstance(v, (str, Path))
-                else InputItem(str(k), v, "image", _safe_rel(str(k))) for k, v in inputs.items()]
+        return [_dict_item(str(k), v, frame_folders) for k, v in inputs.items()]
     if isinstance(inputs, (str, Path, Image.Image)) or (isinstance(inputs, np.ndarray) and inputs.ndim <= 3):
         inputs = [inputs]
     items: list[InputItem] = []
@@ -61,10 +102,7 @@ def expand_inputs(inputs: Any) -> list[InputItem]:
         elif isinstance(x, (str, Path)):
             p = Path(x)
             if p.is_dir():
-                found = list_media(p)
-                if not found:
-                    log.warning("%s: no images or videos in this folder", p)
-                items += [_path_item(f, (Path(p.name) / f.relative_to(p)).as_posix()) for f in found]
+                items += _folder_items(p, frame_folders)
             elif p.is_file():
                 items.append(_path_item(p, p.name))
             else:
@@ -82,6 +120,12 @@ def expand_inputs(inputs: Any) -> list[InputItem]:
     if len(unique) < len(items):
         log.warning("%d input(s) given more than once: each is predicted once", len(items) - len(unique))
     return unique
+
+
+def _dict_item(name: str, value: Any, frame_folders: bool) -> InputItem:
+    if isinstance(value, (str, Path)):
+        return _path_item(Path(value), _safe_rel(name), name, frame_folders)
+    return InputItem(name, value, "image", _safe_rel(name))
 
 
 def _safe_rel(name: str) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from .images import IMAGE_EXTENSIONS, ImageDecodeError, load_image
 log = logging.getLogger(__name__)
 
 SAMPLING_RULES = ("reference", "edge")
+FRAME_ORDERS = ("name", "natural")
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv")
 
 
@@ -51,13 +53,27 @@ def is_video_file(path: str | Path) -> bool:
     return Path(path).suffix.lower() in VIDEO_EXTENSIONS
 
 
-def list_frames(folder: str | Path) -> list[Path]:
-    """The image files of a frame folder, sorted by name (the reference's rule)."""
+def natural_key(name: str) -> tuple:
+    """Sort key that compares runs of digits as numbers: "frame2.jpg" < "frame10.jpg" (then by the exact name)."""
+    parts = re.split(r"(\d+)", name.casefold())  # even positions text, odd positions digits: types never mix
+    return tuple(int(t) if i % 2 else t for i, t in enumerate(parts)), name
+
+
+def list_frames(folder: str | Path, order: str = "name") -> list[Path]:
+    """The image files of a frame folder in frame order.
+
+    order "name": sorted by file name (the reference's rule, used by the benchmark readers; the same as "natural"
+    for zero-padded names such as DFEW's 00001.jpg); "natural": numbers in names compared as numbers, so that
+    frame 2 comes before frame 10 (``expclip predict --frame-folders``).
+    """
+    if order not in FRAME_ORDERS:
+        raise ValueError(f"unknown frame order {order!r}; choose one of {FRAME_ORDERS}")
     folder = Path(folder)
     if not folder.is_dir():
         raise VideoDecodeError(folder, "frame folder not found")
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
-                  and not p.name.startswith("."))
+    files = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
+             and not p.name.startswith(".")]
+    return sorted(files, key=(lambda p: natural_key(p.name)) if order == "natural" else None)
 
 
 def read_frame_folder(folder: str | Path, indices: list[int]) -> list[Image.Image]:
@@ -165,6 +181,51 @@ def read_video_frames(path: str | Path, indices: list[int], info: VideoInfo | No
     finally:
         container.close()
     return [got[i] for i in indices]
+
+
+Frame = Image.Image | ImageDecodeError  # a decoded frame, or why that one frame could not be read
+
+
+@dataclass(frozen=True)
+class Clip:
+    """A video file or a frame folder, opened to read sampled frames.
+
+    ``fps`` is None for a frame folder (its frames carry no time); ``frames`` lists a frame folder's image files
+    in frame order (empty for a video file).
+    """
+
+    path: Path
+    num_frames: int
+    fps: float | None
+    info: VideoInfo | None = None
+    frames: tuple[Path, ...] = ()
+
+    def read(self, indices: list[int]) -> list[Frame]:
+        """The frames at ``indices``. A frame folder's unreadable image comes back as its ImageDecodeError in its
+        place (the other frames are still read); a video file that cannot be decoded raises VideoDecodeError."""
+        if self.info is not None:
+            return list(read_video_frames(self.path, indices, self.info))
+        out: dict[int, Frame] = {}
+        for i in indices:
+            if i not in out:
+                try:
+                    out[i] = load_image(self.frames[i])
+                except ImageDecodeError as e:
+                    out[i] = e
+        return [out[i] for i in indices]
+
+
+def open_clip(path: str | Path, frame_order: str = "natural") -> Clip:
+    """Open a video file (frame count and rate from :func:`video_info`) or a frame folder (its image files in
+    ``frame_order``, see :func:`list_frames`). Raises VideoDecodeError when it has no frames or cannot be read."""
+    path = Path(path)
+    if path.is_dir():
+        frames = list_frames(path, frame_order)
+        if not frames:
+            raise VideoDecodeError(path, "no frames (no image files in the folder)")
+        return Clip(path, len(frames), None, None, tuple(frames))
+    info = video_info(path)
+    return Clip(path, info.num_frames, info.fps, info)
 
 
 def timestamps(indices: list[int], fps: float) -> list[float]:
