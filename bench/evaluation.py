@@ -1,11 +1,11 @@
 """Evaluation from the store: scoring the whole paper suite vs the time to extract its features.
 
-The suite: 3 backbones (B/32, B/16: 512-d; L/14: 768-d) × (CLIP + 3 seeds of Exp-CLIP heads) × the paper's 5
-prompt sets × the 8 test sets at the paper's sizes — RAF-DB 3,068; AffectNet-7 3,500; AffectNet-8 4,000; FERPlus
-3,150; DFEW 5 folds (2,341/2,341/2,340/2,339/2,336 clips); FERV39k 7,847; MAFW 5 folds (1,838/1,836/1,832/1,831/
-1,831); AFEW 380 — video clips × 16 frames. The stores hold random features of those shapes (scoring cost does not
-depend on the values). Scoring = open each store (memory-mapped), load it, and run ``evaluate.score_cells`` for
-every model: what ``expclip eval`` does once features are there.
+The suite: 3 backbones (B/32, B/16: 512-d; L/14: 768-d) × (CLIP + 3 seeds of Exp-CLIP heads) × the paper's 5 prompt
+sets × the 8 test sets at the paper's sizes — RAF-DB 3,068; AffectNet-7 3,500; AffectNet-8 4,000; FERPlus 3,150;
+DFEW 5 folds (2,341/2,341/2,340/2,339/2,336 clips); FERV39k 7,847; MAFW 5 folds (1,839/1,837/1,833/1,832/1,831);
+AFEW 381 (video sizes: the line counts of the shipped test lists) — video clips × 16 frames. The stores hold random
+features of those shapes (scoring cost does not depend on the values). Scoring = open each store (memory-mapped),
+load it, and run ``evaluate.score_cells`` for every model: what ``expclip eval`` does once features are there.
 Extraction time is EXTRAPOLATED: the suite's image/frame count ÷ each backbone's model-only images/s measured
 here in the same run (model-only is faster than real extraction, so the ratio is an upper bound).
 Target: scoring < 5% of extraction.
@@ -36,7 +36,7 @@ FRAMES = 16
 SUITE = [
     ("RAF-DB", 7, [3068], False), ("AffectNet-7", 7, [3500], False), ("AffectNet-8", 8, [4000], False),
     ("FERPlus", 8, [3150], False), ("DFEW", 7, [2341, 2341, 2340, 2339, 2336], True),
-    ("FERV39k", 7, [7847], True), ("MAFW", 11, [1838, 1836, 1832, 1831, 1831], True), ("AFEW", 7, [380], True),
+    ("FERV39k", 7, [7847], True), ("MAFW", 11, [1839, 1837, 1833, 1832, 1831], True), ("AFEW", 7, [381], True),
 ]
 BACKBONES = ["B32", "B16", "L14"]
 PROMPTS_PER_CLASS = {"class name": 1, "an expression of": 1, "a photo of a face": 1, "ensemble-5": 5,

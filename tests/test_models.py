@@ -77,6 +77,42 @@ def test_teacher_loads_no_decoder_and_refuses_float16(teacher, tiny_blip2_dir):
     assert teacher_dtype(torch.device("cuda"), None) == torch.bfloat16
 
 
+def _cos(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return F.cosine_similarity(a, b, dim=-1)
+
+
+def test_the_gpu_dtypes_run_on_cpu_and_stay_close_to_float32(teacher, backbone, tiny_blip2_dir, tiny_clip_dir,
+                                                             face_pool, tmp_path):
+    """A GPU runs the teacher in bfloat16 and CLIP under bfloat16 autocast; no GPU here, so those code paths run on
+    CPU: float32 unit-norm targets and float32 features, near the float32 ones but not equal to them (the cast
+    really happened), and a bfloat16 teacher store keyed apart from the float32 one."""
+    from expclip.data.datasets import unlabelled_images
+    from expclip.extract import extract_teacher
+    from expclip.models.backbone import Backbone
+
+    x = _images(4)
+    t16 = Teacher.from_pretrained(tiny_blip2_dir, device="cpu", dtype="bfloat16")
+    assert t16.dtype == torch.bfloat16 and t16.query_tokens.dtype == torch.float32  # Q-Former kept in float32
+    got, want = t16.encode(x, INSTRUCTIONS["task"]), teacher.encode(x, INSTRUCTIONS["task"])
+    assert got.dtype == torch.float32 and torch.allclose(got.norm(dim=-1), torch.ones(len(x)))
+    assert not torch.equal(got, want) and _cos(got, want).min() > 0.99
+
+    bb = Backbone.from_pretrained(tiny_clip_dir, device="cpu")
+    assert bb.amp_dtype is None  # autocast is for CUDA only by default
+    bb.amp_dtype = torch.bfloat16
+    texts = ["happiness.", "an expression of anger."]
+    pairs = ((bb.encode_image(x), backbone.encode_image(x)), (bb.encode_text(texts), backbone.encode_text(texts)))
+    for got, want in pairs:
+        assert got.dtype == torch.float32 and not torch.equal(got, want) and _cos(got, want).min() > 0.99
+
+    data = unlabelled_images(face_pool)
+    s16 = extract_teacher(t16, data, tmp_path, batch_size=16, num_workers=0, progress=False)
+    s32 = extract_teacher(teacher, data, tmp_path, batch_size=16, num_workers=0, progress=False)
+    assert s16.path != s32.path and s16.key["dtype"] != s32.key["dtype"]
+    (f16, _, _), (f32, _, _) = s16.tensors(), s32.tensors()
+    assert s16.valid().all() and len(f16) == len(data) and f16.dtype == torch.float32 and _cos(f16, f32).min() > 0.99
+
+
 def test_instruction_presets_and_custom_text():
     assert resolve_instruction("task")[1].startswith("Please play the role of a facial action describer.")
     assert resolve_instruction("short") == ("short", "Describe the facial actions of the person in the image.")

@@ -112,7 +112,7 @@ class Teacher(nn.Module):
         self.qformer = Blip2QFormerModel(config.qformer_config)
         self.language_projection = nn.Linear(config.qformer_config.hidden_size, config.text_config.hidden_size)
         self.t5 = T5EncoderModel(config.text_config)
-        # One embedding table: some transformers 5.x releases (5.0) give the encoder its own copy (131M parameters at xxl).
+        # One embedding table: transformers 5.0 gives the encoder its own copy (131M parameters at xxl size).
         self.t5.encoder.embed_tokens = self.t5.shared
         self._instruction_cache: dict[str, torch.Tensor] = {}
         self.device_map: dict[str, str] | None = None  # set when loaded over several devices
