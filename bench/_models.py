@@ -216,5 +216,4 @@ def random_teacher(size: str, device: str = "cpu", dtype=None, seed: int = 0, me
         torch.set_default_dtype(default)
     t.qformer.float()  # as the loader keeps them
     t.query_tokens.data = t.query_tokens.data.float()
-    t.t5.encoder.embed_tokens = t.t5.shared
     return t.eval().requires_grad_(False)
