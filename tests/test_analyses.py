@@ -284,6 +284,21 @@ def test_cli_ablate_from_results_then_report(run, tmp_path, capsys):
     assert main(["report", str(tmp_path / "empty")]) == 2
 
 
+def test_cli_ablate_analyses_given_heads_on_their_own_backbone(run, tiny_clip_dir, face_test, tmp_path, capsys):
+    """README: `expclip ablate tsne --data ... --head RUN`: no --backbone, so the features are the head's backbone's
+    (here the tiny CLIP), not the default L/14's; an option that contradicts the head is refused."""
+    heads = run["out"] / "ablations" / "heads" / "linear-task"
+    base = ["ablate", "tsne", "--data", str(face_test), "--head", str(heads), "--store", str(tmp_path / "store"),
+            "--no-progress", "--num-workers", "0", "--no-report"]
+    assert main([*base, "--out", str(tmp_path / "a")]) == 0
+    ab = json.loads((tmp_path / "a" / "ablations" / "tsne" / "ablation.json").read_text())
+    assert ab["config"]["backbone"] == str(tiny_clip_dir) and ab["config"]["preprocessing"] == "reference"
+    capsys.readouterr()
+    assert main([*base, "--out", str(tmp_path / "b"), "--preprocessing", "clip"]) == 2
+    err = capsys.readouterr().err
+    assert "--preprocessing clip contradicts head" in err and "linear-task" in err
+
+
 # ------------------------------------------------------------------------------------------------ report
 @pytest.fixture(scope="module")
 def report(run):

@@ -11,6 +11,7 @@ import torch
 from expclip.checkpoint import save_head
 from expclip.cli import main
 from expclip.data.datasets import DatasetError, ItemList
+from expclip.data.synthetic import draw_face
 from expclip.data.safe import AnnotationError, int_field, mapped_field, read_csv_rows, read_lines, split_fields
 from expclip.evaluate import Model, evaluate
 from expclip.features import ExtractionFailure, run_extraction
@@ -41,12 +42,31 @@ def test_bad_option_values_are_refused_by_name(argv, option, capsys):
     assert e.value.code == 2 and option in capsys.readouterr().err
 
 
-def test_a_device_that_does_not_exist_is_refused_before_loading(face_pool, tmp_path, capsys):
-    for device, says in (("cuda:7", "no such CUDA GPU"), ("banana", "not a device")):
-        assert main(["extract", "--data", str(face_pool), "--backbone", "x/y", "--store", str(tmp_path),
-                     "--device", device]) == 2
+@pytest.mark.parametrize("cmd", ["extract", "predict", "ablate"])
+def test_a_device_that_does_not_exist_is_refused_before_loading(cmd, face_pool, face_test, tiny_clip_dir, tmp_path,
+                                                                capsys):
+    argv = {"extract": ["extract", "--data", str(face_pool), "--backbone", "x/y", "--store", str(tmp_path)],
+            # a real (tiny) model: the device must be refused before it is loaded, not by torch while moving it
+            "predict": ["predict", str(face_pool), "--backbone", str(tiny_clip_dir), "--faces", "none"],
+            "ablate": ["ablate", "tsne", "--data", str(face_test), "--backbone", str(tiny_clip_dir),
+                       "--store", str(tmp_path), "--out", str(tmp_path / "a")]}[cmd]
+    devices = (("cuda:7", "no such CUDA GPU"), ("banana", "not a device"))
+    if not torch.cuda.is_available():
+        devices += (("cuda", "no such CUDA GPU"),)
+    for device, says in devices:
+        assert main([*argv, "--device", device]) == 2
         err = capsys.readouterr().err
-        assert says in err and "--device" in err
+        assert says in err and "--device" in err and "Traceback" not in err
+
+
+def test_python_api_refuses_a_gpu_that_is_not_there(tiny_clip_dir):
+    from expclip import ExpCLIP
+
+    with pytest.raises(ValueError, match="no such CUDA GPU"):
+        ExpCLIP.from_pretrained(tiny_clip_dir, device="cuda:7")
+    model = ExpCLIP.from_pretrained(tiny_clip_dir, device="cpu")
+    with pytest.raises(ValueError, match="no such CUDA GPU"):
+        model.predict(draw_face("happiness", 32), faces="none", device="cuda:7")
 
 
 def test_float16_teacher_is_refused_before_any_extraction(tiny_clip_dir, tiny_blip2_dir, face_pool, tmp_path, capsys):

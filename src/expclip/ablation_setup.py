@@ -147,6 +147,19 @@ class AblationSetup:
         tag = f"{head}-{instruction_tag(instruction)}"
         return fit_heads(img, tgt, self.out / "heads" / tag, self.seeds, cfg, run_name=tag, device=self.device)
 
+    def check_head_features(self, m: Model) -> None:
+        """Refuse to analyse head ``m`` on image features of another backbone or preprocessing than its own
+        (ValueError naming the head and the option to pass)."""
+        same = m.backbone == self.backbone or (Path(m.backbone).is_dir() and Path(self.backbone).is_dir()
+                                               and Path(m.backbone).resolve() == Path(self.backbone).resolve())
+        for opt, ok, have, want in (("--backbone", same, self.backbone, m.backbone),
+                                    ("--preprocessing", m.preprocessing == self.preprocessing, self.preprocessing,
+                                     m.preprocessing)):
+            if not ok:
+                raise ValueError(f"head {m.head_dir} was trained on {want!r} ({opt[2:]}) but this analysis computes "
+                                 f"features with {have!r}: pass {opt} {want}, or analyse heads of one backbone and "
+                                 "preprocessing at a time")
+
     def analysis_heads(self) -> list[Path]:
         """The heads to analyse: the given ones, else the paper's linear head on the task instruction."""
         return expand_head_dirs(self.head_runs) if self.head_runs else self.train_variant("linear", "task")

@@ -102,6 +102,8 @@ def run_llm_encoder(setup: AblationSetup) -> Ablation:
     if not setup.tests:
         raise ValueError("llm-encoder scores zero-shot: give labelled evaluation data (--data)")
     heads = [head_model(d, setup.device) for d in setup.analysis_heads()]
+    for m in heads:
+        setup.check_head_features(m)
     instruction = heads[0].config.get("teacher", {}).get("instruction") or "task"
     rows = ["CLIP", "Exp-CLIP", "(a) LLM image · CLIP text + P", "(b) CLIP image + P · LLM text",
             "(c) LLM image · LLM text"]
@@ -182,6 +184,7 @@ def run_tsne(setup: AblationSetup) -> Ablation:
     if not setup.tests:
         raise ValueError("tsne needs labelled data to colour by class: give --data")
     m = head_model(setup.analysis_heads()[0], setup.device)
+    setup.check_head_features(m)
     rows = ["before P (CLIP image features)", f"after P ({m.group})"]
     values: dict[str, dict] = {rows[0]: {}, rows[1]: {}}
     plots = []

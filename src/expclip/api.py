@@ -19,7 +19,7 @@ from .checkpoint import HEAD_FORMAT, CheckpointError, load_head
 from .data.faces import FaceDetector, get_face_detector
 from .data.inputs import expand_inputs
 from .label_prompts import DEFAULT_PROMPTS, LabelPrompts, LabelsArg, resolve_label_prompts
-from .models.backbone import DEFAULT_BACKBONE, Backbone, resolve_device
+from .models.backbone import DEFAULT_BACKBONE, Backbone, check_visible, resolve_device
 from .models.hub import ModelNotAvailableError
 from .predict import Chunk, PredictOptions, Predictor, make_table, result_columns
 from .zeroshot import Classifier, build_classifier, classify, embed_images
@@ -75,7 +75,7 @@ class ExpCLIP:
                 same as ``expclip eval``'s CLIP row).
             amp: bfloat16 autocast for CLIP on CUDA.
         """
-        dev = resolve_device(device)
+        dev = check_visible(resolve_device(device))  # a GPU that is not there: a ValueError, not a traceback
         path = Path(name_or_path)
         if path.is_dir() and not is_head_dir(path) and (path / "head.safetensors").is_file():
             raise CheckpointError(f"{path}: has head.safetensors but no valid expclip config.json")
@@ -118,7 +118,7 @@ class ExpCLIP:
 
     def to(self, device: str | torch.device | None) -> "ExpCLIP":
         """Move backbone and head (bfloat16 autocast on CUDA when it was asked at load time)."""
-        dev = resolve_device(device)
+        dev = check_visible(resolve_device(device))  # a GPU that is not there: a ValueError, not a traceback
         if dev != self.backbone.device:
             self.backbone.model.to(dev)
             self.backbone.device = dev

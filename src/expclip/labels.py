@@ -1,7 +1,8 @@
 """The canonical expression vocabulary of Exp-CLIP and the synonyms that map folder names onto it.
 
-Class order (index 0..10) is the reference's prompt order (PROTOCOL.md): a dataset with N classes uses the first
-N. Every label id in this package is an index into :data:`CLASS_ORDER` unless stated otherwise.
+Class order (index 0..10) is the reference's prompt order (resources/exp_clip_prompts.json): a dataset with N
+classes uses the first N. Every label id in this package is an index into :data:`CLASS_ORDER` unless stated
+otherwise.
 """
 
 from __future__ import annotations

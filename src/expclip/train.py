@@ -1,8 +1,8 @@
 """Training the projection head on cached features: pure functions on tensors, no encoder in sight.
 
-The recipe is the reference's (PROTOCOL.md): a bias-free linear map, symmetric InfoNCE with in-batch negatives at
-the frozen CLIP temperature κ, SGD(lr 1e-3, momentum 0.9, weight decay 1e-4), batch 512 with drop_last, 5 epochs,
-constant learning rate.
+The recipe is the reference's (github.com/zengqunzhao/Exp-CLIP): a bias-free linear map, symmetric InfoNCE with
+in-batch negatives at the frozen CLIP temperature κ, SGD(lr 1e-3, momentum 0.9, weight decay 1e-4), batch 512 with
+drop_last, 5 epochs, constant learning rate.
 """
 
 from __future__ import annotations

@@ -37,18 +37,13 @@ POSITIVE_FLOAT, NONNEG_FLOAT = _number(float, 0.0, True), _number(float, 0.0, Fa
 
 def _device(args):
     """--device as a torch.device, checked before any model is loaded."""
-    import torch
-
-    from ..models.backbone import resolve_device
+    from ..models.backbone import check_visible, resolve_device
 
     try:
         dev = resolve_device(args.device)
     except RuntimeError as e:
         raise ValueError(f"--device {args.device!r} is not a device ({e}); use cpu, cuda or cuda:N") from None
-    if dev.type == "cuda" and (not torch.cuda.is_available() or (dev.index or 0) >= torch.cuda.device_count()):
-        raise ValueError(f"--device {args.device}: no such CUDA GPU is visible "
-                         f"({torch.cuda.device_count()} found); use --device cpu")
-    return dev
+    return check_visible(dev, "--device", "--device cpu")
 
 
 def _add_store(p: argparse.ArgumentParser) -> None:

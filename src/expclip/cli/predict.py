@@ -6,7 +6,7 @@ import logging
 import os
 import sys
 
-from .options import EPILOG, _add_runtime
+from .options import EPILOG, _add_runtime, _device
 
 log = logging.getLogger("expclip")
 
@@ -19,9 +19,10 @@ def cmd_predict(args) -> int:
     from ..predict_run import format_row, predict_to_file
 
     check_frame_folder_options(args.frame_folders, args.video_fps)  # before any model is loaded
+    device = _device(args)  # a GPU that is not there is refused before any model is loaded
     if args.head and args.backbone:
         log.warning("--backbone %s replaces the backbone recorded in the head", args.backbone)
-    model = ExpCLIP.from_pretrained(args.head or args.backbone or DEFAULT_BACKBONE, args.device,
+    model = ExpCLIP.from_pretrained(args.head or args.backbone or DEFAULT_BACKBONE, device,
                                     backbone=args.backbone if args.head else None, revision=args.revision,
                                     preprocessing=args.preprocessing)
     try:

@@ -53,6 +53,14 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     return torch.device(device)
 
 
+def check_visible(dev: torch.device, name: str = "device", fix: str = "device='cpu'") -> torch.device:
+    """``dev`` itself, or a ValueError naming it when it is a CUDA GPU that is not there (before any model moves)."""
+    if dev.type == "cuda" and (not torch.cuda.is_available() or (dev.index or 0) >= torch.cuda.device_count()):
+        raise ValueError(f"{name} {dev}: no such CUDA GPU is visible ({torch.cuda.device_count()} found); "
+                         f"use {fix}")
+    return dev
+
+
 def _output_tensor(out: object) -> torch.Tensor:
     """transformers 5 ``get_*_features`` return a model output; older versions a tensor."""
     if isinstance(out, torch.Tensor):

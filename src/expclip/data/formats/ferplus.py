@@ -3,7 +3,7 @@
 Two on-disk forms: the Kaggle ``fer2013.csv`` (48x48 pixels as text) with a vote file (``fer2013new.csv``), or the
 PNG folders written by Microsoft's ``generate_training_data.py`` (``FER2013Test/*.png`` + ``label.csv``). The vote
 file and the rule that turns votes into a label are options, and the number of images kept is logged, because
-the published test counts differ by both (PROTOCOL.md: 3,137-3,153 for the official rule).
+the published test counts differ by both (3,137-3,153 for the official rule; README, "Benchmarks").
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Native label ids and names of each benchmark -> canonical class names (PROTOCOL.md, "Native label ids").
+"""Native label ids and names of each benchmark -> canonical class names.
 
 Written as explicit tables, one per dataset, so that they can be read against the protocol line by line. A
 dataset with N classes uses the first N of ``labels.CLASS_ORDER``; ``None`` marks a native id that is dropped.
