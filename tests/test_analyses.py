@@ -284,6 +284,29 @@ def test_cli_ablate_from_results_then_report(run, tmp_path, capsys):
     assert main(["report", str(tmp_path / "empty")]) == 2
 
 
+def test_ablate_checks_every_presets_inputs_before_training_anything(tiny_clip_dir, tiny_blip2_dir, face_pool,
+                                                                    tmp_path, capsys):
+    # heads has --train-data but no --data: refused at once, not after training 4 heads × 3 seeds.
+    assert main(["ablate", "heads", "--train-data", str(face_pool), "--backbone", str(tiny_clip_dir), "--teacher",
+                 str(tiny_blip2_dir), "--out", str(tmp_path / "a"), "--store", str(tmp_path / "s")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ablation heads needs --data") and "Traceback" not in err
+    assert not (tmp_path / "a" / "ablations" / "heads").exists() and not (tmp_path / "s").exists()
+
+
+def test_ablate_on_given_heads_uses_their_backbone(run, tiny_clip_dir, face_test, tmp_path, capsys):
+    heads = run["out"] / "ablations" / "heads" / "linear-task"
+    # No --backbone: the heads' own (not openai/clip-vit-large-patch14, which is not here).
+    assert main(["ablate", "tsne", "--head", str(heads), "--data", str(face_test), "--out", str(tmp_path / "a"),
+                 "--store", str(run["setup"].store), "--no-report", "--no-progress", "--num-workers", "0"]) == 0
+    assert (tmp_path / "a" / "ablations" / "tsne" / "table.md").is_file()
+    # A --backbone that none of the heads was trained on is refused (it used to end in a matmul traceback).
+    assert main(["ablate", "tsne", "--head", str(heads), "--data", str(face_test), "--out", str(tmp_path / "b"),
+                 "--backbone", "openai/clip-vit-base-patch32", "--store", str(run["setup"].store)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --backbone openai/clip-vit-base-patch32 is not the backbone") and "Traceback" not in err
+
+
 # ------------------------------------------------------------------------------------------------ report
 @pytest.fixture(scope="module")
 def report(run):

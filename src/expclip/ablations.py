@@ -236,6 +236,9 @@ PRESETS: dict[str, Preset] = {p.name: p for p in [
 ]}
 
 
+_OPTION = {"train": "--train-data", "tests": "--data", "results": "--results", "head_runs": "--head"}
+
+
 def write_ablation(ab: Ablation, out_root: str | Path) -> dict[str, Path]:
     """``OUT/<preset>/ablation.json`` (table, cells, config, versions), ``table.md`` and ``table.csv``."""
     out = Path(out_root) / ab.preset
@@ -259,6 +262,11 @@ def run_presets(names: list[str], setup: AblationSetup) -> dict[str, Ablation]:
     unknown = [n for n in names if n not in PRESETS]
     if unknown:
         raise ValueError(f"unknown ablation preset(s) {unknown}; choose from {list(PRESETS)} or all")
+    for n in names:  # every preset's inputs are checked before the first one trains or extracts anything
+        missing = [need for need in PRESETS[n].needs if not any(getattr(setup, f) for f in need.split("|"))]
+        if missing:
+            raise ValueError(f"ablation {n} needs " + " and ".join(
+                " or ".join(_OPTION[f] for f in need.split("|")) for need in missing))
     done = {}
     for n in names:
         log.info("ablation %s: %s", n, PRESETS[n].summary)

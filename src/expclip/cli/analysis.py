@@ -16,6 +16,7 @@ def cmd_ablate(args) -> int:
     from ..data.datasets import image_folder, unlabelled_images
     from ..models.backbone import resolve_device
     from ..prompts import PAPER_PROMPT_SETS
+    from ..store import writable_dir
     from ..tables import table_markdown
     from ..train import TrainConfig
 
@@ -24,7 +25,7 @@ def cmd_ablate(args) -> int:
         if p not in PAPER_PROMPT_SETS:
             raise ValueError(f"unknown prompt set {p!r}; choose from {list(PAPER_PROMPT_SETS)}")
     setup = AblationSetup(
-        out=Path(args.out) / "ablations", store=args.store,
+        out=writable_dir(args.out) / "ablations", store=args.store,
         train=unlabelled_images(args.train_data) if args.train_data else None,
         tests=[image_folder(d) for d in args.data], results=args.results, head_runs=args.head,
         backbone=args.backbone, backbone_revision=args.revision, teacher=args.teacher,
@@ -80,7 +81,8 @@ def add_parsers(sub) -> None:
     s.add_argument("--results", nargs="+", default=[], help="result directories of expclip eval (backbones, gains)")
     s.add_argument("--head", nargs="+", default=[], help="existing heads or run directories to analyse (llm-encoder, "
                    "tsne; backbones/gains score them on --data when no --results is given)")
-    s.add_argument("--backbone", default=DEFAULT_BACKBONE)
+    s.add_argument("--backbone", default=None, help=f"CLIP model (default: the --head's backbone, else "
+                   f"{DEFAULT_BACKBONE})")
     s.add_argument("--revision", default=None)
     s.add_argument("--teacher", default=DEFAULT_TEACHER)
     s.add_argument("--teacher-revision", default=None)
@@ -95,7 +97,7 @@ def add_parsers(sub) -> None:
                    help="the prompt set the tables show (default: the mean over the prompt sets)")
     s.add_argument("--out", default="analyses", help="run directory (default ./analyses)")
     s.add_argument("--no-report", action="store_true", help="do not rebuild OUT/report.html")
-    _add_pre(s)
+    _add_pre(s, default=None, note="default, or the --head's own")
     _add_store(s)
     _add_runtime(s)
     s.set_defaults(fn=cmd_ablate)
