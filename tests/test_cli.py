@@ -148,6 +148,8 @@ def test_an_unwritable_out_is_refused_before_any_work(tiny_head_dir, face_test, 
                  *_common(tmp_path / "store")]) == 2
     _one_line_error(capsys, "--out", str(blocker / "res"), "is a file")
     assert not (tmp_path / "store").exists()  # no feature was computed first
+    assert main(["demo", "--out", str(blocker / "demo"), "--no-progress"]) == 2
+    _one_line_error(capsys, "--out", str(blocker / "demo"), "is a file")
 
 
 def test_train_refuses_repeated_seeds_and_says_what_differs(tiny_clip_dir, tiny_blip2_dir, face_pool, tmp_path,
@@ -188,3 +190,11 @@ def test_sigterm_ends_a_command_like_ctrl_c(monkeypatch, capsys):
     assert main(["list"]) == 143
     assert "rerun the same command to resume" in capsys.readouterr().err
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # the process's own handler is given back
+
+
+def test_a_head_named_twice_is_scored_once(tiny_head_dir, face_test, tmp_path, capsys):
+    run = tiny_head_dir.parent  # a run directory holding seed1/
+    assert main(["eval", "--data", str(face_test), "--head", str(tiny_head_dir), str(run), "--no-clip", "--prompts",
+                 "class_name", "--out", str(tmp_path / "res"), *_common(tmp_path / "store")]) == 0
+    rows = (tmp_path / "res" / "results.csv").read_text().splitlines()
+    assert len(rows) == 2 and rows[1].endswith(",1,1,42,0")  # 1 seed, 1 fold, 42 samples: not 2 folds of 84

@@ -135,4 +135,10 @@ def expand_head_dirs(paths: list[str | Path]) -> list[Path]:
             if not seeds:
                 raise FileNotFoundError(f"{p}: neither a head directory (config.json) nor a run directory of heads")
             out.extend(seeds)
-    return out
+    # A head named twice (a run directory and one of its seeds, or a shell glob) is scored once: twice would count
+    # its cells twice in the mean over seeds (and as a second "fold").
+    seen: set[Path] = set()
+    unique = [d for d in out if not (d.resolve() in seen or seen.add(d.resolve()))]
+    if len(unique) < len(out):
+        log.info("%d head(s) given more than once are used once", len(out) - len(unique))
+    return unique

@@ -18,7 +18,9 @@ log = logging.getLogger("expclip")
 def cmd_demo(args) -> int:
     from ..demo import run_demo
     from ..models.tiny import RANDOM_WEIGHTS_NOTE
+    from ..store import writable_dir
 
+    writable_dir(args.out)
     print(f"expclip demo — {RANDOM_WEIGHTS_NOTE}.", flush=True)
     res = run_demo(args.out, progress=not args.no_progress)
     print()
