@@ -307,6 +307,20 @@ def test_ablate_on_given_heads_uses_their_backbone(run, tiny_clip_dir, face_test
     assert err.startswith("error: --backbone openai/clip-vit-base-patch32 is not the backbone") and "Traceback" not in err
 
 
+def test_report_of_one_training_run_or_one_head(run, tmp_path, capsys):
+    import shutil
+
+    runs = shutil.copytree(run["out"] / "ablations" / "heads" / "linear-task", tmp_path / "linear-task")
+    for d in (runs, runs / "seed1"):  # the folder given is the run itself, or one of its heads
+        assert main(["report", str(d)]) == 0, capsys.readouterr().err
+        assert "Training" in (d / "report.md").read_text()
+    assert main(["report", str(runs / "seed1" / "config.json")]) == 2
+    assert "(it is a file; give the folder that holds it)" in capsys.readouterr().err
+    (runs / "seed2" / "config.json").write_text("{")
+    assert main(["report", str(runs)]) == 2
+    assert capsys.readouterr().err.startswith(f"error: {runs / 'seed2' / 'config.json'}: invalid JSON")
+
+
 # ------------------------------------------------------------------------------------------------ report
 @pytest.fixture(scope="module")
 def report(run):
