@@ -281,6 +281,10 @@ def test_cli_ablate_from_results_then_report(run, tmp_path, capsys):
     assert (out / "ablations" / "backbones" / "table.csv").is_file() and (out / "report.html").is_file()
     assert main(["ablate", "heads", "--out", str(out), "--store", str(tmp_path)]) == 2
     assert "--train-data" in capsys.readouterr().err
+    for bad, why in ((tmp_path / "nope", "folder not found"), (tmp_path, "no result cells")):
+        assert main(["ablate", "gains", "--results", str(bad), "--out", str(out), "--store", str(tmp_path)]) == 2
+        assert capsys.readouterr().err == f"error: --results {bad}: {why}" + (
+            "" if why == "folder not found" else " (cells/*.json) in it; give the --out folder of expclip eval") + "\n"
     assert main(["report", str(tmp_path / "empty")]) == 2
 
 

@@ -144,6 +144,10 @@ def run_llm_encoder(setup: AblationSetup) -> Ablation:
 
 def _results_cells(setup: AblationSetup) -> list[dict]:
     """Cells of the given result directories; without any, CLIP and the given heads scored on ``tests``."""
+    for d in setup.results:
+        if not any(Path(d, "cells").glob("*.json")):
+            raise FileNotFoundError(f"--results {d}: " + ("folder not found" if not Path(d).is_dir() else
+                                    "no result cells (cells/*.json) in it; give the --out folder of expclip eval"))
     cells = dedup_cells(c for d in setup.results for c in read_cells(d))
     if not cells and setup.tests and setup.head_runs:
         heads = [head_model(d, setup.device) for d in expand_head_dirs(setup.head_runs)]
