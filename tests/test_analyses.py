@@ -281,6 +281,10 @@ def test_cli_ablate_from_results_then_report(run, tmp_path, capsys):
     assert (out / "ablations" / "backbones" / "table.csv").is_file() and (out / "report.html").is_file()
     assert main(["ablate", "heads", "--out", str(out), "--store", str(tmp_path)]) == 2
     assert "--train-data" in capsys.readouterr().err
+    for bad, why in ((tmp_path / "nope", "folder not found"), (tmp_path, "no result cells")):
+        assert main(["ablate", "gains", "--results", str(bad), "--out", str(out), "--store", str(tmp_path)]) == 2
+        assert capsys.readouterr().err == f"error: --results {bad}: {why}" + (
+            "" if why == "folder not found" else " (cells/*.json) in it; give the --out folder of expclip eval") + "\n"
     assert main(["report", str(tmp_path / "empty")]) == 2
 
 
@@ -296,7 +300,44 @@ def test_cli_ablate_analyses_given_heads_on_their_own_backbone(run, tiny_clip_di
     capsys.readouterr()
     assert main([*base, "--out", str(tmp_path / "b"), "--preprocessing", "clip"]) == 2
     err = capsys.readouterr().err
-    assert "--preprocessing clip contradicts head" in err and "linear-task" in err
+    assert "was trained on 'reference' (preprocessing)" in err and "linear-task" in err and "Traceback" not in err
+
+
+def test_ablate_checks_every_presets_inputs_before_training_anything(tiny_clip_dir, tiny_blip2_dir, face_pool,
+                                                                    tmp_path, capsys):
+    # heads has --train-data but no --data: refused at once, not after training 4 heads × 3 seeds.
+    assert main(["ablate", "heads", "--train-data", str(face_pool), "--backbone", str(tiny_clip_dir), "--teacher",
+                 str(tiny_blip2_dir), "--out", str(tmp_path / "a"), "--store", str(tmp_path / "s")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ablation heads needs --data") and "Traceback" not in err
+    assert not (tmp_path / "a" / "ablations" / "heads").exists() and not (tmp_path / "s").exists()
+
+
+def test_ablate_on_given_heads_uses_their_backbone(run, tiny_clip_dir, face_test, tmp_path, capsys):
+    heads = run["out"] / "ablations" / "heads" / "linear-task"
+    # No --backbone: the heads' own (not openai/clip-vit-large-patch14, which is not here).
+    assert main(["ablate", "tsne", "--head", str(heads), "--data", str(face_test), "--out", str(tmp_path / "a"),
+                 "--store", str(run["setup"].store), "--no-report", "--no-progress", "--num-workers", "0"]) == 0
+    assert (tmp_path / "a" / "ablations" / "tsne" / "table.md").is_file()
+    # A --backbone that none of the heads was trained on is refused (it used to end in a matmul traceback).
+    assert main(["ablate", "tsne", "--head", str(heads), "--data", str(face_test), "--out", str(tmp_path / "b"),
+                 "--backbone", "openai/clip-vit-base-patch32", "--store", str(run["setup"].store)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --backbone openai/clip-vit-base-patch32 is not the backbone") and "Traceback" not in err
+
+
+def test_report_of_one_training_run_or_one_head(run, tmp_path, capsys):
+    import shutil
+
+    runs = shutil.copytree(run["out"] / "ablations" / "heads" / "linear-task", tmp_path / "linear-task")
+    for d in (runs, runs / "seed1"):  # the folder given is the run itself, or one of its heads
+        assert main(["report", str(d)]) == 0, capsys.readouterr().err
+        assert "Training" in (d / "report.md").read_text()
+    assert main(["report", str(runs / "seed1" / "config.json")]) == 2
+    assert "(it is a file; give the folder that holds it)" in capsys.readouterr().err
+    (runs / "seed2" / "config.json").write_text("{")
+    assert main(["report", str(runs)]) == 2
+    assert capsys.readouterr().err.startswith(f"error: {runs / 'seed2' / 'config.json'}: invalid JSON")
 
 
 # ------------------------------------------------------------------------------------------------ report

@@ -62,3 +62,25 @@ def test_a_head_whose_weights_do_not_fit_is_reported(tmp_path):
     save_head(tmp_path / "h", build_head("linear", 6, 10), {"head": {"type": "linear", "in_dim": 7, "out_dim": 10}})
     with pytest.raises(CheckpointError, match="do not fit"):
         load_head(tmp_path / "h")
+
+
+def test_import_never_overwrites_a_trained_head_nor_fills_a_run_directory(tmp_path, tiny_head_dir):
+    import shutil
+
+    torch.save({"mlp.weight": torch.randn(4096, 512)}, tmp_path / "ExpCLIP_B16_model.pth")
+    run = tmp_path / "run"
+    shutil.copytree(tiny_head_dir, run / "seed1")
+    trained = (run / "seed1" / "head.safetensors").read_bytes()
+    for out in (run, run / "seed1"):
+        with pytest.raises(CheckpointError, match=f"--out {out} is not empty"):
+            import_official(tmp_path / "ExpCLIP_B16_model.pth", out)
+    assert (run / "seed1" / "head.safetensors").read_bytes() == trained and not (run / "config.json").exists()
+    out = import_official(tmp_path / "ExpCLIP_B16_model.pth", tmp_path / "imp")
+    assert import_official(tmp_path / "ExpCLIP_B16_model.pth", out) == out  # the same import again is fine
+
+
+def test_import_names_a_local_backbone_folder_absolutely(tmp_path, tiny_clip_dir, monkeypatch):
+    torch.save({"mlp.weight": torch.randn(64, 16)}, tmp_path / "head.pth")
+    monkeypatch.chdir(tiny_clip_dir.parent)
+    out = import_official(tmp_path / "head.pth", tmp_path / "o", backbone=tiny_clip_dir.name)
+    assert json.loads((out / "config.json").read_text())["backbone"]["id"] == str(tiny_clip_dir)

@@ -93,3 +93,108 @@ def test_demo_runs_offline_from_the_console(tmp_path):
     page = (tmp_path / "demo" / "report.html").read_text()
     assert "RANDOM WEIGHTS" in page and "Projection head" in page and "data:image/png;base64," in page
     assert "report.html" in proc.stdout
+
+
+# ------------------------------------------------------------------------------------- mistakes a researcher makes
+def _common(store):
+    return ["--store", str(store), "--device", "cpu", "--num-workers", "0", "--no-progress"]
+
+
+def _one_line_error(capsys, *words):
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and "Traceback" not in err and err.count("\n") == 1, err
+    for w in words:
+        assert w in err, err
+    return err
+
+
+def test_the_teacher_given_as_backbone_is_refused_by_name(tiny_blip2_dir, face_test, tmp_path, capsys):
+    for cmd in (["extract", "--data", str(face_test), "--backbone", str(tiny_blip2_dir)],
+                ["eval", "--data", str(face_test), "--backbone", str(tiny_blip2_dir), "--out", str(tmp_path / "r")]):
+        assert main([*cmd, *_common(tmp_path / "store")]) == 2
+        _one_line_error(capsys, str(tiny_blip2_dir), "teacher", "--teacher")
+
+
+def test_extract_with_nothing_to_extract_is_refused(face_pool, tmp_path, capsys):
+    assert main(["extract", "--data", str(face_pool), "--no-backbone", *_common(tmp_path / "store")]) == 2
+    _one_line_error(capsys, "--no-backbone", "--teacher")
+
+
+def test_a_head_trained_from_a_relative_model_path_works_from_any_folder(
+        tiny_clip_dir, tiny_blip2_dir, face_pool, face_test, tmp_path, capsys, monkeypatch):
+    store = tmp_path / "store"
+    monkeypatch.chdir(tiny_clip_dir.parent)
+    assert main(["extract", "--data", str(face_pool), "--backbone", tiny_clip_dir.name, "--teacher",
+                 str(tiny_blip2_dir), *_common(store)]) == 0
+    # Another spelling of the same folder finds the same features; the head names the folder absolutely.
+    assert main(["train", "--data", str(face_pool), "--backbone", f"./{tiny_clip_dir.name}/", "--teacher",
+                 str(tiny_blip2_dir), "--out", str(tmp_path / "run"), "--seeds", "1", "--train-batch-size", "16",
+                 *_common(store)]) == 0
+    cfg = json.loads((tmp_path / "run" / "seed1" / "config.json").read_text())
+    assert cfg["backbone"]["id"] == str(tiny_clip_dir)
+    monkeypatch.chdir(tmp_path)  # elsewhere, with a fresh store: the backbone must load from the head's config
+    assert main(["eval", "--data", str(face_test), "--head", str(tmp_path / "run"), "--out", "res",
+                 *_common(tmp_path / "store2")]) == 0
+    assert (tmp_path / "res" / "results.md").is_file()
+    monkeypatch.chdir(tiny_clip_dir.parent)  # a relative --backbone naming the head's folder does not clash
+    assert main(["eval", "--data", str(face_test), "--head", str(tmp_path / "run"), "--backbone", tiny_clip_dir.name,
+                 "--out", str(tmp_path / "res2"), *_common(tmp_path / "store2")]) == 0
+
+
+def test_an_unwritable_out_is_refused_before_any_work(tiny_head_dir, face_test, tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert main(["eval", "--data", str(face_test), "--head", str(tiny_head_dir), "--out", str(blocker / "res"),
+                 *_common(tmp_path / "store")]) == 2
+    _one_line_error(capsys, "--out", str(blocker / "res"), "is a file")
+    assert not (tmp_path / "store").exists()  # no feature was computed first
+    assert main(["demo", "--out", str(blocker / "demo"), "--no-progress"]) == 2
+    _one_line_error(capsys, "--out", str(blocker / "demo"), "is a file")
+
+
+def test_train_refuses_repeated_seeds_and_says_what_differs(tiny_clip_dir, tiny_blip2_dir, face_pool, tmp_path,
+                                                            capsys):
+    store = tmp_path / "store"
+    assert main(["extract", "--data", str(face_pool), "--backbone", str(tiny_clip_dir), "--teacher",
+                 str(tiny_blip2_dir), *_common(store)]) == 0
+    train = ["train", "--data", str(face_pool), "--backbone", str(tiny_clip_dir), "--teacher", str(tiny_blip2_dir),
+             "--out", str(tmp_path / "run"), "--train-batch-size", "16", *_common(store)]
+    assert main([*train, "--seeds", "1", "1"]) == 2
+    _one_line_error(capsys, "--seeds", "[1]")
+    assert main([*train, "--seeds", "1"]) == 0
+    assert main([*train, "--seeds", "1", "--epochs", "2"]) == 2
+    _one_line_error(capsys, "seed1", "train.epochs: wanted 2, that head has 5")
+
+
+def test_train_help_gives_the_papers_defaults(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    for text in ("(default 5)", "(default 512)", "(default 0.001)", "(default 0.9)", "(default 0.0001)",
+                 "(default linear", "(default openai/clip-vit-large-patch14)", "(default Salesforce/blip2-flan-t5-xxl)"):
+        assert text in out, text
+
+
+def test_sigterm_ends_a_command_like_ctrl_c(monkeypatch, capsys):
+    import signal
+    import time
+
+    from expclip.cli import pipeline
+
+    def killed(args):
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)
+        raise AssertionError("SIGTERM did not interrupt the command")
+
+    monkeypatch.setattr(pipeline, "cmd_list", killed)
+    assert main(["list"]) == 143
+    assert "rerun the same command to resume" in capsys.readouterr().err
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # the process's own handler is given back
+
+
+def test_a_head_named_twice_is_scored_once(tiny_head_dir, face_test, tmp_path, capsys):
+    run = tiny_head_dir.parent  # a run directory holding seed1/
+    assert main(["eval", "--data", str(face_test), "--head", str(tiny_head_dir), str(run), "--no-clip", "--prompts",
+                 "class_name", "--out", str(tmp_path / "res"), *_common(tmp_path / "store")]) == 0
+    rows = (tmp_path / "res" / "results.csv").read_text().splitlines()
+    assert len(rows) == 2 and rows[1].endswith(",1,1,42,0")  # 1 seed, 1 fold, 42 samples: not 2 folds of 84

@@ -169,3 +169,54 @@ def test_failed_images_are_skipped_and_summarized(backbone, face_pool, tmp_path)
     assert set(reasons) == {files[3].name, files[5].name, "notes.jpg"}
     assert "empty" in reasons[files[3].name] and "not a recognised image" in reasons["notes.jpg"]
     assert int(s.valid().sum()) == len(data) - 3
+
+
+def test_a_damaged_features_file_is_named_and_extract_recomputes_it(tmp_path, caplog):
+    items, key, load = _toy()
+    store = run_extraction(tmp_path / "s", key, items, load, _encode, (4,), batch_size=4, chunk_size=8, progress=False)
+    good = (tmp_path / "s" / "features.npy").read_bytes()
+    (tmp_path / "s" / "features.npy").write_bytes(good[: len(good) // 2])  # cut short (full disk, bad copy)
+    with pytest.raises(StoreError, match=r"s/features.npy is damaged.*delete .* and rerun"):
+        FeatureStore.open(tmp_path / "s", key).features()
+    np.save(tmp_path / "s" / "features.npy", np.zeros((50, 3), dtype=np.float32))  # another shape
+    with pytest.raises(StoreError, match=r"holds float32 \(50, 3\), meta.json says float32 \(50, 4\)"):
+        store.features()
+    with caplog.at_level("WARNING"):
+        repaired = run_extraction(tmp_path / "s", key, items, load, _encode, (4,), batch_size=4, progress=False)
+    assert "recomputing it" in caplog.text  # a rerun repairs the store instead of saying "nothing to do"
+    assert (tmp_path / "s" / "features.npy").read_bytes() == good and repaired.valid().sum() == 48
+
+
+def test_a_damaged_meta_json_is_named(tmp_path):
+    items, key, load = _toy()
+    (tmp_path / "s").mkdir()
+    (tmp_path / "s" / "meta.json").write_text("{")
+    with pytest.raises(StoreError, match=r"s/meta.json is damaged"):
+        run_extraction(tmp_path / "s", key, items, load, _encode, (4,), progress=False)
+
+
+def test_a_resumed_extraction_says_how_much_was_done(tmp_path, caplog):
+    items, key, load = _toy()
+    calls = {"n": 0}
+
+    def crashing(batch):
+        calls["n"] += 1
+        if calls["n"] == 6:
+            raise Crash()
+        return _encode(batch)
+
+    with pytest.raises(Crash):
+        run_extraction(tmp_path / "s", key, items, load, crashing, (4,), batch_size=4, chunk_size=8, progress=False)
+    with caplog.at_level("INFO"):
+        run_extraction(tmp_path / "s", key, items, load, _encode, (4,), batch_size=4, progress=False)
+    assert "resuming; 16 of 50 items were done by an earlier run" in caplog.text
+
+
+def test_stores_of_a_local_model_are_found_whatever_the_spelling_of_its_path(backbone, face_pool, tmp_path,
+                                                                             monkeypatch):
+    data = unlabelled_images(face_pool)
+    extract_images(backbone, data, tmp_path / "store", num_workers=0, progress=False)
+    model_dir = Path(backbone.resolved.path)
+    monkeypatch.chdir(model_dir.parent)
+    for spelling in (f"./{model_dir.name}/", model_dir.name):
+        assert find_image_store(tmp_path / "store", spelling, data).path.parent == tmp_path / "store"

@@ -120,6 +120,15 @@ def test_cli_dataset_errors_are_one_line(data_root, tmp_path, capsys):
     assert err.startswith("error:") and "accepts ['split', 'images']" in err
     assert main(["eval", "--suite", "paper", "--data-root", str(tmp_path / "empty"), *common(tmp_path)]) == 2
     assert "none of its datasets" in capsys.readouterr().err
+    # A fold given twice would be averaged in twice (reported as 2 folds of one fold's clips).
+    assert main(["eval", "--dataset", "DFEW", "--root", str(data_root / "DFEW"), "--fold", "1", "1",
+                 *common(tmp_path)]) == 2
+    assert capsys.readouterr().err == "error: DFEW: fold(s) [1] given more than once\n"
+    preset = tmp_path / "dup.json"  # the same dataset twice in a preset: merged as if it were two folds
+    preset.write_text(json.dumps({"datasets": [{"dataset": "RAFDB", "root": "RAF-DB/basic"},
+                                               {"dataset": "RAFDB", "root": "RAF-DB/basic", "options": {}}]}))
+    assert main(["eval", "--suite", str(preset), "--data-root", str(data_root), *common(tmp_path)]) == 2
+    assert capsys.readouterr().err.startswith("error: the suite names RAFDB more than once")
 
 
 def test_extract_and_train_on_caers(data_root, tiny_clip_dir, tiny_blip2_dir, tmp_path, capsys):

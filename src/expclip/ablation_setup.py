@@ -14,12 +14,14 @@ from typing import Iterable
 
 import torch
 
+from .checkpoint import read_head_config
 from .data.datasets import ItemList
 from .evaluate import LazyBackbone, Model, clip_model, evaluate, head_model, image_store_for
 from .extract import extract_teacher, find_prompt_features, find_teacher_store, prompt_features, require_store
 from .fit import expand_head_dirs, fit_heads
 from .models.backbone import DEFAULT_BACKBONE
 from .models.heads import HEADS
+from .models.hub import model_name
 from .models.teacher import DEFAULT_TEACHER, Teacher, resolve_instruction
 from .models.tiny import is_random_model
 from .prompts import resolve_prompt_sets
@@ -45,12 +47,12 @@ class AblationSetup:
     tests: list[ItemList] = field(default_factory=list)
     results: list[Path] = field(default_factory=list)
     head_runs: list[Path] = field(default_factory=list)
-    backbone: str = DEFAULT_BACKBONE
+    backbone: str | None = None  # None: the first --head's backbone, else DEFAULT_BACKBONE
     backbone_revision: str | None = None
     teacher: str = DEFAULT_TEACHER
     teacher_revision: str | None = None
     teacher_dtype: str | None = None
-    preprocessing: str = "reference"
+    preprocessing: str | None = None  # None: the first --head's, else "reference"
     seeds: list[int] = field(default_factory=lambda: [1, 2, 3])
     train_cfg: TrainConfig = field(default_factory=TrainConfig)
     logit_scale: float | None = None  # κ for training; None = the backbone's (from the image store)
@@ -70,6 +72,22 @@ class AblationSetup:
     def __post_init__(self) -> None:
         self.out, self.store = Path(self.out), Path(self.store)
         self.results, self.head_runs = [Path(p) for p in self.results], [Path(p) for p in self.head_runs]
+        self._follow_heads()
+
+    def _follow_heads(self) -> None:
+        """Given heads are analysed on the backbone and preprocessing they were trained with (as ``expclip eval``
+        does): those fill what was not given, and a --backbone that none of them uses is refused."""
+        cfgs = [read_head_config(d) for d in expand_head_dirs(self.head_runs)] if self.head_runs else []
+        if cfgs and self.backbone is not None:
+            used = {model_name(c["backbone"]["id"]) for c in cfgs}
+            if model_name(self.backbone) not in used:
+                raise ValueError(f"--backbone {self.backbone} is not the backbone of the given --head "
+                                 f"({', '.join(sorted(used))}); drop --backbone to use the heads' own")
+        if cfgs and self.backbone is None:
+            self.backbone = cfgs[0]["backbone"]["id"]
+            self.backbone_revision = self.backbone_revision or cfgs[0]["backbone"].get("revision")
+        self.backbone = self.backbone or DEFAULT_BACKBONE
+        self.preprocessing = self.preprocessing or (cfgs[0]["preprocessing"]["mode"] if cfgs else "reference")
 
     def lazy_backbone(self) -> LazyBackbone:
         if self._backbone is None:

@@ -146,6 +146,10 @@ def run_llm_encoder(setup: AblationSetup) -> Ablation:
 
 def _results_cells(setup: AblationSetup) -> list[dict]:
     """Cells of the given result directories; without any, CLIP and the given heads scored on ``tests``."""
+    for d in setup.results:
+        if not any(Path(d, "cells").glob("*.json")):
+            raise FileNotFoundError(f"--results {d}: " + ("folder not found" if not Path(d).is_dir() else
+                                    "no result cells (cells/*.json) in it; give the --out folder of expclip eval"))
     cells = dedup_cells(c for d in setup.results for c in read_cells(d))
     if not cells and setup.tests and setup.head_runs:
         heads = [head_model(d, setup.device) for d in expand_head_dirs(setup.head_runs)]
@@ -239,6 +243,9 @@ PRESETS: dict[str, Preset] = {p.name: p for p in [
 ]}
 
 
+_OPTION = {"train": "--train-data", "tests": "--data", "results": "--results", "head_runs": "--head"}
+
+
 def write_ablation(ab: Ablation, out_root: str | Path) -> dict[str, Path]:
     """``OUT/<preset>/ablation.json`` (table, cells, config, versions), ``table.md`` and ``table.csv``."""
     out = Path(out_root) / ab.preset
@@ -262,6 +269,11 @@ def run_presets(names: list[str], setup: AblationSetup) -> dict[str, Ablation]:
     unknown = [n for n in names if n not in PRESETS]
     if unknown:
         raise ValueError(f"unknown ablation preset(s) {unknown}; choose from {list(PRESETS)} or all")
+    for n in names:  # every preset's inputs are checked before the first one trains or extracts anything
+        missing = [need for need in PRESETS[n].needs if not any(getattr(setup, f) for f in need.split("|"))]
+        if missing:
+            raise ValueError(f"ablation {n} needs " + " and ".join(
+                " or ".join(_OPTION[f] for f in need.split("|")) for need in missing))
     done = {}
     for n in names:
         log.info("ablation %s: %s", n, PRESETS[n].summary)

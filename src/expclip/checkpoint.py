@@ -20,6 +20,7 @@ from torch import nn
 from . import __version__
 from .models.backbone import PAPER_BACKBONES, known_feature_dim
 from .models.heads import build_head
+from .models.hub import model_name
 from .store import atomic_write_bytes, atomic_write_json, sweep_stale_tmp
 
 log = logging.getLogger(__name__)
@@ -104,6 +105,25 @@ def guess_official_backbone(path: Path, in_dim: int) -> str:
     )
 
 
+def _refuse_to_overwrite(out: Path, pth: Path) -> None:
+    """An import writes into an empty (or new) folder, or redoes the import of the same file; it never replaces a
+    trained head nor writes into a run directory of seed*/ heads."""
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise CheckpointError(f"--out {out} is a file, not a directory")
+    if not any(out.iterdir()):
+        return
+    try:
+        source = (read_head_config(out).get("source") or {}).get("imported_from")
+    except CheckpointError:
+        source = None
+    if source != pth.name:
+        held = f"a head imported from {source}" if source else \
+            "it holds " + ", ".join(sorted(p.name for p in out.iterdir())[:4])
+        raise CheckpointError(f"--out {out} is not empty ({held}); choose a new folder")
+
+
 def import_official(pth: str | Path, out_dir: str | Path, backbone: str | None = None,
                     backbone_revision: str | None = None) -> Path:
     """Convert a reference head (``ExpCLIP_{B32,B16,L14}_model.pth``: ``mlp.weight`` (4096, D)) to our format.
@@ -113,6 +133,7 @@ def import_official(pth: str | Path, out_dir: str | Path, backbone: str | None =
     pth = Path(pth)
     if not pth.is_file():
         raise CheckpointError(f"file not found: {pth}")
+    _refuse_to_overwrite(Path(out_dir), pth)
     try:
         obj = torch.load(pth, map_location="cpu", weights_only=True)
     except Exception as e:  # UnpicklingError and friends: a file that is not plain tensors
@@ -128,7 +149,7 @@ def import_official(pth: str | Path, out_dir: str | Path, backbone: str | None =
     if weight is None or not isinstance(weight, torch.Tensor) or weight.ndim != 2:
         raise CheckpointError(f"{pth}: no 'mlp.weight' matrix (keys: {list(obj)[:5]})")
     out_dim, in_dim = weight.shape
-    backbone = backbone or guess_official_backbone(pth, in_dim)
+    backbone = model_name(backbone) if backbone else guess_official_backbone(pth, in_dim)
     want = known_feature_dim(backbone, backbone_revision)
     if want is not None and want != in_dim:
         raise CheckpointError(f"{pth}: a {in_dim}-d head cannot sit on {backbone}, whose features are {want}-d; "

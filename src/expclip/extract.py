@@ -66,7 +66,10 @@ def _lookup(name: str, revision: str | None) -> _Lookup:
     """Resolve ``name`` from local files only; when that fails, any revision of the stores may match."""
     try:
         r = resolve_model(name, revision, local_files_only=True)
-        return _Lookup({"id": r.name, "revision": r.revision}, r, ("dtype",))
+        # A local directory is identified by its content fingerprint (the revision): a store keyed by another
+        # spelling of its path (relative, as stores before absolute names were) holds the same features.
+        free = ("dtype", "model.id") if r.revision.startswith("local-") else ("dtype",)
+        return _Lookup({"id": r.name, "revision": r.revision}, r, free)
     except ModelNotAvailableError:
         log.info("%s is not available locally; matching stores by its name and any revision", name)
         free = ("dtype",) if revision else ("dtype", "model.revision")

@@ -141,17 +141,26 @@ def run_extraction(
     meta_file = store_dir / "meta.json"
     items_sha = key_digest({"items": list(items)})
     if meta_file.is_file():
-        meta = json.loads(meta_file.read_text())
+        try:
+            meta = json.loads(meta_file.read_text())
+        except ValueError as e:
+            raise StoreError(f"{meta_file} is damaged ({e}); delete {store_dir} and rerun") from None
         if meta.get("key") != key or meta.get("items_sha256") != items_sha:
             diffs = describe_key_difference(key, meta.get("key", {})) or ["the item list differs"]
             raise StaleStoreError(f"{store_dir} holds features under another key: " + "; ".join(diffs[:6])
                                   + f". {STALE_HOW}")
         if meta.get("complete"):
-            log.info("%s: complete store found at %s, nothing to do", desc, store_dir)
-            remove_chunks(store_dir)  # left behind when a run was killed right after completing the store
-            sweep_stale_tmp(store_dir)
-            store = FeatureStore.open(store_dir, key)
-            return check_strict(store) if strict else store
+            try:
+                store = FeatureStore.open(store_dir, key).check()
+            except StoreError as e:  # a damaged features.npy: this run recomputes it instead of trusting it
+                log.warning("%s: %s", desc, str(e).split("; delete")[0] + "; recomputing it")
+                meta = {k: v for k, v in meta.items() if k not in ("failures", "n_valid")} | {"complete": False}
+                atomic_write_json(meta_file, meta)
+            else:
+                log.info("%s: complete store found at %s, nothing to do", desc, store_dir)
+                remove_chunks(store_dir)  # left behind when a run was killed right after completing the store
+                sweep_stale_tmp(store_dir)
+                return check_strict(store) if strict else store
         if meta.get("batch_size") != batch_size:
             log.info("%s: resuming with the store's batch size %s (asked %s)", desc, meta["batch_size"], batch_size)
         batch_size, chunk_size = int(meta["batch_size"]), int(meta["chunk_size"])
@@ -176,6 +185,9 @@ def run_extraction(
 
     rank, world = shard
     pending = [c for c in range(n_chunks) if c % world == rank and not done(c)]
+    finished = sum(min(n, (c + 1) * chunk_size) - c * chunk_size for c in range(n_chunks) if done(c))
+    if finished and pending:
+        log.info("%s: resuming; %d of %d items were done by an earlier run", desc, finished, n)
     if pending:
         try:
             _compute_chunks(

@@ -15,7 +15,8 @@ import numpy as np
 import torch
 
 from .checkpoint import read_head_config, save_head
-from .store import FeatureStore, atomic_write_json
+from .models.hub import model_name
+from .store import FeatureStore, atomic_write_json, describe_key_difference
 from .train import TrainConfig, train_head
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,9 @@ def fit_heads(
 ) -> list[Path]:
     """Train one head per seed on the aligned stores; heads go to ``out_dir/seed<k>/``. Returns their dirs."""
     cfg = cfg or TrainConfig()
+    twice = sorted({s for s in seeds if list(seeds).count(s) > 1})
+    if twice:
+        raise ValueError(f"--seeds: seed(s) {twice} given more than once")
     out = Path(out_dir)
     run_name = run_name or out.name
     x, y, data_summary = aligned_training_tensors(image_store, teacher_store)
@@ -69,9 +73,10 @@ def fit_heads(
             "name": "Exp-CLIP",
             "run_name": run_name,
             "head": {"type": scfg.head, "in_dim": int(x.shape[1]), "out_dim": int(y.shape[1]), "kwargs": scfg.head_kwargs},
-            "backbone": image_store.key["model"],
+            "backbone": _named(image_store.key["model"]),
             "preprocessing": image_store.key["preprocessing"],
-            "teacher": {**tkey["model"], "instruction": tkey["instruction"], "preprocessing": tkey["preprocessing"]},
+            "teacher": {**_named(tkey["model"]), "instruction": tkey["instruction"],
+                        "preprocessing": tkey["preprocessing"]},
             "train": scfg.to_dict(),
             "seed": seed,
             "data": data_summary,
@@ -93,6 +98,11 @@ def fit_heads(
     return dirs
 
 
+def _named(model: dict) -> dict:
+    """A store key's model with a local directory named by its absolute path: the head must load it from anywhere."""
+    return {**model, "id": model_name(model["id"])}
+
+
 def _already_trained(head_dir: Path, config: dict) -> bool:
     if not (head_dir / "head.safetensors").is_file():
         return False
@@ -100,10 +110,16 @@ def _already_trained(head_dir: Path, config: dict) -> bool:
         old = read_head_config(head_dir)
     except Exception:
         return False
-    same = all(old.get(k) == json.loads(json.dumps(v)) for k, v in config.items())
-    if not same:
+    for k in ("backbone", "teacher"):  # heads saved before ids were absolute name the same model relatively
+        if isinstance(old.get(k), dict) and "id" in old[k]:
+            old[k] = _named(old[k])
+    new = json.loads(json.dumps(config))
+    if any(old.get(k) != v for k, v in new.items()):
+        diffs = describe_key_difference(new, {k: old.get(k) for k in new})
         raise FileExistsError(
-            f"{head_dir} holds a head trained with another configuration; choose another --out or delete it"
+            f"{head_dir} holds a head trained with another configuration ("
+            + "; ".join(d.replace("store has", "that head has") for d in diffs[:3])
+            + "); choose another --out or delete it"
         )
     return True
 
@@ -119,4 +135,10 @@ def expand_head_dirs(paths: list[str | Path]) -> list[Path]:
             if not seeds:
                 raise FileNotFoundError(f"{p}: neither a head directory (config.json) nor a run directory of heads")
             out.extend(seeds)
-    return out
+    # A head named twice (a run directory and one of its seeds, or a shell glob) is scored once: twice would count
+    # its cells twice in the mean over seeds (and as a second "fold").
+    seen: set[Path] = set()
+    unique = [d for d in out if not (d.resolve() in seen or seen.add(d.resolve()))]
+    if len(unique) < len(out):
+        log.info("%d head(s) given more than once are used once", len(out) - len(unique))
+    return unique

@@ -58,12 +58,18 @@ def collect(run_dir: Path) -> RunContents:
         if "summary.json" in files and (here / "cells").is_dir():
             found.results.append(here)
         if "ablation.json" in files:
-            found.ablations.append(json.loads((here / "ablation.json").read_text()))
+            found.ablations.append(_read_json(here / "ablation.json"))
         if "history.json" in files and "config.json" in files:
-            runs[here.parent].append((here, json.loads((here / "config.json").read_text()),
-                                      json.loads((here / "history.json").read_text())))
+            runs[here.parent].append((here, _read_json(here / "config.json"), _read_json(here / "history.json")))
     found.runs = dict(runs)
     return found
+
+
+def _read_json(path: Path):
+    try:
+        return json.loads(path.read_text())
+    except ValueError as e:  # a damaged file is named, not reported as a bare JSON message
+        raise ValueError(f"{path}: invalid JSON ({e})") from None
 
 
 def _label_backbones(cells: list[dict]) -> list[dict]:
@@ -162,10 +168,18 @@ def _training_blocks(runs: dict[Path, list], figs: _Figures, run_dir: Path) -> l
         label = seeds[0][1].get("run_name") or run.name
         by_parent[run.parent][label] = [h for _, _, h in sorted(seeds, key=lambda s: s[1].get("seed") or 0)]
     for parent, curves in by_parent.items():
-        rel = parent.relative_to(run_dir).as_posix() if parent != run_dir else "."
+        rel = _rel(parent, run_dir)
         path = plot_training_curves(curves, f"Training curves — {rel}", figs.path(f"training-{rel}"))
         blocks += [("figures", [(path, f"Training curves of the heads under {rel}/: " + ", ".join(curves))])]
     return blocks
+
+
+def _rel(path: Path, run_dir: Path) -> str:
+    """``path`` relative to the reported folder; "." for a folder above it (a report of one run or one head)."""
+    try:
+        return path.relative_to(run_dir).as_posix()
+    except ValueError:
+        return "."
 
 
 def _run_fields(run: Path, seeds: list, run_dir: Path) -> dict[str, str]:
@@ -177,7 +191,7 @@ def _run_fields(run: Path, seeds: list, run_dir: Path) -> dict[str, str]:
     preset = next((k for k, v in INSTRUCTIONS.items() if v == instr), None)
     return {
         "run": cfg.get("run_name") or run.name,
-        "directory": run.relative_to(run_dir).as_posix(),
+        "directory": _rel(run, run_dir),
         "backbone": f"{cfg['backbone']['id']} ({cfg['backbone'].get('revision')})",
         "preprocessing": str(cfg.get("preprocessing", {}).get("mode")),
         "teacher": f"{te.get('id')} ({te.get('revision')})",
@@ -238,7 +252,8 @@ def build_report(run_dir: str | Path, prompt_set: str | None = None, title: str 
     """
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
-        raise FileNotFoundError(f"run directory not found: {run_dir}")
+        raise FileNotFoundError(f"run directory not found: {run_dir}" + (" (it is a file; give the folder that holds "
+                                "it)" if run_dir.is_file() else ""))
     contents = collect(run_dir)
     cells = dedup_cells([c for d in contents.results for c in read_cells(d)]
                         + [c for a in contents.ablations if a["preset"] in MERGED_PRESETS for c in a["cells"]])

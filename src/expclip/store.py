@@ -93,6 +93,20 @@ def atomic_save_npy(path: Path, array: np.ndarray) -> None:
     _atomic_write(path, lambda f: np.save(f, np.ascontiguousarray(array), allow_pickle=False))
 
 
+def writable_dir(path: str | Path, option: str = "--out") -> Path:
+    """Check, before hours of work that would end in writing there, that ``path`` is (or can be created as) a
+    writable folder; nothing is created. Raises ValueError naming ``option``."""
+    path = Path(path)
+    probe = path.absolute()
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise ValueError(f"{option} {path}: cannot write there ({probe} is a file, not a folder)")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise ValueError(f"{option} {path}: cannot write there ({probe} is not writable)")
+    return path
+
+
 def describe_key_difference(want: dict, have: dict, prefix: str = "") -> list[str]:
     """Human-readable list of the fields in which two keys differ."""
     diffs = []
@@ -158,11 +172,34 @@ class FeatureStore:
 
     def features(self) -> np.ndarray:
         """(N, *shape) float32, memory-mapped; rows of failed items are zero."""
-        return np.load(self.path / "features.npy", mmap_mode="r", allow_pickle=False)
+        shape = (len(self), *self.meta["feature_shape"]) if "feature_shape" in self.meta else None
+        return self._array("features.npy", np.float32, shape, "r")
 
     def valid(self) -> np.ndarray:
         """(N,) bool: False for items that failed."""
-        return np.load(self.path / "valid.npy", allow_pickle=False)
+        return self._array("valid.npy", np.bool_, (len(self),))
+
+    def check(self) -> "FeatureStore":
+        """Raise StoreError when features.npy or valid.npy is damaged (cut short, another shape); only headers are
+        read."""
+        self.features()
+        self._array("valid.npy", np.bool_, (len(self),), "r")
+        return self
+
+    def _array(self, name: str, dtype: type, shape: tuple | None, mmap_mode: str | None = None) -> np.ndarray:
+        # A file cut short by a full disk or a bad copy, or replaced by hand, must not end in a numpy traceback
+        # deep inside scoring: the message names the file and the way out.
+        f = self.path / name
+        how = f"delete {self.path} and rerun: the features are then recomputed"
+        try:
+            arr = np.load(f, mmap_mode=mmap_mode, allow_pickle=False)
+        except (OSError, ValueError, EOFError) as e:
+            raise StoreError(f"{f} is damaged or unreadable ({e}); {how}") from None
+        want = tuple(shape) if shape is not None else (len(self), *arr.shape[1:])
+        if arr.dtype != dtype or arr.shape != want:
+            raise StoreError(f"{f} is damaged: it holds {arr.dtype} {arr.shape}, meta.json says "
+                             f"{np.dtype(dtype)} {want}; {how}")
+        return arr
 
     def labels(self) -> np.ndarray:
         """(N,) int64 labels; -1 where an item has none."""
@@ -212,6 +249,8 @@ def find_store(root: str | Path, key: dict, free: tuple[str, ...] = ()) -> Featu
             continue
         if meta.get("complete") and _without(meta.get("key", {}), free) == want:
             found.append(FeatureStore(meta_file.parent, meta))
+    if len({json.dumps(_without(f.key, ("model.id",)), sort_keys=True) for f in found}) == 1:
+        found = found[:1]  # one local model's features under two spellings of its path: the same features
     if len(found) == 1:
         log.info("using store %s (matches on all but %s)", found[0].path, ", ".join(free))
         return found[0]

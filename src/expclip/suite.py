@@ -128,7 +128,13 @@ def _select(names: list[str] | tuple[str, ...], only: list[str] | None) -> list[
 
 def load_entries(entries: list[SuiteEntry]) -> list[ItemList]:
     """Read every dataset (and fold) of the suite up front."""
-    return [data for e in entries for data in e.load()]
+    out = [data for e in entries for data in e.load()]
+    seen = [(d.name, d.info.get("fold")) for d in out]
+    twice = sorted({f"{n}" + (f" fold {k}" if k is not None else "") for n, k in seen if seen.count((n, k)) > 1})
+    if twice:  # results are merged by dataset name and fold: a second entry would be averaged in as another fold
+        raise DatasetError(f"the suite names {', '.join(twice)} more than once; list each dataset once (evaluate "
+                           "another variant of it, e.g. other reader options, with its own expclip eval --out)")
+    return out
 
 
 def with_clip_baselines(models: list[Model], backbone: str, preprocessing: str) -> list[Model]:

@@ -9,7 +9,9 @@ from __future__ import annotations
 import argparse
 import errno
 import logging
+import signal
 import sys
+import threading
 
 from .. import __version__
 from . import analysis, pipeline, predict
@@ -52,15 +54,18 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "fn", None):
         parser.print_help()
         return 2
+    previous = _on_sigterm_interrupt()
     try:
         from transformers.utils import logging as hf_logging
 
         hf_logging.set_verbosity_error()
         hf_logging.disable_progress_bar()
         return int(args.fn(args) or 0)
-    except KeyboardInterrupt:
-        print("\ninterrupted: finished chunks are kept; rerun the same command to resume", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:
+        what = "terminated (SIGTERM)" if isinstance(e, _Terminated) else "interrupted"
+        print(f"\n{what}: finished work is kept (store chunks, trained seeds); rerun the same command to resume",
+              file=sys.stderr)
+        return 143 if isinstance(e, _Terminated) else 130
     except OSError as e:
         if e.errno == errno.ENOSPC:
             print(f"error: disk full while writing ({e.filename or e}); nothing half-written is kept and finished "
@@ -75,6 +80,25 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"error: {e}", file=sys.stderr)
         return 2
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM (a batch scheduler's time limit or preemption, ``kill``): ends the command as Ctrl-C does."""
+
+
+def _raise_terminated(signum, frame):
+    raise _Terminated()
+
+
+def _on_sigterm_interrupt():
+    """Make SIGTERM unwind like Ctrl-C (the same message, temporary files cleaned up by their ``finally``), unless
+    the host process already handles it or this is not the main thread. Returns the handler to restore, or None."""
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) != signal.SIG_DFL:
+        return None
+    return signal.signal(signal.SIGTERM, _raise_terminated)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ def cmd_ablate(args) -> int:
     from ..ablations import AblationSetup, run_presets
     from ..data.datasets import image_folder, unlabelled_images
     from ..prompts import PAPER_PROMPT_SETS
+    from ..store import writable_dir
     from ..tables import table_markdown
     from ..train import TrainConfig
 
@@ -22,13 +23,12 @@ def cmd_ablate(args) -> int:
     for p in (spec if isinstance(spec, list) else []) + ([args.prompt_set] if args.prompt_set else []):
         if p not in PAPER_PROMPT_SETS:
             raise ValueError(f"unknown prompt set {p!r}; choose from {list(PAPER_PROMPT_SETS)}")
-    backbone, revision, preprocessing = _backbone_of_heads(args)
     setup = AblationSetup(
-        out=Path(args.out) / "ablations", store=args.store,
+        out=writable_dir(args.out) / "ablations", store=args.store,
         train=unlabelled_images(args.train_data) if args.train_data else None,
         tests=[image_folder(d) for d in args.data], results=args.results, head_runs=args.head,
-        backbone=backbone, backbone_revision=revision, teacher=args.teacher,
-        teacher_revision=args.teacher_revision, teacher_dtype=args.teacher_dtype, preprocessing=preprocessing,
+        backbone=args.backbone, backbone_revision=args.revision, teacher=args.teacher,
+        teacher_revision=args.teacher_revision, teacher_dtype=args.teacher_dtype, preprocessing=args.preprocessing,
         seeds=args.seeds, train_cfg=TrainConfig(epochs=args.epochs, batch_size=args.train_batch_size, lr=args.lr),
         prompt_sets=spec, prompt_set=args.prompt_set, instructions=args.instructions, heads=args.heads,
         device=_device(args), batch_size=args.batch_size, num_workers=args.num_workers,
@@ -46,35 +46,6 @@ def cmd_ablate(args) -> int:
     if not args.no_report:
         return cmd_report(argparse.Namespace(run_dir=args.out, prompt_set=args.prompt_set, title=None))
     return 0
-
-
-def _backbone_of_heads(args) -> tuple[str, str | None, str]:
-    """Backbone, revision and preprocessing of the analysis: those the given heads were trained with when they
-    agree (an explicit --backbone/--preprocessing that contradicts them is refused, as by ``eval``), else the
-    options or their defaults (the paper's L/14, reference preprocessing)."""
-    from ..checkpoint import read_head_config
-    from ..fit import expand_head_dirs
-    from ..models.backbone import DEFAULT_BACKBONE
-
-    backbone, revision, preprocessing = args.backbone, args.revision, args.preprocessing
-    if args.head:
-        recorded = {}
-        for d in expand_head_dirs(args.head):
-            cfg = read_head_config(d)
-            bb = cfg.get("backbone") or {}
-            recorded.setdefault((bb.get("id"), bb.get("revision"),
-                                 (cfg.get("preprocessing") or {}).get("mode", "reference")), d)
-        if len(recorded) == 1:
-            ((hb, hr, hp), d), = recorded.items()
-            for opt, value, want in (("--backbone", backbone, hb), ("--preprocessing", preprocessing, hp)):
-                if value is not None and value != want and not (opt == "--backbone" and Path(value).is_dir()
-                                                                and Path(value).resolve() == Path(want).resolve()):
-                    raise ValueError(f"{opt} {value} contradicts head {d}, trained with {want!r}; heads are analysed "
-                                     f"on the features they were trained on: drop {opt}")
-            backbone, preprocessing = backbone or hb, preprocessing or hp
-            if revision is None and hr and not str(hr).startswith("local-"):
-                revision = hr
-    return backbone or DEFAULT_BACKBONE, revision, preprocessing or "reference"
 
 
 def cmd_report(args) -> int:
@@ -109,8 +80,8 @@ def add_parsers(sub) -> None:
     s.add_argument("--results", nargs="+", default=[], help="result directories of expclip eval (backbones, gains)")
     s.add_argument("--head", nargs="+", default=[], help="existing heads or run directories to analyse (llm-encoder, "
                    "tsne; backbones/gains score them on --data when no --results is given)")
-    s.add_argument("--backbone", default=None,
-                   help=f"CLIP model (default: the one the --head heads were trained on, else {DEFAULT_BACKBONE})")
+    s.add_argument("--backbone", default=None, help=f"CLIP model (default: the --head's backbone, else "
+                   f"{DEFAULT_BACKBONE})")
     s.add_argument("--revision", default=None)
     s.add_argument("--teacher", default=DEFAULT_TEACHER)
     s.add_argument("--teacher-revision", default=None)
@@ -125,7 +96,7 @@ def add_parsers(sub) -> None:
                    help="the prompt set the tables show (default: the mean over the prompt sets)")
     s.add_argument("--out", default="analyses", help="run directory (default ./analyses)")
     s.add_argument("--no-report", action="store_true", help="do not rebuild OUT/report.html")
-    _add_pre(s, default=None, note="default, or the --head heads' own")
+    _add_pre(s, default=None, note="default, or the --head's own")
     _add_store(s)
     _add_runtime(s)
     s.set_defaults(fn=cmd_ablate)

@@ -169,6 +169,7 @@ def _add_recipe(p: argparse.ArgumentParser) -> None:
 
     d = TrainConfig()
     p.add_argument("--seeds", type=NONNEG_INT, nargs="+", default=[1, 2, 3], help="seeds (default 1 2 3, as the paper)")
-    p.add_argument("--epochs", type=POSITIVE_INT, default=d.epochs)
-    p.add_argument("--train-batch-size", type=POSITIVE_INT, default=d.batch_size)
-    p.add_argument("--lr", type=POSITIVE_FLOAT, default=d.lr)
+    p.add_argument("--epochs", type=POSITIVE_INT, default=d.epochs, help="training epochs (default %(default)s)")
+    p.add_argument("--train-batch-size", type=POSITIVE_INT, default=d.batch_size,
+                   help="training batch size; the last partial batch is dropped (default %(default)s)")
+    p.add_argument("--lr", type=POSITIVE_FLOAT, default=d.lr, help="SGD learning rate (default %(default)s)")

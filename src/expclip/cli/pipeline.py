@@ -18,7 +18,9 @@ log = logging.getLogger("expclip")
 def cmd_demo(args) -> int:
     from ..demo import run_demo
     from ..models.tiny import RANDOM_WEIGHTS_NOTE
+    from ..store import writable_dir
 
+    writable_dir(args.out)
     print(f"expclip demo — {RANDOM_WEIGHTS_NOTE}.", flush=True)
     res = run_demo(args.out, progress=not args.no_progress)
     print()
@@ -39,6 +41,8 @@ def cmd_extract(args) -> int:
     from ..extract import extract_features, extract_teacher
     from ..models.teacher import Teacher, resolve_instruction, teacher_dtype
 
+    if args.no_backbone and not args.teacher:
+        raise ValueError("--no-backbone without --teacher leaves nothing to extract: give --teacher MODEL")
     datasets = _all_datasets(args)  # every dataset is read before any work starts
     checked = _device(args)  # a GPU that is not there is refused before any work
     if args.teacher:  # refuse bad teacher options before the backbone's extraction, not after it
@@ -83,12 +87,13 @@ def cmd_train(args) -> int:
     from ..extract import find_image_store, find_teacher_store
     from ..features import check_strict
     from ..fit import fit_heads
-    from ..store import StaleStoreError, StoreError
+    from ..store import StaleStoreError, StoreError, writable_dir
     from ..train import TrainConfig
 
     data = _data(args)
     if data.kind != "image":
         raise ValueError(f"{data.name} is a {data.kind} dataset; heads are trained on images (e.g. CAER-S)")
+    writable_dir(args.out)
     try:
         img = find_image_store(args.store, args.backbone, data, args.preprocessing, args.revision)
         tgt = find_teacher_store(args.store, args.teacher, data, args.instruction, args.preprocessing)
@@ -119,9 +124,11 @@ def cmd_eval(args) -> int:
     from ..evaluate import head_model
     from ..fit import expand_head_dirs
     from ..models.backbone import DEFAULT_BACKBONE
+    from ..models.hub import model_name
     from ..models.tiny import RANDOM_WEIGHTS_NOTE
     from ..prompts import PAPER_PROMPT_SETS
     from ..report import write_results
+    from ..store import writable_dir
     from ..suite import run_suite, with_clip_baselines
 
     datasets = _all_datasets(args)  # every dataset is read before any feature is computed
@@ -129,9 +136,9 @@ def cmd_eval(args) -> int:
     models = [head_model(d, dev) for d in expand_head_dirs(args.head)]
     # A head is evaluated with the backbone and preprocessing it was trained with: an option that says otherwise
     # is refused here, before any feature is computed, instead of being silently ignored.
-    for opt, value, attr in (("--preprocessing", args.preprocessing, "preprocessing"),
-                             ("--backbone", args.backbone, "backbone")):
-        clash = [m for m in models if value is not None and getattr(m, attr) != value]
+    for opt, value, attr, same in (("--preprocessing", args.preprocessing, "preprocessing", str),
+                                   ("--backbone", args.backbone, "backbone", model_name)):
+        clash = [m for m in models if value is not None and same(getattr(m, attr)) != same(value)]
         if clash:
             raise ValueError(f"{opt} {value} contradicts head {clash[0].head_dir}, trained with {attr} "
                              f"{getattr(clash[0], attr)!r}; heads are evaluated as they were trained: drop {opt}, or "
@@ -144,6 +151,7 @@ def cmd_eval(args) -> int:
     unknown = [p for p in (spec if isinstance(spec, list) else []) if p not in PAPER_PROMPT_SETS]
     if unknown:
         raise ValueError(f"unknown prompt set(s) {unknown}; choose from {list(PAPER_PROMPT_SETS)} or 'all'")
+    writable_dir(args.out)  # before the features are computed, not after
     results = run_suite(datasets, models, spec, args.store, device=dev, sampling=args.sampling,
                         num_segments=args.segments, batch_size=args.batch_size, num_workers=args.num_workers,
                         progress=not args.no_progress, strict=args.strict)
@@ -237,7 +245,7 @@ def add_parsers(sub) -> None:
     s.add_argument("--teacher-dtype", default="auto", help="auto (bfloat16 on GPU, float32 on CPU), bfloat16, float32")
     s.add_argument("--instruction", nargs="+", default=["task"],
                    help="preset(s) task, short, unrelated, or your own sentence(s) (default task)")
-    s.add_argument("--teacher-batch-size", type=POSITIVE_INT, default=32)
+    s.add_argument("--teacher-batch-size", type=POSITIVE_INT, default=32, help="images per teacher pass (default 32)")
     s.add_argument("--teacher-device-map", default=None, metavar="auto|FILE.json",
                    help="split a teacher too large for one GPU: auto = vision/Q-Former on the first GPU, T5 encoder "
                         "blocks balanced over this process's GPUs; or a JSON file {module prefix: device}")
@@ -252,19 +260,23 @@ def add_parsers(sub) -> None:
                        epilog=EPILOG)
     _add_dataset_source(s, "the training image folder that was extracted", video=False)
     s.add_argument("--labelled", action="store_true", help=argparse.SUPPRESS)
-    s.add_argument("--backbone", default=DEFAULT_BACKBONE)
+    s.add_argument("--backbone", default=DEFAULT_BACKBONE, help="CLIP model (default %(default)s)")
     s.add_argument("--revision", default=None)
-    s.add_argument("--teacher", default=DEFAULT_TEACHER)
+    s.add_argument("--teacher", default=DEFAULT_TEACHER, help="teacher whose targets were extracted (default "
+                   "%(default)s)")
     s.add_argument("--teacher-revision", default=None)
-    s.add_argument("--teacher-dtype", default="auto")
-    s.add_argument("--teacher-batch-size", type=POSITIVE_INT, default=32)
-    s.add_argument("--instruction", default="task", help="preset (task, short, unrelated) or your sentence")
+    s.add_argument("--teacher-dtype", default="auto", help="with --extract: auto (default), bfloat16, float32")
+    s.add_argument("--teacher-batch-size", type=POSITIVE_INT, default=32, help="with --extract (default 32)")
+    s.add_argument("--instruction", default="task", help="preset (task, short, unrelated) or your sentence "
+                   "(default task)")
     s.add_argument("--out", required=True, help="run directory; heads go to OUT/seed<k>/")
     s.add_argument("--name", default=None, help="run name shown in result tables (default: OUT's folder name)")
-    s.add_argument("--head", default=d.head, choices=["linear", "mlp2", "mlp3", "transformer"])
+    s.add_argument("--head", default=d.head, choices=["linear", "mlp2", "mlp3", "transformer"],
+                   help="projection head (default %(default)s, as the paper)")
     _add_recipe(s)
-    s.add_argument("--momentum", type=NONNEG_FLOAT, default=d.momentum)
-    s.add_argument("--weight-decay", type=NONNEG_FLOAT, default=d.weight_decay)
+    s.add_argument("--momentum", type=NONNEG_FLOAT, default=d.momentum, help="SGD momentum (default %(default)s)")
+    s.add_argument("--weight-decay", type=NONNEG_FLOAT, default=d.weight_decay,
+                   help="SGD weight decay (default %(default)s)")
     s.add_argument("--logit-scale", type=POSITIVE_FLOAT, default=None,
                    help="κ (default: the backbone's, 100 for OpenAI CLIP)")
     s.add_argument("--extract", action="store_true", help="extract missing features first (loads the models)")

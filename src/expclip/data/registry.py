@@ -116,6 +116,9 @@ def load_dataset(name: str, root: str | Path, folds: list[int] | None = None, al
         if unknown:
             have = f"folds {list(spec.folds)}" if spec.folds != (None,) else "no folds"
             raise DatasetError(f"{spec.name} has {have}, not {unknown}")
+        twice = sorted({f for f in folds if list(folds).count(f) > 1})
+        if twice:  # a fold read twice would be averaged in twice, as if it were another fold
+            raise DatasetError(f"{spec.name}: fold(s) {twice} given more than once")
     out = []
     for fold in (folds if folds is not None else spec.folds):
         kwargs = dict(options, fold=fold) if fold is not None else dict(options)

@@ -71,6 +71,21 @@ def _output_tensor(out: object) -> torch.Tensor:
     return pooled
 
 
+def _refuse_teacher(name: str | Path, path: Path) -> None:
+    """A BLIP-2 model has get_image_features/get_text_features too, but it is a teacher, not a dual encoder: its
+    "features" do not live in one space and their width is not the config's. Refused from config.json alone, before
+    (possibly many GB of) weights are read."""
+    import json
+
+    try:
+        model_type = json.loads((path / "config.json").read_text()).get("model_type", "")
+    except (OSError, ValueError, AttributeError):
+        return  # transformers will say what is wrong with the file
+    if model_type in ("blip-2", "instructblip"):
+        raise ModelNotAvailableError(f"{str(name)!r} is a {model_type} model (a teacher), not a CLIP-family dual "
+                                     "encoder: give it as the teacher (--teacher) and a CLIP model as the backbone")
+
+
 @dataclass
 class Backbone:
     """A loaded CLIP-family model with its identity (name + revision) and preprocessing."""
@@ -102,6 +117,7 @@ class Backbone:
 
         resolved = resolve_model(name_or_path, revision, local_files_only)
         weight_files(resolved.path)  # refuse pickled-only repos before transformers would unpickle them
+        _refuse_teacher(name_or_path, resolved.path)
         dev = resolve_device(device)
         try:
             model = AutoModel.from_pretrained(

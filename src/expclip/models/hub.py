@@ -59,6 +59,12 @@ def directory_fingerprint(path: Path) -> str:
     return h.hexdigest()[:16]
 
 
+def model_name(name: str | os.PathLike) -> str:
+    """How a head config names its model: a local directory by its absolute path (so that a head trained from one
+    folder loads from any other, and ``./clip``, ``clip/`` and ``/abs/clip`` compare equal), a hub id as given."""
+    return os.path.abspath(name) if Path(name).is_dir() else str(name)
+
+
 def resolve_model(name: str | os.PathLike, revision: str | None = None, local_files_only: bool | None = None) -> ResolvedModel:
     """Find ``name`` as a local directory, else in the Hugging Face cache or hub.
 
