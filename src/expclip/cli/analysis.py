@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-from pathlib import Path
 
 from .options import EPILOG, _add_pre, _add_recipe, _add_runtime, _add_store, _device
 
