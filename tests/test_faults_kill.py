@@ -21,7 +21,7 @@ from expclip.cli import main
 from expclip.data.synthetic import draw_face
 from expclip.features import run_extraction
 from expclip.fit import expand_head_dirs
-from expclip.predict import result_columns
+from expclip.results_table import result_columns
 from expclip.predict_run import predict_to_file
 from expclip.rowfile import RowFileError, RowWriter
 from expclip.store import FeatureStore, StoreError

@@ -21,7 +21,8 @@ from .data.inputs import expand_inputs
 from .label_prompts import DEFAULT_PROMPTS, LabelPrompts, LabelsArg, resolve_label_prompts
 from .models.backbone import DEFAULT_BACKBONE, Backbone, check_visible, resolve_device
 from .models.hub import ModelNotAvailableError
-from .predict import Chunk, PredictOptions, Predictor, make_table, result_columns
+from .predict import Chunk, PredictOptions, Predictor
+from .results_table import make_table, result_columns
 from .zeroshot import Classifier, build_classifier, classify, embed_images
 
 log = logging.getLogger(__name__)

@@ -12,7 +12,7 @@ from .annotate import annotate_image, plot_timeline
 from .api import check_frame_folder_options
 from .data.inputs import expand_inputs
 from .label_prompts import DEFAULT_PROMPTS
-from .predict import result_columns
+from .results_table import result_columns
 from .rowfile import RowWriter
 
 log = logging.getLogger(__name__)
