@@ -241,13 +241,3 @@ class _T5Text:
 
     def encode_text(self, texts: list[str]) -> torch.Tensor:
         return self.teacher.encode_text(texts).cpu()
-
-
-def _llm_prompt_features(setup: AblationSetup, prompts: list[list[str]]):
-    cached = find_prompt_features(setup.store, setup.teacher, prompts, setup.teacher_revision)
-    return cached if cached is not None else prompt_features(_T5Text(setup.load_teacher()), prompts, setup.store)
-
-
-def _clip_prompt_features(setup: AblationSetup, prompts: list[list[str]]):
-    cached = find_prompt_features(setup.store, setup.backbone, prompts, setup.backbone_revision)
-    return cached if cached is not None else prompt_features(setup.lazy_backbone().get(), prompts, setup.store)

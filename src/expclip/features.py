@@ -306,13 +306,3 @@ def base_key(kind: str, model: dict, preprocess: Preprocess | None, data: ItemLi
         "code_version": FEATURE_CODE_VERSION,
         **extra,
     }
-
-
-def open_or_explain(path: Path, key: dict, what: str, how: str) -> FeatureStore:
-    """Open the store for ``key`` or raise a StoreError that says how to create it."""
-    try:
-        return FeatureStore.open(path, key)
-    except StaleStoreError:
-        raise
-    except StoreError as e:
-        raise StoreError(f"{what} not extracted yet ({e}). {how}") from e

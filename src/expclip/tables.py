@@ -238,10 +238,6 @@ def format_value(v: dict | None, metric: str, gain: bool = False) -> str:
     return s + (f" ± {v[f'{metric}_std']:.{d}f}" if v.get("seeds", 1) > 1 else "")
 
 
-def format_cell(v: dict | None, metrics: list[str], gain: bool = False) -> str:
-    return " / ".join(format_value(v, m, gain) for m in metrics) if v else "–"
-
-
 def best_rows(table: dict) -> dict[tuple[str, str], set[int]]:
     """{(column, metric): indices of the best score rows} (ties share), within each section."""
     best: dict[tuple[str, str], set[int]] = {}
