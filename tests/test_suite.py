@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import numpy as np
 import pytest
@@ -111,15 +112,21 @@ def test_one_dataset_with_folds_and_options(data_root, tiny_clip_dir, tmp_path, 
     assert cell["num_samples"] == 6  # the majority rule keeps 4 of the fixture's votes
 
 
-def test_cli_dataset_errors_are_one_line(data_root, tmp_path, capsys):
+def test_cli_dataset_errors_are_one_line(data_root, tmp_path, capsys, caplog):
     assert main(["eval", "--dataset", "DFEW", *common(tmp_path)]) == 2
     assert "needs --root" in capsys.readouterr().err
     assert main(["eval", "--dataset", "RAFDB", "--root", str(data_root / "RAF-DB/basic"), "--option", "rule=x",
                  *common(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error:") and "accepts ['split', 'images']" in err
-    assert main(["eval", "--suite", "paper", "--data-root", str(tmp_path / "empty"), *common(tmp_path)]) == 2
+    assert main(["eval", "--suite", "paper", "--data-root", str(tmp_path / "nope"), *common(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: --data-root {tmp_path / 'nope'}: folder not found") and err.count("\n") == 1
+    (tmp_path / "empty").mkdir()
+    with caplog.at_level(logging.WARNING):
+        assert main(["eval", "--suite", "paper", "--data-root", str(tmp_path / "empty"), *common(tmp_path)]) == 2
     assert "none of its datasets" in capsys.readouterr().err
+    assert not any("left out" in r.getMessage() for r in caplog.records)  # said once, as the error
     # A fold given twice would be averaged in twice (reported as 2 folds of one fold's clips).
     assert main(["eval", "--dataset", "DFEW", "--root", str(data_root / "DFEW"), "--fold", "1", "1",
                  *common(tmp_path)]) == 2

@@ -76,6 +76,10 @@ def preset_entries(name: str, data_root: str | Path, only: list[str] | None = No
     """The entries of a built-in suite whose folders exist under ``data_root`` (the others are logged, skipped)."""
     if name not in SUITES:
         raise ValueError(f"unknown suite {name!r}; built-in suites: {list(SUITES)} (or give a preset .json file)")
+    if not Path(data_root).is_dir():
+        folders = list(dict.fromkeys(get_spec(ds).dir_names[0] for ds in SUITES[name]))
+        raise DatasetError(f"--data-root {data_root}: folder not found (it should hold the datasets' folders: "
+                           f"{', '.join(folders)})")
     names = _select(SUITES[name], only)
     entries, missing = [], []
     for ds in names:
@@ -84,10 +88,10 @@ def preset_entries(name: str, data_root: str | Path, only: list[str] | None = No
             missing.append(f"{ds} (looked for {', '.join(get_spec(ds).dir_names)})")
             continue
         entries.append(SuiteEntry(ds, root, None, _options_for(ds, options or {}), allow_outside))
-    if missing:
-        log.warning("suite %s: not found under %s, left out: %s", name, data_root, "; ".join(missing))
     if not entries:
         raise DatasetError(f"suite {name!r}: none of its datasets is under {data_root}: " + "; ".join(missing))
+    if missing:
+        log.warning("suite %s: not found under %s, left out: %s", name, data_root, "; ".join(missing))
     return entries
 
 
