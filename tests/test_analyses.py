@@ -224,6 +224,9 @@ def test_table2_layout_has_backbone_blocks_with_gain_rows():
     md = table_markdown(t)
     assert "| ViT-B/32 | *gain (run-32)* | +5.00 ± 1.00 / +5.00 ± 1.00 | +6.00 ± 1.00 / +5.00 ± 1.00 |" in md
     assert "**35.50 ± 1.00**" in md  # best per column in bold
+    assert t["caption"].endswith("± = std over seeds (DFEW the mean of 2 folds within each seed).")
+    assert variants_table([c for c in _cells() if c["dataset"] == "RAFDB"], "x")["caption"].endswith(
+        "± = std over seeds.")  # no dataset with folds: nothing to say
     one = backbone_table(_cells(), prompt_set="ensemble_10")
     assert one["rows"][0]["values"]["RAFDB"]["uar"] == pytest.approx(31.0)
 

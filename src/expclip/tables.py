@@ -117,6 +117,16 @@ def scope_note(prompt_set: str | None, cells: Iterable[dict]) -> str:
     return f"mean over {n} prompt set{'s' if n != 1 else ''}"
 
 
+def spread_note(cells: Iterable[dict]) -> str:
+    """The "± = std over seeds" caption note, naming the datasets first averaged over their folds within a seed."""
+    folds: dict[str, set] = defaultdict(set)
+    for c in cells:
+        if c.get("fold") is not None:
+            folds[c["dataset"]].add(c["fold"])
+    multi = [f"{d} the mean of {len(f)} folds" for d, f in folds.items() if len(f) > 1]
+    return "± = std over seeds" + (f" ({', '.join(multi)} within each seed)" if multi else "") + "."
+
+
 # ------------------------------------------------------------------------------------------------ layouts
 def new_table(title: str, caption: str, columns: list[str], titles: dict[str, str] | None = None,
               metrics: tuple[str, ...] = ("uar", "war")) -> dict:
@@ -135,7 +145,7 @@ def variants_table(cells: list[dict], title: str, caption: str = "", order: list
     groups = list(dict.fromkeys((order or []) + [c["group"] for c in cells]))
     datasets = dataset_order(cells)
     seeds = per_seed(cells, lambda c: (c["group"], c["dataset"]))
-    t = new_table(title, f"{caption} UAR / WAR (%), {scope_note(prompt_set, cells)}; ± = std over seeds.".strip(),
+    t = new_table(title, f"{caption} UAR / WAR (%), {scope_note(prompt_set, cells)}; {spread_note(cells)}".strip(),
                    datasets)
     for g in groups:
         values = {d: stat(seeds[(g, d)]) for d in datasets if (g, d) in seeds}
@@ -159,8 +169,8 @@ def backbone_table(cells: list[dict], prompt_set: str | None = None, title: str 
     cells = by_backbone(_filter(cells, prompt_set))
     datasets = dataset_order(cells)
     seeds = per_seed(cells, lambda c: (backbone_id(c), _row(c), c["dataset"]))
-    t = new_table(title, f"UAR / WAR (%), {scope_note(prompt_set, cells)}; gain = Exp-CLIP − CLIP; ± = std over "
-                   "seeds.", datasets)
+    t = new_table(title, f"UAR / WAR (%), {scope_note(prompt_set, cells)}; gain = Exp-CLIP − CLIP; "
+                   f"{spread_note(cells)}", datasets)
     for bb in dict.fromkeys(backbone_id(c) for c in cells):
         section = backbone_label(bb)
         clip = {d: stat(seeds[(bb, "CLIP", d)]) for d in datasets if (bb, "CLIP", d) in seeds}
@@ -189,7 +199,7 @@ def gain_table(cells: list[dict], title: str = "Mean gain of Exp-CLIP over CLIP 
     datasets = dataset_order(cells)
     seeds = per_seed(cells, lambda c: (backbone_id(c), _row(c), c["dataset"], c["prompt_set"]))
     t = new_table(title, f"Exp-CLIP − CLIP, UAR / WAR (percentage points), averaged over {len(datasets)} "
-                   f"dataset{'s' if len(datasets) != 1 else ''} ({', '.join(datasets)}); ± = std over seeds.",
+                   f"dataset{'s' if len(datasets) != 1 else ''} ({', '.join(datasets)}); {spread_note(cells)}",
                    psets + [MEAN], {**{p: prompt_set_display_name(p) for p in psets}, MEAN: "mean over prompt sets"})
     for bb in dict.fromkeys(backbone_id(c) for c in cells):
         runs = list(dict.fromkeys(c["group"] for c in cells if backbone_id(c) == bb and not _is_clip(c)))
@@ -215,7 +225,7 @@ def prompt_sets_table(cells: list[dict], dataset: str, title: str | None = None)
     cells = [c for c in cells if c["dataset"] == dataset]
     psets = prompt_order(cells)
     seeds = per_seed(cells, lambda c: (c["group"], c["prompt_set"]))
-    t = new_table(title or dataset, "UAR / WAR (%) for every prompt set; ± = std over seeds.", psets,
+    t = new_table(title or dataset, f"UAR / WAR (%) for every prompt set; {spread_note(cells)}", psets,
                    {p: prompt_set_display_name(p) for p in psets})
     for g in dict.fromkeys(c["group"] for c in cells):
         t["rows"].append({"label": g, "section": None, "kind": "score",
