@@ -220,3 +220,18 @@ def test_stores_of_a_local_model_are_found_whatever_the_spelling_of_its_path(bac
     monkeypatch.chdir(model_dir.parent)
     for spelling in (f"./{model_dir.name}/", model_dir.name):
         assert find_image_store(tmp_path / "store", spelling, data).path.parent == tmp_path / "store"
+
+
+def test_extract_reuses_the_store_of_a_local_model_named_another_way(tiny_clip_dir, face_pool, tmp_path, monkeypatch):
+    """`extract --backbone models/clip` then `--backbone ./models/clip/` from elsewhere: the features are those of
+    the same directory (same content fingerprint), so the second run finds the work done and encodes nothing."""
+    from expclip.models.backbone import Backbone
+
+    data, root = unlabelled_images(face_pool), tmp_path / "store"
+    first = extract_images(Backbone.from_pretrained(str(tiny_clip_dir)), data, root, num_workers=0, progress=False)
+    monkeypatch.chdir(tiny_clip_dir.parent)
+    again = Backbone.from_pretrained(f"./{tiny_clip_dir.name}/")
+    assert again.identity()["id"] != first.key["model"]["id"] and again.revision == first.key["model"]["revision"]
+    monkeypatch.setattr(again, "encode_image", lambda x: pytest.fail("encoded again"))
+    second = extract_images(again, data, root, num_workers=0, progress=False)
+    assert second.path == first.path and len(list(root.iterdir())) == 1

@@ -89,6 +89,22 @@ def _find(store_root: Path, key: dict, free: tuple[str, ...], resolved: Resolved
     return store
 
 
+def _where(store_root: str | Path, key: dict) -> tuple[Path, dict]:
+    """(directory, key) of the store to fill for ``key``: its own directory, or, for a local model directory
+    (revision ``local-<content fingerprint>``), a complete store of the same features keyed by another spelling of
+    its path (``./clip``, ``clip/``, ``/abs/clip``), so that such a rerun finds the work done instead of redoing it."""
+    path = store_path(store_root, key)
+    local = str(key["model"].get("revision") or "").startswith("local-")
+    if path.exists() or not local or not Path(store_root).is_dir():
+        return path, key
+    try:
+        found = find_store(store_root, key, ("model.id",))
+    except StoreError:
+        return path, key
+    log.info("using %s: the same model directory, named %s there", found.path, found.key["model"]["id"])
+    return found.path, found.key
+
+
 def _data_args(data: ItemList) -> str:
     """The CLI arguments that name ``data`` (for "extract it first" messages)."""
     name = data.info.get("dataset")
@@ -140,9 +156,10 @@ def extract_images(
     data.validate(check_files=False)
     pre = backbone.preprocess(preprocessing)
     key = image_key(backbone.identity(), pre, data, compute_dtype_name(backbone.amp_dtype))
+    path, key = _where(store_root, key)
     load = image_loader(data, pre)
     return run_extraction(
-        store_path(store_root, key), key, data.items, load, backbone.encode_image, (backbone.embed_dim,),
+        path, key, data.items, load, backbone.encode_image, (backbone.embed_dim,),
         batch_size=batch_size, num_workers=default_num_workers() if num_workers is None else num_workers,
         progress=progress, strict=strict, desc=f"CLIP {data.name}", shard=shard,
         pin_memory=backbone.device.type == "cuda", extra_meta={"logit_scale": backbone.logit_scale},
@@ -168,9 +185,10 @@ def extract_teacher(
     data.validate(check_files=False)
     pre = teacher.preprocess(preprocessing)
     key = teacher_key(teacher.identity(), pre, data, text, str(teacher.dtype).split(".")[-1])
+    path, key = _where(store_root, key)
     load = image_loader(data, pre)
     return run_extraction(
-        store_path(store_root, key), key, data.items, load, lambda x: teacher.encode(x, text), (teacher.embed_dim,),
+        path, key, data.items, load, lambda x: teacher.encode(x, text), (teacher.embed_dim,),
         batch_size=batch_size, num_workers=default_num_workers() if num_workers is None else num_workers,
         progress=progress, strict=strict, desc=f"teacher {data.name} [{name}]", shard=shard,
         pin_memory=teacher.device.type == "cuda",
@@ -212,7 +230,7 @@ def extract_videos(
     data.validate(check_files=False)
     pre = backbone.preprocess(preprocessing)
     key = image_key(backbone.identity(), pre, data, compute_dtype_name(backbone.amp_dtype), sampling, num_segments)
-    path = store_path(store_root, key)
+    path, key = _where(store_root, key)
     try:  # planning lists every clip: skip it when the store is already complete
         return FeatureStore.open(path, key)
     except StaleStoreError:
@@ -264,10 +282,10 @@ def prompt_features(backbone: Any, prompts: list[list[str]], store_root: str | P
     unique = sorted({p for cls in prompts for p in cls})
     if store_root is None:
         return _per_class(backbone.encode_text(unique), unique, prompts)
-    key = base_key("text", backbone.identity(), None, _prompt_data(unique),
-                   dtype=compute_dtype_name(backbone.amp_dtype))
+    path, key = _where(store_root, base_key("text", backbone.identity(), None, _prompt_data(unique),
+                                            dtype=compute_dtype_name(backbone.amp_dtype)))
     store = require_store(run_extraction(
-        store_path(store_root, key), key, [{"path": None, "text": t} for t in unique], _TextLoader(tuple(unique)),
+        path, key, [{"path": None, "text": t} for t in unique], _TextLoader(tuple(unique)),
         backbone.encode_text, (backbone.embed_dim,), batch_size=256, progress=progress, desc="prompts",
     ), "prompts")
     if store.failures:  # a prompt's row would be zeros and silently skew its class
