@@ -168,8 +168,7 @@ class AblationSetup:
     def check_head_features(self, m: Model) -> None:
         """Refuse to analyse head ``m`` on image features of another backbone or preprocessing than its own
         (ValueError naming the head and the option to pass)."""
-        same = m.backbone == self.backbone or (Path(m.backbone).is_dir() and Path(self.backbone).is_dir()
-                                               and Path(m.backbone).resolve() == Path(self.backbone).resolve())
+        same = model_name(m.backbone) == model_name(self.backbone)  # one local folder, however it is spelled
         for opt, ok, have, want in (("--backbone", same, self.backbone, m.backbone),
                                     ("--preprocessing", m.preprocessing == self.preprocessing, self.preprocessing,
                                      m.preprocessing)):
