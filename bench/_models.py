@@ -99,8 +99,10 @@ def write_store(root: Path, kind: str, name: str, features, labels=None, extra_k
     """
     import numpy as np
 
-    from expclip.store import FEATURE_CODE_VERSION, STORE_FORMAT, FeatureStore, atomic_save_npy, \
-        atomic_write_json, canonical, key_digest, store_path
+    from expclip.features.store import (
+        FEATURE_CODE_VERSION, STORE_FORMAT, FeatureStore, canonical, key_digest, store_path,
+    )
+    from expclip.files import atomic_save_npy, atomic_write_json
 
     shape, fill = (features.shape, None) if hasattr(features, "shape") else features
     n = int(shape[0])

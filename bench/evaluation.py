@@ -79,8 +79,8 @@ def model_rate(arch: str, device: str, n: int) -> float:
 
 def score_suite(stores, models, prompt_feats, device: str) -> int:
     """Score every model with every prompt set on every store; returns the number of result cells."""
-    from expclip.evaluate import score_cells
-    from expclip.store import FeatureStore
+    from expclip.features.store import FeatureStore
+    from expclip.runs.evaluate import score_cells
 
     cells = 0
     for tag, classes, store in stores:
@@ -102,8 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-record", action="store_true")
     args = ap.parse_args(argv)
 
-    from expclip.evaluate import Model
     from expclip.models.heads import build_head
+    from expclip.runs.evaluate import Model
 
     dev = torch.device(args.device)
     rates = {a: model_rate(a, args.device, n) for a, n in zip(BACKBONES, args.rate_images)}

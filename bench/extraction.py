@@ -62,8 +62,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from expclip.data.datasets import unlabelled_images
     from expclip.data.images import load_image
-    from expclip.extract import extract_images
-    from expclip.features import default_num_workers
+    from expclip.devices import default_num_workers
+    from expclip.features.extract import extract_images
     from expclip.models.backbone import Backbone
 
     default_workers = default_num_workers()

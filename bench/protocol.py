@@ -47,7 +47,7 @@ def reference_strategy(bb, teacher, data, cfg, seeds, instruction: str, num_work
     """The reference's loop: both encoders on every batch of every epoch of every seed."""
     from torch.utils.data import DataLoader
 
-    from expclip.features import ImageLoader
+    from expclip.data.loaders import ImageLoader
     from expclip.models.heads import build_head
     from expclip.train import contrastive_loss
 
@@ -96,10 +96,10 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     from expclip.data.datasets import unlabelled_images
-    from expclip.extract import extract_images, extract_teacher
-    from expclip.features import default_num_workers
-    from expclip.fit import fit_heads
+    from expclip.devices import default_num_workers
+    from expclip.features.extract import extract_images, extract_teacher
     from expclip.models.teacher import INSTRUCTIONS
+    from expclip.runs.fit import fit_heads
     from expclip.train import TrainConfig
 
     dev = torch.device(args.device)

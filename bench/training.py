@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-record", action="store_true")
     args = ap.parse_args(argv)
 
-    from expclip.fit import fit_heads
+    from expclip.runs.fit import fit_heads
     from expclip.train import TrainConfig
 
     dev = torch.device(args.device)

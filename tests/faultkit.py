@@ -135,7 +135,6 @@ class ClipCase:
 def write_video_zoo(root: str | Path) -> list[ClipCase]:
     """Write video files and frame folders into ``root``; returns each clip's expected outcome."""
     import av
-
     from test_video import write_video
 
     root = Path(root)
@@ -311,7 +310,7 @@ def toy_encode(batch):
 
 def job_extract(spec: dict):
     """A chunked extraction of ``spec["n"]`` toy items into ``spec["dir"]``."""
-    from expclip.features import run_extraction
+    from expclip.features.extraction import run_extraction
 
     return run_extraction(spec["dir"], TOY_KEY, toy_items(spec["n"]), toy_load, toy_encode, (4,), batch_size=4,
                           chunk_size=8, progress=False)
@@ -319,8 +318,8 @@ def job_extract(spec: dict):
 
 def job_fit(spec: dict):
     """Two seeds of head training from the stores ``spec["image"]``/``spec["teacher"]`` into ``spec["dir"]``."""
-    from expclip.fit import fit_heads
-    from expclip.store import FeatureStore
+    from expclip.features.store import FeatureStore
+    from expclip.runs.fit import fit_heads
     from expclip.train import TrainConfig
 
     return fit_heads(FeatureStore.open(spec["image"]), FeatureStore.open(spec["teacher"]), spec["dir"], [1, 2],
@@ -357,7 +356,7 @@ def patch_cli_for_kill_tests(sleep: float = 0.0, chunk_size: int = 16, setattr: 
 
     ``setattr``: pass pytest's ``monkeypatch.setattr`` to patch for one test only.
     """
-    import expclip.extract as ex
+    import expclip.features.extract as ex
     from expclip.models.backbone import Backbone
 
     original = ex.run_extraction
@@ -381,12 +380,12 @@ JOBS: dict[str, Callable[[dict], object]] = {"extract": job_extract, "fit": job_
 
 
 def _driver(job: str, specs: list[dict]) -> None:
-    import expclip.cli  # noqa: F401  (import everything once, before forking)
-    import expclip.fit  # noqa: F401
-    import expclip.predict_run  # noqa: F401
     import torch
 
-    from expclip.checkpoint import versions
+    import expclip.cli  # noqa: F401  (import everything once, before forking)
+    import expclip.predict.run  # noqa: F401
+    import expclip.runs.fit  # noqa: F401
+    from expclip.files import versions
 
     # Imports only: torch.optim pulls in its lazy dependencies (sympy, dynamo...) when an optimizer is built. No
     # tensor maths before fork(): a child inheriting torch's started thread pools can deadlock.

@@ -14,10 +14,9 @@ import io
 from pathlib import Path
 from typing import Callable, Iterable
 
+import native_formats as nf
 import numpy as np
 from hypothesis import strategies as st
-
-import native_formats as nf
 
 Draw = Callable[[st.SearchStrategy], object]
 ENDINGS = st.sampled_from(["\n", "\r\n", "\r"])

@@ -17,10 +17,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from expclip.ablations import PRESETS, AblationSetup, run_presets
 from expclip.cli import main
 from expclip.data.datasets import image_folder, unlabelled_images
-from expclip.tables import backbone_table, gain_table, table_csv, table_markdown, variants_table
+from expclip.report.tables import backbone_table, gain_table, table_csv, table_markdown, variants_table
+from expclip.runs.ablations import PRESETS, AblationSetup, run_presets
 from expclip.train import TrainConfig
 
 CUSTOM = "Describe the mouth and the eyebrows of the person."
@@ -48,9 +48,9 @@ def run(tmp_path_factory, tiny_clip_dir, tiny_blip2_dir, backbone, teacher, face
 
 
 def _run_all(tmp_path_factory, tiny_clip_dir, tiny_blip2_dir, backbone, teacher, face_pool, face_test) -> dict:
-    from expclip.evaluate import clip_model, evaluate, head_model
     from expclip.prompts import resolve_prompt_sets
-    from expclip.report import write_results
+    from expclip.report.results import write_results
+    from expclip.runs.evaluate import clip_model, evaluate, head_model
 
     out = tmp_path_factory.mktemp("analysis")
     setup = _setup(out, tiny_clip_dir, tiny_blip2_dir, face_pool, face_test, results=[out / "results"],
@@ -147,7 +147,7 @@ def _manual_uar(img: torch.Tensor, txt: list[torch.Tensor], labels: torch.Tensor
 
 def test_llm_encoder_rows_match_an_independent_computation(run, backbone, teacher):
     from expclip.checkpoint import load_head
-    from expclip.extract import find_image_store, find_teacher_store
+    from expclip.features.extract import find_image_store, find_teacher_store
     from expclip.prompts import paper_prompts
 
     ab = run["done"]["llm-encoder"]
@@ -251,8 +251,8 @@ def test_variants_table_orders_rows_and_refuses_unknown_prompt_sets():
 
 def test_report_of_several_backbones_and_datasets(tmp_path):
     """The suite's shape (several backbones, datasets, folds): rows get backbone names, Table 2 gets blocks."""
-    from expclip.report import write_results
-    from expclip.run_report import build_report
+    from expclip.report.page import build_report
+    from expclip.report.results import write_results
 
     cells = [{**c, "classes": ["happiness", "sadness"], "confusion_matrix": [[3, 1], [2, 4]], "random_weights": False,
               "head_dir": None} for c in _cells()]
@@ -346,7 +346,7 @@ def test_report_of_one_training_run_or_one_head(run, tmp_path, capsys):
 # ------------------------------------------------------------------------------------------------ report
 @pytest.fixture(scope="module")
 def report(run):
-    from expclip.run_report import build_report
+    from expclip.report.page import build_report
 
     return build_report(run["out"])
 

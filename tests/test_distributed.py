@@ -18,9 +18,10 @@ SCRIPT = r"""
 import sys
 from pathlib import Path
 from expclip.data.datasets import unlabelled_images
-from expclip.distributed import distributed_session
-from expclip.extract import image_key
-from expclip.features import ImageLoader, run_extraction
+from expclip.devices import distributed_session
+from expclip.features.extract import image_key
+from expclip.data.loaders import ImageLoader
+from expclip.features.extraction import run_extraction
 from expclip.models.backbone import Backbone
 
 data_dir, model_dir, out = sys.argv[1:4]

@@ -7,18 +7,18 @@ import json
 
 import pytest
 import torch
+from faultkit import TOY_KEY, toy_encode, toy_items, toy_load
 
 from expclip.checkpoint import save_head
 from expclip.cli import main
 from expclip.data.datasets import DatasetError, ItemList
-from expclip.data.synthetic import draw_face
 from expclip.data.safe import AnnotationError, int_field, mapped_field, read_csv_rows, read_lines, split_fields
-from expclip.evaluate import Model, evaluate
-from expclip.features import ExtractionFailure, run_extraction
+from expclip.data.synthetic import draw_face
+from expclip.features.extraction import ExtractionFailure, run_extraction
+from expclip.labels import load_label_spec
 from expclip.models.heads import build_head
-from expclip.prompts import load_label_spec
+from expclip.runs.evaluate import Model, evaluate
 from expclip.train import TrainConfig, train_head
-from faultkit import TOY_KEY, toy_encode, toy_items, toy_load
 
 
 def _nothing_computed(store_root) -> bool:

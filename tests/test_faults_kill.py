@@ -13,23 +13,23 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
-from expclip.api import ExpCLIP
-from expclip.cli import main
-from expclip.data.synthetic import draw_face
-from expclip.features import run_extraction
-from expclip.fit import expand_head_dirs
-from expclip.results_table import result_columns
-from expclip.predict_run import predict_to_file
-from expclip.rowfile import RowFileError, RowWriter
-from expclip.store import FeatureStore, StoreError
 from faultkit import (
     TMP_NAME, count_events, driver_argv, job_extract, job_fit, kill_points, patch_cli_for_kill_tests, predict_argv,
     run_and_kill, tree_bytes,
 )
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from test_predict import write_face_video
+
+from expclip.api import ExpCLIP
+from expclip.cli import main
+from expclip.data.synthetic import draw_face
+from expclip.features.extraction import run_extraction
+from expclip.features.store import FeatureStore, StoreError
+from expclip.predict.rowfile import RowFileError, RowWriter
+from expclip.predict.run import predict_to_file
+from expclip.predict.table import result_columns
+from expclip.runs.fit import expand_head_dirs
 
 STORE_FILES = ("features.npy", "valid.npy", "meta.json", "items.json")
 

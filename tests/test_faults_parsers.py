@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+import format_cases as fc
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import format_cases as fc
 from expclip.data.datasets import DatasetError, ItemList, image_folder
 from expclip.data.formats.ferplus import read_ferplus
 from expclip.data.formats.generic import read_csv_labels, read_list_file
@@ -26,8 +26,8 @@ from expclip.data.formats.static import read_affectnet, read_caers, read_rafdb
 from expclip.data.formats.video_sets import read_afew, read_dfew, read_ferv39k, read_mafw
 from expclip.data.safe import AnnotationError, PathEscapeError, read_csv_rows, read_lines, safe_join
 from expclip.data.video import sample_frame_indices
-from expclip.labels import CLASS_ORDER, SYNONYMS, canonical_label
-from expclip.prompts import LabelSpec, label_spec_from_obj, load_label_spec
+from expclip.labels import CLASS_ORDER, SYNONYMS, LabelSpec, canonical_label, label_spec_from_obj, load_label_spec
+from expclip.prompts import custom_prompts
 
 FAST = settings(max_examples=60, deadline=None, database=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
@@ -114,7 +114,8 @@ def _check_result(result: Any, root: Path) -> None:
         result.validate(check_files=False)
     if isinstance(result, LabelSpec):
         assert result.labels and len(set(result.labels)) == len(result.labels) and all(s.strip() for s in result.labels)
-        assert len(result.prompts()) == len(result.labels) and all(result.prompts())
+        prompts = custom_prompts(result.labels, result.templates, result.descriptions)
+        assert len(prompts) == len(result.labels) and all(prompts)
 
 
 def _valid_or_named_error(parser: Parser, root: Path, data: bytes) -> None:

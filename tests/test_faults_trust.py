@@ -9,22 +9,22 @@ import pickle
 import shutil
 from pathlib import Path
 
+import native_formats as nf
 import numpy as np
 import pytest
 import torch
+from faultkit import job_extract
 
 import expclip
-import native_formats as nf
 from expclip.checkpoint import CheckpointError, load_head, save_head
 from expclip.cli import main
 from expclip.data.datasets import DatasetError, ItemList, image_folder, unlabelled_images
 from expclip.data.safe import PathEscapeError, safe_join
+from expclip.features.store import FeatureStore, StoreError
 from expclip.models.backbone import Backbone
 from expclip.models.heads import build_head
 from expclip.models.hub import ModelNotAvailableError
 from expclip.models.teacher import Teacher
-from expclip.store import FeatureStore, StoreError
-from faultkit import job_extract
 
 
 class _Evil:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import csv
 
+import native_formats as nf
 import numpy as np
 import pytest
 import torch
 
-import native_formats as nf
 from expclip.data.datasets import DatasetError
 from expclip.data.formats.ferplus import vote_winner
 from expclip.data.images import Preprocess

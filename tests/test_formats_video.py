@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import PurePosixPath
 
+import native_formats as nf
 import pytest
 
-import native_formats as nf
 from expclip.data.datasets import DatasetError
 from expclip.data.formats.generic import REFERENCE_LISTS, parse_list_file, reference_list_path
 from expclip.data.registry import load_dataset

@@ -7,8 +7,11 @@ import json
 import pytest
 
 from expclip.data.datasets import DatasetError, image_folder
-from expclip.labels import CLASS_ORDER, DATASET_NUM_CLASSES, canonical_label, classes_for
-from expclip.prompts import PAPER_PROMPT_SETS, custom_prompts, label_spec_from_obj, load_label_spec, paper_prompts
+from expclip.labels import (
+    CLASS_ORDER, DATASET_NUM_CLASSES, canonical_label, classes_for, label_spec_from_obj, load_label_spec,
+)
+from expclip.prompts import PAPER_PROMPT_SETS, custom_prompts, paper_prompts
+
 
 def test_class_order_and_dataset_sizes_follow_the_protocol():
     assert CLASS_ORDER == ("happiness", "sadness", "neutral", "anger", "surprise", "disgust", "fear", "contempt",
@@ -44,10 +47,12 @@ def test_custom_labels_templates_and_descriptions(tmp_path):
     assert custom_prompts(["grin", "scowl"]) == [["grin."], ["scowl."]]
     assert custom_prompts(["grin"], ["a photo of a {}.", "{label} face"]) == [["a photo of a grin.", "grin face"]]
     spec = label_spec_from_obj({"labels": {"grin": ["a wide grin", "teeth showing"], "blank": "a blank stare"}})
-    assert spec.prompts() == [["a wide grin", "teeth showing"], ["a blank stare"]]
+    assert custom_prompts(spec.labels, spec.templates, spec.descriptions) == [["a wide grin", "teeth showing"],
+                                                                             ["a blank stare"]]
     f = tmp_path / "labels.json"
     f.write_text(json.dumps({"labels": ["a", "b"], "templates": ["{} face"]}))
-    assert load_label_spec(f).prompts() == [["a face"], ["b face"]]
+    spec = load_label_spec(f)
+    assert custom_prompts(spec.labels, spec.templates, spec.descriptions) == [["a face"], ["b face"]]
     f.write_text("{not json")
     with pytest.raises(ValueError, match="labels.json: not valid JSON"):
         load_label_spec(f)

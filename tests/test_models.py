@@ -87,7 +87,7 @@ def test_the_gpu_dtypes_run_on_cpu_and_stay_close_to_float32(teacher, backbone, 
     CPU: float32 unit-norm targets and float32 features, near the float32 ones but not equal to them (the cast
     really happened), and a bfloat16 teacher store keyed apart from the float32 one."""
     from expclip.data.datasets import unlabelled_images
-    from expclip.extract import extract_teacher
+    from expclip.features.extract import extract_teacher
     from expclip.models.backbone import Backbone
 
     x = _images(4)

@@ -21,7 +21,7 @@ from expclip.data.video import read_video_frames, sample_frame_indices
 from expclip.labels import classes_for
 from expclip.models.heads import build_head
 from expclip.models.hub import ModelNotAvailableError
-from expclip.results_table import PredictionTable
+from expclip.predict.table import PredictionTable
 from expclip.prompts import paper_prompts
 from expclip.zeroshot import zero_shot_logits
 

@@ -7,12 +7,12 @@ import json
 
 import pytest
 from PIL import Image, ImageChops
+from test_predict import write_face_video
 
 from expclip.api import ExpCLIP
 from expclip.cli import main
 from expclip.data.synthetic import draw_face
-from expclip.rowfile import RowFileError, RowWriter, input_complete
-from test_predict import write_face_video
+from expclip.predict.rowfile import RowFileError, RowWriter, input_complete
 
 
 @pytest.fixture

@@ -30,10 +30,10 @@ def workdir(tmp_path_factory, tiny_clip_dir):
 
     import torch
     from PIL import Image
+    from test_predict import write_face_video
 
     from expclip.checkpoint import import_official
     from expclip.data.synthetic import draw_face
-    from test_predict import write_face_video
 
     root = tmp_path_factory.mktemp("readme")
     (root / "holiday").mkdir()
@@ -121,10 +121,10 @@ def test_every_readme_command_line_parses(argv, capsys):
 
 
 def test_a_hub_id_offline_names_the_ways_to_provide_it(monkeypatch, tmp_path):
+    import huggingface_hub.constants
+
     import expclip
     from expclip.models.hub import ModelNotAvailableError
-
-    import huggingface_hub.constants
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))  # surely lacks it

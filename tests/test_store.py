@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from expclip.data.datasets import unlabelled_images
-from expclip.extract import extract_images, extract_teacher, find_image_store, find_teacher_store
-from expclip.features import run_extraction
-from expclip.fit import fit_heads
-from expclip.store import FeatureStore, StaleStoreError, StoreError, store_path
+from expclip.features.extract import extract_images, extract_teacher, find_image_store, find_teacher_store
+from expclip.features.extraction import run_extraction
+from expclip.features.store import FeatureStore, StaleStoreError, StoreError, store_path
+from expclip.runs.fit import fit_heads
 from expclip.train import TrainConfig
 
 STORE_FILES = ("features.npy", "valid.npy", "meta.json", "items.json")
@@ -83,7 +83,7 @@ def test_a_store_under_another_key_is_refused(tmp_path):
 
 
 def test_strict_mode_stops_at_the_first_bad_item(tmp_path):
-    from expclip.features import ExtractionFailure
+    from expclip.features.extraction import ExtractionFailure
 
     items, key, load = _toy()
     with pytest.raises(ExtractionFailure, match="img007.png: corrupt"):

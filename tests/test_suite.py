@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 import logging
 
+import native_formats as nf
 import numpy as np
 import pytest
 import torch
 
-import native_formats as nf
 from expclip.checkpoint import save_head
 from expclip.cli import main
 from expclip.models.heads import build_head
@@ -156,8 +156,8 @@ def test_extract_and_train_on_caers(data_root, tiny_clip_dir, tiny_blip2_dir, tm
 
 
 def test_clip_rows_per_backbone_in_the_papers_order():
-    from expclip.evaluate import Model
-    from expclip.suite import with_clip_baselines
+    from expclip.runs.evaluate import Model
+    from expclip.runs.suite import with_clip_baselines
 
     l14, b32 = "openai/clip-vit-large-patch14", "openai/clip-vit-base-patch32"
     heads = [Model("Exp-CLIP", "run-L14", l14, "reference", seed=1), Model("Exp-CLIP", "run-B32", b32, "reference")]
@@ -167,7 +167,7 @@ def test_clip_rows_per_backbone_in_the_papers_order():
 
 
 def test_reader_options_from_the_command_line():
-    from expclip.suite import parse_options
+    from expclip.runs.suite import parse_options
 
     got = parse_options(["rule=plurality", "dfew:media=clips", "list_path=reference:MAFW_set_1_test.txt",
                          "num_classes=11"])

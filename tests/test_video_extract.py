@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import json
 
+import native_formats as nf
 import numpy as np
 import pytest
 import torch
 
-import native_formats as nf
 from expclip.data.datasets import ItemList
 from expclip.data.images import Preprocess, load_image
 from expclip.data.loaders import ClipLoader, plan_clips
-from expclip.extract import extract_videos, find_image_store
-from expclip.store import FeatureStore, StoreError
+from expclip.features.extract import extract_videos, find_image_store
+from expclip.features.store import FeatureStore, StoreError
 
 
 @pytest.fixture(scope="module")

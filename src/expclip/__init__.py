@@ -1,6 +1,6 @@
 """expclip: zero-shot facial expression recognition by LLM knowledge transfer (Exp-CLIP, WACV 2025)."""
 
-__version__ = "0.1.0"
+from .files import __version__
 
 __all__ = ["ExpCLIP", "__version__"]
 

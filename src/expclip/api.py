@@ -18,11 +18,12 @@ from torch import nn
 from .checkpoint import HEAD_FORMAT, CheckpointError, load_head
 from .data.faces import FaceDetector, get_face_detector
 from .data.inputs import expand_inputs
-from .label_prompts import DEFAULT_PROMPTS, LabelPrompts, LabelsArg, resolve_label_prompts
-from .models.backbone import DEFAULT_BACKBONE, Backbone, check_visible, resolve_device
+from .devices import check_visible, resolve_device
+from .models.backbone import DEFAULT_BACKBONE, Backbone
 from .models.hub import ModelNotAvailableError
-from .predict import Chunk, PredictOptions, Predictor
-from .results_table import make_table, result_columns
+from .predict.engine import Chunk, PredictOptions, Predictor, check_frame_folder_options
+from .predict.table import make_table, result_columns
+from .prompts import DEFAULT_PROMPTS, LabelPrompts, LabelsArg, resolve_label_prompts
 from .zeroshot import Classifier, build_classifier, classify, embed_images
 
 log = logging.getLogger(__name__)
@@ -37,13 +38,6 @@ def is_head_dir(path: str | Path) -> bool:
         return json.loads(cfg.read_text()).get("format") == HEAD_FORMAT
     except (OSError, json.JSONDecodeError, AttributeError):
         return False
-
-
-def check_frame_folder_options(frame_folders: bool, video_fps: float | None) -> None:
-    """Refuse sampling by rate for frame folders: their frames carry no time (ValueError saying what to use)."""
-    if frame_folders and video_fps is not None:
-        raise ValueError("frame folders have no frame rate, so video_fps (--video-fps) cannot sample them: use "
-                         "num_frames (--frames) instead")
 
 
 class ExpCLIP:
@@ -130,12 +124,12 @@ class ExpCLIP:
 
     def label_prompts(self, labels: LabelsArg = None,
                       prompts: str | list[str] | None = DEFAULT_PROMPTS) -> LabelPrompts:
-        """The classes and prompt strings that ``predict`` would score (see :mod:`expclip.label_prompts`)."""
+        """The classes and prompt strings that ``predict`` would score (see :mod:`expclip.prompts`)."""
         return resolve_label_prompts(labels, prompts)
 
     def classifier(self, label_prompts: LabelPrompts) -> Classifier:
         """Projected, normalized prompt embeddings of these classes (text features cached per prompt list)."""
-        from .extract import prompt_features
+        from .features.extract import prompt_features
 
         key = tuple(tuple(p) for p in label_prompts.prompts)
         if key not in self._text_cache:
@@ -160,7 +154,7 @@ class ExpCLIP:
                      video_fps: float | None = None, batch_size: int = 64, device: str | torch.device | None = None,
                      num_workers: int = 0, strict: bool = False, keep_images: bool = False,
                      skip: set[str] | None = None, frame_folders: bool = False) -> Iterator[Chunk]:
-        """Like :meth:`predict`, but yields :class:`~expclip.predict.Chunk` s of rows as they are computed.
+        """Like :meth:`predict`, but yields :class:`~expclip.predict.engine.Chunk` s of rows as they are computed.
 
         ``skip``: input names (the "input" column) to leave out, e.g. those already in a results file.
         """

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import platform
 import re
 from pathlib import Path
 from typing import Any
@@ -17,11 +16,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from . import __version__
+from .files import atomic_write_bytes, atomic_write_json, sweep_stale_tmp, versions
 from .models.backbone import PAPER_BACKBONES, known_feature_dim
 from .models.heads import build_head
 from .models.hub import model_name
-from .store import atomic_write_bytes, atomic_write_json, sweep_stale_tmp
 
 log = logging.getLogger(__name__)
 
@@ -31,14 +29,6 @@ HEAD_FORMAT_VERSION = 1
 
 class CheckpointError(RuntimeError):
     """A head checkpoint is missing, malformed or incompatible; the message names the file."""
-
-
-def versions() -> dict[str, str]:
-    import numpy
-    import transformers
-
-    return {"expclip": __version__, "torch": torch.__version__, "transformers": transformers.__version__,
-            "numpy": numpy.__version__, "python": platform.python_version()}
 
 
 def save_head(out_dir: str | Path, head: nn.Module, config: dict[str, Any]) -> Path:

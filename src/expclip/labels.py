@@ -1,13 +1,20 @@
-"""The canonical expression vocabulary of Exp-CLIP and the synonyms that map folder names onto it.
+"""Label sets: the canonical expression vocabulary of Exp-CLIP, the synonyms that map folder names onto it, and
+people's own label sets (words, dicts of descriptions, JSON/YAML label files) as one validated :class:`LabelSpec`.
 
 Class order (index 0..10) is the reference's prompt order (resources/exp_clip_prompts.json): a dataset with N
 classes uses the first N. Every label id in this package is an index into :data:`CLASS_ORDER` unless stated
 otherwise.
+
+Imports nothing of expclip; :mod:`expclip.prompts` turns a label set into the prompts that are scored.
 """
 
 from __future__ import annotations
 
+import json
 import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Union
 
 CLASS_ORDER: tuple[str, ...] = (
     "happiness",
@@ -80,3 +87,117 @@ def order_classes(classes: list[str]) -> list[str]:
     if unknown:
         raise ValueError(f"not canonical class names: {unknown}; known: {list(CLASS_ORDER)}")
     return sorted(set(classes), key=CLASS_ORDER.index)
+
+
+# ------------------------------------------------------------------------------------------------ people's label sets
+LABEL_FILE_SUFFIXES = (".json", ".yaml", ".yml")
+
+
+@dataclass(frozen=True)
+class LabelSpec:
+    """User-defined classes: their names, optional templates and optional per-class descriptions."""
+
+    labels: list[str]
+    templates: list[str] | None = None
+    descriptions: dict[str, list[str]] | None = None
+
+
+LabelSpecArg = Union[None, int, str, Path, list, tuple, dict, LabelSpec]
+
+
+def load_label_spec(path: str | Path) -> LabelSpec:
+    """Read a label file: JSON (or YAML when PyYAML is installed).
+
+    Accepted shapes: a list of labels; ``{"labels": [...], "templates": [...]}``; or
+    ``{"labels": {"happy": ["a smiling face", ...], ...}}`` for per-class descriptions.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"label file not found: {path}")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    if path.suffix.lower() in (".yaml", ".yml"):
+        try:
+            import yaml  # type: ignore[import-untyped]
+        except ImportError as e:
+            raise RuntimeError(f"{path}: reading YAML needs PyYAML (pip install pyyaml), or write the file as JSON") from e
+        try:
+            data = yaml.safe_load(text)
+        except (yaml.YAMLError, RecursionError) as e:
+            mark = getattr(e, "problem_mark", None)
+            where = f" at line {mark.line + 1}" if mark is not None else ""
+            why = getattr(e, "problem", None) or type(e).__name__
+            raise ValueError(f"{path}: not valid YAML{where} ({why})") from None
+    else:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}: not valid JSON ({e.msg} at line {e.lineno})") from e
+        except RecursionError:
+            raise ValueError(f"{path}: JSON nested too deeply") from None
+    return label_spec_from_obj(data, source=str(path))
+
+
+def label_spec_from_obj(data: Any, source: str = "labels") -> LabelSpec:
+    """Validate the parsed content of a label file (see :func:`load_label_spec`)."""
+    if isinstance(data, list):
+        data = {"labels": data}
+    if not isinstance(data, dict) or "labels" not in data:
+        raise ValueError(f"{source}: expected a list of labels or an object with a 'labels' key")
+    labels_obj, templates = data["labels"], data.get("templates")
+    if templates is not None and (not isinstance(templates, list) or not all(isinstance(t, str) for t in templates)):
+        raise ValueError(f"{source}: 'templates' must be a list of strings")
+    if isinstance(labels_obj, dict) and labels_obj:
+        labels = check_labels([str(k) for k in labels_obj], source)
+        descriptions = {}
+        for k, v in labels_obj.items():
+            v = [v] if isinstance(v, str) else v
+            if not isinstance(v, list) or not all(isinstance(s, str) for s in v):
+                raise ValueError(f"{source}: descriptions of {k!r} must be a string or a list of strings")
+            descriptions[str(k)] = v
+        return LabelSpec(labels, templates, descriptions)
+    if isinstance(labels_obj, list) and labels_obj and all(isinstance(s, str) for s in labels_obj):
+        return LabelSpec(check_labels([str(s) for s in labels_obj], source), templates, None)
+    raise ValueError(f"{source}: 'labels' must be a non-empty list of strings or an object of label -> descriptions")
+
+
+def check_labels(labels: list[str], source: str = "labels") -> list[str]:
+    """The one check of a label list: labels are used as given; none, a blank one or the same one twice is an error
+    naming it (``source``: the file or argument they came from)."""
+    if not labels:
+        raise ValueError(f"{source}: at least one label is needed")
+    blank = [i for i, s in enumerate(labels) if not s.strip()]
+    if blank:
+        raise ValueError(f"{source}: label number {blank[0] + 1} is empty")
+    dupes = sorted({s for s in labels if labels.count(s) > 1})
+    if dupes:
+        raise ValueError(f"{source}: label(s) {dupes} given more than once (labels must be unique)")
+    return labels
+
+
+def label_spec(labels: LabelSpecArg) -> LabelSpec:
+    """Normalize every accepted form of ``labels`` to a :class:`LabelSpec` (validated by :func:`check_labels`).
+
+    None -> the paper's 7 classes; 7/8/11 (or "7") -> the paper's first N; a list of words; a comma-separated
+    string ("happy,sad,bored"); a path to a JSON/YAML label file; a dict label -> description(s); a LabelSpec.
+    """
+    if labels is None:
+        return LabelSpec(classes_for(7))
+    if isinstance(labels, LabelSpec):
+        return labels
+    if isinstance(labels, bool):
+        raise TypeError("labels must be a number of classes, words, a label file or a dict, not a bool")
+    if isinstance(labels, int):
+        return LabelSpec(classes_for(labels))
+    if isinstance(labels, Path) or (isinstance(labels, str) and Path(labels).suffix.lower() in LABEL_FILE_SUFFIXES):
+        return load_label_spec(labels)
+    if isinstance(labels, str):
+        if labels.strip().isdigit():
+            return LabelSpec(classes_for(int(labels)))
+        words = [w.strip() for w in labels.split(",")]
+        labels = [w for w in words if w]
+    if isinstance(labels, (list, tuple, dict)):
+        return label_spec_from_obj({"labels": labels if isinstance(labels, dict) else list(labels)})
+    raise TypeError(f"labels: unsupported type {type(labels).__name__}")

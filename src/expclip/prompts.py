@@ -1,7 +1,20 @@
-"""Prompt sets: the paper's five (shipped as package data, exact strings) and user-given labels/templates.
+"""Prompts: the paper's five prompt sets (package data, exact strings), templates, and the prompts of a label set.
+
+One way through: a label set (:mod:`expclip.labels`: the paper's vocabulary or people's words and label files) ->
+prompt sets and templates -> :func:`resolve_label_prompts`, the classes and prompt strings that are scored.
 
 A prompt set for C classes is a list of C lists of strings (class-major, the reference's layout). Classes may
 have different numbers of prompts (user descriptions); scoring averages logits within each class.
+
+Rules for a label set (scoring is always the paper's: logits averaged over each class's prompts):
+- a class that is one of the paper's 11 names (``happiness``, ``sadness``...) gets the paper's exact strings of the
+  chosen prompt set;
+- any other word gets the same prompt set's templates, taken from the paper's prompts for ``happiness`` with the
+  word put in its place ("a photo of a face with an expression of {}.");
+- explicit templates ("a photo of a {} face.") replace both for every class;
+- per-class descriptions (a JSON/YAML label file or a dict) are used as given for their class.
+
+Imports only :mod:`expclip.labels`.
 """
 
 from __future__ import annotations
@@ -11,10 +24,9 @@ import logging
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
-from pathlib import Path
-from typing import Any
+from typing import Any, Union
 
-from .labels import CLASS_ORDER
+from .labels import CLASS_ORDER, LabelSpecArg, check_labels, label_spec
 
 log = logging.getLogger(__name__)
 
@@ -62,10 +74,7 @@ def custom_prompts(
 
     Without templates a label is used as "<label>." (the paper's class-name rule).
     """
-    if not labels:
-        raise ValueError("at least one label is needed")
-    if len(set(labels)) != len(labels):
-        raise ValueError(f"labels must be unique, got {labels}")
+    check_labels(list(labels))
     descriptions = descriptions or {}
     out = []
     for label in labels:
@@ -78,87 +87,6 @@ def custom_prompts(
     return out
 
 
-@dataclass(frozen=True)
-class LabelSpec:
-    """User-defined classes: their names, optional templates and optional per-class descriptions."""
-
-    labels: list[str]
-    templates: list[str] | None = None
-    descriptions: dict[str, list[str]] | None = None
-
-    def prompts(self) -> list[list[str]]:
-        return custom_prompts(self.labels, self.templates, self.descriptions)
-
-
-def load_label_spec(path: str | Path) -> LabelSpec:
-    """Read a label file: JSON (or YAML when PyYAML is installed).
-
-    Accepted shapes: a list of labels; ``{"labels": [...], "templates": [...]}``; or
-    ``{"labels": {"happy": ["a smiling face", ...], ...}}`` for per-class descriptions.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"label file not found: {path}")
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise ValueError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
-    if path.suffix.lower() in (".yaml", ".yml"):
-        try:
-            import yaml  # type: ignore[import-untyped]
-        except ImportError as e:
-            raise RuntimeError(f"{path}: reading YAML needs PyYAML (pip install pyyaml), or write the file as JSON") from e
-        try:
-            data = yaml.safe_load(text)
-        except (yaml.YAMLError, RecursionError) as e:
-            mark = getattr(e, "problem_mark", None)
-            where = f" at line {mark.line + 1}" if mark is not None else ""
-            why = getattr(e, "problem", None) or type(e).__name__
-            raise ValueError(f"{path}: not valid YAML{where} ({why})") from None
-    else:
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{path}: not valid JSON ({e.msg} at line {e.lineno})") from e
-        except RecursionError:
-            raise ValueError(f"{path}: JSON nested too deeply") from None
-    return label_spec_from_obj(data, source=str(path))
-
-
-def label_spec_from_obj(data: Any, source: str = "labels") -> LabelSpec:
-    """Validate the parsed content of a label file (see :func:`load_label_spec`)."""
-    if isinstance(data, list):
-        data = {"labels": data}
-    if not isinstance(data, dict) or "labels" not in data:
-        raise ValueError(f"{source}: expected a list of labels or an object with a 'labels' key")
-    labels_obj, templates = data["labels"], data.get("templates")
-    if templates is not None and (not isinstance(templates, list) or not all(isinstance(t, str) for t in templates)):
-        raise ValueError(f"{source}: 'templates' must be a list of strings")
-    if isinstance(labels_obj, dict) and labels_obj:
-        labels = _check_labels([str(k) for k in labels_obj], source)
-        descriptions = {}
-        for k, v in labels_obj.items():
-            v = [v] if isinstance(v, str) else v
-            if not isinstance(v, list) or not all(isinstance(s, str) for s in v):
-                raise ValueError(f"{source}: descriptions of {k!r} must be a string or a list of strings")
-            descriptions[str(k)] = v
-        return LabelSpec(labels, templates, descriptions)
-    if isinstance(labels_obj, list) and labels_obj and all(isinstance(s, str) for s in labels_obj):
-        return LabelSpec(_check_labels([str(s) for s in labels_obj], source), templates, None)
-    raise ValueError(f"{source}: 'labels' must be a non-empty list of strings or an object of label -> descriptions")
-
-
-def _check_labels(labels: list[str], source: str) -> list[str]:
-    """Labels are used as given; a blank one or the same one twice is an error naming it."""
-    blank = [i for i, s in enumerate(labels) if not s.strip()]
-    if blank:
-        raise ValueError(f"{source}: label number {blank[0] + 1} is empty")
-    dupes = sorted({s for s in labels if labels.count(s) > 1})
-    if dupes:
-        raise ValueError(f"{source}: label(s) {dupes} given more than once")
-    return labels
-
-
 def resolve_prompt_sets(spec: str | list[str], classes: list[str]) -> dict[str, list[list[str]]]:
     """Turn a CLI/API prompt choice into named prompt sets for canonical ``classes``.
 
@@ -166,3 +94,55 @@ def resolve_prompt_sets(spec: str | list[str], classes: list[str]) -> dict[str, 
     """
     names = list(PAPER_PROMPT_SETS) if spec == "all" else ([spec] if isinstance(spec, str) else list(spec))
     return {n: paper_prompts(n, classes) for n in names}
+
+
+# ------------------------------------------------------------------------------------------------ label sets -> prompts
+DEFAULT_PROMPTS = "ensemble_10"
+LabelsArg = Union[LabelSpecArg, "LabelPrompts"]
+
+
+@dataclass(frozen=True)
+class LabelPrompts:
+    """C classes and, for each, the prompts whose logits are averaged."""
+
+    labels: list[str]
+    prompts: list[list[str]]
+    prompt_set: str  # the paper set used for classes without own prompts, or "custom"
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+def paper_templates(name: str) -> list[str]:
+    """A paper prompt set as templates for any word: its ``happiness`` prompts with ``{}`` for the word."""
+    if name not in PAPER_PROMPT_SETS:
+        raise ValueError(f"unknown prompt set {name!r}; choose one of {list(PAPER_PROMPT_SETS)} or give templates")
+    return [p.replace("happiness", "{}") for p in _paper_data()["prompt_sets"][name]["happiness"]]
+
+
+def resolve_label_prompts(labels: LabelsArg = None, prompts: str | list[str] | None = DEFAULT_PROMPTS) -> LabelPrompts:
+    """The classes and prompts to score (see the module docstring for the rules).
+
+    ``prompts``: the name of one of the paper's prompt sets, or a list of templates with ``{}`` for the label.
+    A :class:`LabelPrompts` passes through unchanged.
+    """
+    if isinstance(labels, LabelPrompts):
+        return labels
+    spec = label_spec(labels)
+    prompts = DEFAULT_PROMPTS if prompts is None else prompts
+    templates = spec.templates or (list(prompts) if not isinstance(prompts, str) else None)
+    if templates is not None:
+        if not templates or not all(isinstance(t, str) and t.strip() for t in templates):
+            raise ValueError(f"templates must be non-empty strings, got {templates}")
+        return LabelPrompts(list(spec.labels), custom_prompts(spec.labels, templates, spec.descriptions), "custom")
+    assert isinstance(prompts, str)
+    generic = paper_templates(prompts)
+    out = []
+    for label in spec.labels:
+        if spec.descriptions and spec.descriptions.get(label):
+            out.append(list(spec.descriptions[label]))
+        elif label in CLASS_ORDER:
+            out.append(paper_prompts(prompts, [label])[0])
+        else:
+            out.append([fill_template(t, label) for t in generic])
+    return LabelPrompts(list(spec.labels), out, prompts)

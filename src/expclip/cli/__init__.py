@@ -13,7 +13,7 @@ import signal
 import sys
 import threading
 
-from .. import __version__
+from ..files import __version__
 from . import analysis, pipeline, predict
 from .options import EPILOG
 
@@ -36,9 +36,9 @@ def _friendly_errors():
     from ..data.datasets import DatasetError
     from ..data.faces import FaceDetectorUnavailable
     from ..data.images import ImageDecodeError
-    from ..features import ExtractionFailure
+    from ..features.extraction import ExtractionFailure
+    from ..features.store import StoreError
     from ..models.hub import ModelNotAvailableError
-    from ..store import StoreError
 
     return (ModelNotAvailableError, StoreError, DatasetError, CheckpointError, FileNotFoundError, FileExistsError,
             ValueError, KeyError, ExtractionFailure, ImageDecodeError, FloatingPointError, FaceDetectorUnavailable)

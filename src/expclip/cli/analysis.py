@@ -11,11 +11,11 @@ log = logging.getLogger("expclip")
 
 
 def cmd_ablate(args) -> int:
-    from ..ablations import AblationSetup, run_presets
     from ..data.datasets import image_folder, unlabelled_images
+    from ..files import writable_dir
     from ..prompts import PAPER_PROMPT_SETS
-    from ..store import writable_dir
-    from ..tables import table_markdown
+    from ..report.tables import table_markdown
+    from ..runs.ablations import AblationSetup, run_presets
     from ..train import TrainConfig
 
     spec = args.prompts.split(",") if args.prompts != "all" else "all"
@@ -48,7 +48,7 @@ def cmd_ablate(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from ..run_report import build_report
+    from ..report.page import build_report
 
     res = build_report(args.run_dir, prompt_set=args.prompt_set, title=args.title)
     print(f"report: {res['html']} ({res['tables']} tables, {res['figures']} figures; sections: "
@@ -59,11 +59,11 @@ def cmd_report(args) -> int:
 
 
 def add_parsers(sub) -> None:
-    from ..ablations import PRESETS
     from ..models.backbone import DEFAULT_BACKBONE
     from ..models.heads import HEADS
     from ..models.teacher import DEFAULT_TEACHER
     from ..prompts import PAPER_PROMPT_SETS
+    from ..runs.ablations import PRESETS
     presets = "\n".join(f"  {k:13s}{v.summary}" for k, v in PRESETS.items())
     s = sub.add_parser("ablate", help="run the paper's ablations (heads, instructions, LLM encoder, backbones, "
                        "gains, t-SNE) from the store", formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -37,7 +37,7 @@ POSITIVE_FLOAT, NONNEG_FLOAT = _number(float, 0.0, True), _number(float, 0.0, Fa
 
 def _device(args):
     """--device as a torch.device, checked before any model is loaded."""
-    from ..models.backbone import check_visible, resolve_device
+    from ..devices import check_visible, resolve_device
 
     try:
         dev = resolve_device(args.device)
@@ -115,7 +115,7 @@ def _add_dataset_source(p: argparse.ArgumentParser, data_help: str, suite: bool 
 
 def _all_datasets(args) -> list:
     """The ItemLists named on the command line (every fold), all read before any work starts."""
-    from ..suite import SuiteEntry, load_entries, parse_options, preset_entries, read_preset
+    from ..runs.suite import SuiteEntry, load_entries, parse_options, preset_entries, read_preset
 
     opts = parse_options(args.option)
     allow = getattr(args, "allow_outside_root", False)

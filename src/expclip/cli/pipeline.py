@@ -16,9 +16,9 @@ log = logging.getLogger("expclip")
 
 
 def cmd_demo(args) -> int:
-    from ..demo import run_demo
+    from ..files import writable_dir
     from ..models.tiny import RANDOM_WEIGHTS_NOTE
-    from ..store import writable_dir
+    from ..runs.demo import run_demo
 
     writable_dir(args.out)
     print(f"expclip demo — {RANDOM_WEIGHTS_NOTE}.", flush=True)
@@ -37,8 +37,8 @@ def cmd_demo(args) -> int:
 def cmd_extract(args) -> int:
     import torch
 
-    from ..distributed import distributed_session
-    from ..extract import extract_features, extract_teacher
+    from ..devices import distributed_session
+    from ..features.extract import extract_features, extract_teacher
     from ..models.teacher import Teacher, resolve_instruction, teacher_dtype
 
     if args.no_backbone and not args.teacher:
@@ -84,10 +84,11 @@ def cmd_extract(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from ..extract import find_image_store, find_teacher_store
-    from ..features import check_strict
-    from ..fit import fit_heads
-    from ..store import StaleStoreError, StoreError, writable_dir
+    from ..features.extract import find_image_store, find_teacher_store
+    from ..features.extraction import check_strict
+    from ..features.store import StaleStoreError, StoreError
+    from ..files import writable_dir
+    from ..runs.fit import fit_heads
     from ..train import TrainConfig
 
     data = _data(args)
@@ -121,15 +122,15 @@ def cmd_train(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from ..evaluate import head_model
-    from ..fit import expand_head_dirs
+    from ..files import writable_dir
     from ..models.backbone import DEFAULT_BACKBONE
     from ..models.hub import model_name
     from ..models.tiny import RANDOM_WEIGHTS_NOTE
     from ..prompts import PAPER_PROMPT_SETS
-    from ..report import write_results
-    from ..store import writable_dir
-    from ..suite import run_suite, with_clip_baselines
+    from ..report.results import write_results
+    from ..runs.evaluate import head_model
+    from ..runs.fit import expand_head_dirs
+    from ..runs.suite import run_suite, with_clip_baselines
 
     datasets = _all_datasets(args)  # every dataset is read before any feature is computed
     dev = _device(args)

@@ -14,9 +14,10 @@ log = logging.getLogger("expclip")
 def cmd_predict(args) -> int:
     from tqdm.auto import tqdm
 
-    from ..api import ExpCLIP, check_frame_folder_options
+    from ..api import ExpCLIP
     from ..models.backbone import DEFAULT_BACKBONE
-    from ..predict_run import format_row, predict_to_file
+    from ..predict.engine import check_frame_folder_options
+    from ..predict.run import format_row, predict_to_file
 
     check_frame_folder_options(args.frame_folders, args.video_fps)  # before any model is loaded
     device = _device(args)  # a GPU that is not there is refused before any model is loaded

@@ -15,13 +15,26 @@ from typing import Callable
 import torch
 from PIL import Image
 
-from ..features import ImageLoader
 from .datasets import ItemList
 from .images import ImageDecodeError, Preprocess, load_image
-from .video import VideoDecodeError, is_video_file, list_frames, read_frame_folder, read_video_frames, \
-    sample_frame_indices, video_info
+from .video import (
+    VideoDecodeError, is_video_file, list_frames, read_frame_folder, read_video_frames, sample_frame_indices,
+    video_info,
+)
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ImageLoader:
+    """Picklable ``load(i)``: decode ``root/paths[i]`` and preprocess it -> (3,H,W)."""
+
+    root: str
+    paths: tuple[str, ...]
+    preprocess: Preprocess
+
+    def __call__(self, i: int) -> torch.Tensor:
+        return self.preprocess(load_image(Path(self.root) / self.paths[i]))
 
 
 def crop_box(img: Image.Image, box: list[int], path: str | Path) -> Image.Image:

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from ..data.images import Preprocess, preprocess_for_model
+from ..devices import resolve_device
 from .hub import ModelNotAvailableError, ResolvedModel, resolve_model, weight_files
 
 log = logging.getLogger(__name__)
@@ -44,21 +45,6 @@ def known_feature_dim(name: str | Path, revision: str | None = None) -> int | No
         return feature_dim(AutoConfig.from_pretrained(resolved.path, trust_remote_code=False))
     except (ModelNotAvailableError, OSError, ValueError, AttributeError):
         return PAPER_FEATURE_DIMS.get(str(name))
-
-
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """"auto"/None -> cuda when available else cpu; anything else as given."""
-    if device is None or str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
-def check_visible(dev: torch.device, name: str = "device", fix: str = "device='cpu'") -> torch.device:
-    """``dev`` itself, or a ValueError naming it when it is a CUDA GPU that is not there (before any model moves)."""
-    if dev.type == "cuda" and (not torch.cuda.is_available() or (dev.index or 0) >= torch.cuda.device_count()):
-        raise ValueError(f"{name} {dev}: no such CUDA GPU is visible ({torch.cuda.device_count()} found); "
-                         f"use {fix}")
-    return dev
 
 
 def _output_tensor(out: object) -> torch.Tensor:

@@ -97,7 +97,7 @@ def attach_input_movers(model: nn.Module, device_map: DeviceMap) -> list[torch.u
 
 def _devices(device_map: str | Sequence) -> list[torch.device]:
     if device_map == "auto":
-        from ..distributed import local_devices
+        from ..devices import local_devices
 
         return local_devices()
     if isinstance(device_map, str) or not device_map:
@@ -116,7 +116,7 @@ def primary_device(device_map: str | Sequence | DeviceMap) -> torch.device:
 
 
 def resolve_device_map(device_map: str | Sequence | DeviceMap, teacher: nn.Module) -> DeviceMap:
-    """"auto" (this process's GPUs, see :func:`expclip.distributed.local_devices`), a list of devices to plan
+    """"auto" (this process's GPUs, see :func:`expclip.devices.local_devices`), a list of devices to plan
     over, or an explicit ``{prefix: device}`` map (returned as is)."""
     if isinstance(device_map, dict):
         return {str(k): str(v) for k, v in device_map.items()}

@@ -18,7 +18,7 @@ from torch import nn
 
 from ..data.images import Preprocess, preprocess_for_model
 from ..data.safe import safe_join
-from .backbone import resolve_device
+from ..devices import resolve_device
 from .hub import ModelNotAvailableError, ResolvedModel, resolve_model, weight_files
 
 log = logging.getLogger(__name__)

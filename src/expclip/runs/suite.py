@@ -18,11 +18,11 @@ from pathlib import Path
 
 import torch
 
-from .data.datasets import DatasetError, ItemList, image_folder
-from .data.registry import PAPER_DATASETS, find_dataset_root, get_spec, load_dataset
+from ..data.datasets import DatasetError, ItemList, image_folder
+from ..data.registry import PAPER_DATASETS, find_dataset_root, get_spec, load_dataset
 from .evaluate import Model, clip_model, evaluate
-from .models.backbone import PAPER_BACKBONES
-from .prompts import resolve_prompt_sets
+from ..models.backbone import PAPER_BACKBONES
+from ..prompts import resolve_prompt_sets
 
 log = logging.getLogger(__name__)
 

@@ -13,18 +13,18 @@ from pathlib import Path
 
 import torch
 
-from .data.datasets import image_folder, unlabelled_images
-from .data.synthetic import write_face_folder
+from ..data.datasets import image_folder, unlabelled_images
+from ..data.synthetic import write_face_folder
 from .evaluate import clip_model, evaluate, head_model
-from .extract import extract_images, extract_teacher, require_store
+from ..features.extract import extract_images, extract_teacher, require_store
 from .fit import fit_heads
-from .labels import classes_for
-from .models.backbone import Backbone
-from .models.teacher import Teacher
-from .models.tiny import RANDOM_WEIGHTS_NOTE, build_tiny_blip2, build_tiny_clip
-from .prompts import resolve_prompt_sets
-from .report import write_results
-from .train import TrainConfig
+from ..labels import classes_for
+from ..models.backbone import Backbone
+from ..models.teacher import Teacher
+from ..models.tiny import RANDOM_WEIGHTS_NOTE, build_tiny_blip2, build_tiny_clip
+from ..prompts import resolve_prompt_sets
+from ..report.results import write_results
+from ..train import TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -85,8 +85,8 @@ def run_demo(out_dir: str | Path = "expclip-demo", train_per_class: int = 80, te
 def _demo_analyses(out: Path, pool, test, backbone: Backbone, teacher: Teacher, cfg: TrainConfig,
                    num_workers: int, progress: bool) -> dict:
     """Every ablation preset on the demo's data (2 seeds), then ``out/report.html`` + ``out/report.md``."""
-    from .ablations import AblationSetup, run_presets
-    from .run_report import build_report
+    from .ablations.presets import AblationSetup, run_presets
+    from ..report.page import build_report
 
     setup = AblationSetup(
         out=out / "ablations", store=out / "store", train=pool, tests=[test], results=[out / "results"],

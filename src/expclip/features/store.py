@@ -18,15 +18,15 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Callable
+from typing import Any
 
 import numpy as np
 import torch
+
+from ..files import slug
 
 log = logging.getLogger(__name__)
 
@@ -55,56 +55,11 @@ def key_digest(key: dict) -> str:
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
 
 
-def _slug(text: str, n: int = 40) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-")[-n:] or "x"
-
-
 def store_path(root: str | Path, key: dict) -> Path:
     """The directory of the store for ``key`` under ``root``: readable prefix + key digest."""
     model = key.get("model", {}).get("id", "model")
     data = key.get("data", {}).get("name", "data")
-    return Path(root) / f"{key['kind']}-{_slug(Path(str(model)).name, 30)}-{_slug(str(data), 30)}-{key_digest(key)[:12]}"
-
-
-def _atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
-    """Write through ``write(file)`` to a temporary file, fsync, then rename onto ``path`` (all or nothing)."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file + fsync + rename (all or nothing)."""
-    _atomic_write(path, lambda f: f.write(data))
-
-
-def atomic_write_json(path: Path, obj: Any) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=1, sort_keys=True) + "\n").encode())
-
-
-def atomic_save_npy(path: Path, array: np.ndarray) -> None:
-    _atomic_write(path, lambda f: np.save(f, np.ascontiguousarray(array), allow_pickle=False))
-
-
-def writable_dir(path: str | Path, option: str = "--out") -> Path:
-    """Check, before hours of work that would end in writing there, that ``path`` is (or can be created as) a
-    writable folder; nothing is created. Raises ValueError naming ``option``."""
-    path = Path(path)
-    probe = path.absolute()
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
-    if not probe.is_dir():
-        raise ValueError(f"{option} {path}: cannot write there ({probe} is a file, not a folder)")
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise ValueError(f"{option} {path}: cannot write there ({probe} is not writable)")
-    return path
+    return Path(root) / f"{key['kind']}-{slug(Path(str(model)).name, 30)}-{slug(str(data), 30)}-{key_digest(key)[:12]}"
 
 
 def describe_key_difference(want: dict, have: dict, prefix: str = "") -> list[str]:
@@ -262,29 +217,3 @@ def find_store(root: str | Path, key: dict, free: tuple[str, ...] = ()) -> Featu
 
 def remove_chunks(path: Path) -> None:
     shutil.rmtree(path / "chunks", ignore_errors=True)
-
-
-_TMP_NAME = re.compile(r"^\..+\.tmp-(\d+)$")
-
-
-def sweep_stale_tmp(folder: Path) -> list[Path]:
-    """Delete the temporary files (``.<name>.tmp-<pid>``) that killed processes left in ``folder``.
-
-    Only files of processes that no longer exist on this machine are removed (a live writer keeps its file).
-    Such files are never read: this only gives their disk space back. Returns what was removed.
-    """
-    removed = []
-    for p in folder.glob(".*.tmp-*"):
-        m = _TMP_NAME.match(p.name)
-        if not m or int(m.group(1)) == os.getpid():
-            continue
-        try:
-            os.kill(int(m.group(1)), 0)
-            continue  # that process is alive
-        except ProcessLookupError:
-            pass
-        except (PermissionError, OverflowError):
-            continue
-        p.unlink(missing_ok=True)
-        removed.append(p)
-    return removed

@@ -18,16 +18,17 @@ from pathlib import Path
 
 import numpy as np
 
-from .checkpoint import versions
-from .figures import plot_recall_bars, plot_table_bars, plot_training_curves, plot_tsne
-from .html_report import render_html, render_markdown
-from .models.teacher import INSTRUCTIONS
-from .models.tiny import RANDOM_WEIGHTS_NOTE, is_random_model
-from .prompts import prompt_set_display_name
-from .report import plot_confusion, read_cells, slug
-from .store import atomic_write_bytes
-from .tables import (backbone_id, backbone_label, backbone_table, by_backbone, dataset_order, dedup_cells,
-                     gain_table, prompt_order, prompt_sets_table, variants_table)
+from ..files import atomic_write_bytes, slug, versions
+from ..models.teacher import INSTRUCTIONS
+from ..models.tiny import RANDOM_WEIGHTS_NOTE, is_random_model
+from ..prompts import prompt_set_display_name
+from .figures import plot_confusion, plot_recall_bars, plot_table_bars, plot_training_curves, plot_tsne
+from .html import render_html, render_markdown
+from .results import read_cells
+from .tables import (
+    backbone_id, backbone_label, backbone_table, by_backbone, dataset_order, dedup_cells, gain_table, prompt_order,
+    prompt_sets_table, variants_table,
+)
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """The paper's ablations as named presets over the feature store.
 
 Each preset reads (or, when missing, extracts once) features from the store, trains what it needs with the same
-recipe, scores zero-shot, and returns an :class:`Ablation`: its table (:mod:`expclip.tables`), the result cells
+recipe, scores zero-shot, and returns an :class:`Ablation`: its table (:mod:`expclip.report.tables`), the result cells
 behind it and its resolved configuration. :func:`write_ablation` puts ``ablation.json``, ``table.md`` and
 ``table.csv`` in ``OUT/<preset>/``; heads go to ``OUT/heads/<head>-<instruction>/seed<k>/`` and are shared by
 presets (a head already trained with the same configuration is reused, not retrained).
@@ -30,20 +30,21 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .ablation_setup import Ablation, AblationSetup
-from .checkpoint import versions
-from .evaluate import Model, clip_model, head_model
-from .fit import expand_head_dirs
-from .metrics import summarize
-from .models.teacher import resolve_instruction
-from .models.tiny import RANDOM_WEIGHTS_NOTE
-from .prompts import resolve_prompt_sets
-from .report import read_cells
-from .store import FeatureStore, atomic_write_bytes, atomic_write_json
-from .tables import backbone_table, dedup_cells, gain_table, new_table, table_csv, table_markdown, variants_table
-from .zeroshot import build_classifier, classify, embed_images
-
-__all__ = ["PRESETS", "Ablation", "AblationSetup", "Preset", "run_presets", "write_ablation"]
+from .setup import Ablation, AblationSetup
+from ...files import versions
+from ..evaluate import Model, clip_model, head_model
+from ..fit import expand_head_dirs
+from ...metrics import summarize
+from ...models.teacher import resolve_instruction
+from ...models.tiny import RANDOM_WEIGHTS_NOTE
+from ...prompts import resolve_prompt_sets
+from ...report.results import read_cells
+from ...features.store import FeatureStore
+from ...files import atomic_write_bytes, atomic_write_json
+from ...report.tables import (
+    backbone_table, dedup_cells, gain_table, new_table, table_csv, table_markdown, variants_table,
+)
+from ...zeroshot import build_classifier, classify, embed_images
 
 log = logging.getLogger(__name__)
 
@@ -183,7 +184,7 @@ def run_tsne(setup: AblationSetup) -> Ablation:
     """
     from sklearn.metrics import silhouette_score
 
-    from .figures import tsne_2d
+    from ...report.figures import tsne_2d
 
     if not setup.tests:
         raise ValueError("tsne needs labelled data to colour by class: give --data")

@@ -1,4 +1,4 @@
-"""Batched, chunked, resumable extraction into the feature store (see :mod:`expclip.store`).
+"""Batched, chunked, resumable extraction into the feature store (see :mod:`expclip.features.store`).
 
 One generic runner (:func:`run_extraction`) serves image features, teacher targets, video frame features and
 prompt features: it takes a picklable ``load(i)`` (runs in DataLoader workers) and an ``encode(batch)`` (runs in
@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -21,12 +20,12 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from . import __version__
-from .data.datasets import ItemList
-from .data.images import ImageDecodeError, Preprocess, load_image
+from ..data.datasets import ItemList
+from ..data.images import ImageDecodeError, Preprocess
+from ..files import __version__, atomic_save_npy, atomic_write_json, sweep_stale_tmp
 from .store import (
-    FEATURE_CODE_VERSION, STALE_HOW, STORE_FORMAT, FeatureStore, StaleStoreError, StoreError, atomic_save_npy,
-    atomic_write_json, canonical, describe_key_difference, key_digest, remove_chunks, sweep_stale_tmp,
+    FEATURE_CODE_VERSION, STALE_HOW, STORE_FORMAT, FeatureStore, StaleStoreError, StoreError, canonical,
+    describe_key_difference, key_digest, remove_chunks,
 )
 
 log = logging.getLogger(__name__)
@@ -46,18 +45,6 @@ def check_strict(store: FeatureStore) -> FeatureStore:
         raise ExtractionFailure(f"{f['path']}: {f['reason']} ({len(store.failures)} of {len(store)} items failed; "
                                 f"see {store.path / 'meta.json'}; drop --strict to skip them)")
     return store
-
-
-@dataclass(frozen=True)
-class ImageLoader:
-    """Picklable ``load(i)``: decode ``root/paths[i]`` and preprocess it -> (3,H,W)."""
-
-    root: str
-    paths: tuple[str, ...]
-    preprocess: Preprocess
-
-    def __call__(self, i: int) -> torch.Tensor:
-        return self.preprocess(load_image(Path(self.root) / self.paths[i]))
 
 
 class _SafeDataset(Dataset):
@@ -97,10 +84,6 @@ class _ChunkBatches:
         return len(self.batches)
 
 
-def default_num_workers() -> int:
-    return min(8, max(0, (os.cpu_count() or 1) - 1))
-
-
 def run_extraction(
     store_dir: str | Path,
     key: dict,
@@ -128,7 +111,7 @@ def run_extraction(
         encode: batch (stacked tensors, or a list) -> (B, *feature_shape) tensor.
         shard: (rank, world) — this process computes chunks rank, rank+world, ...; rank 0 finalizes when it sees
             all chunks done, the others return None (so that two shards finishing together never both assemble the
-            store; :class:`expclip.distributed.DistContext` adds the barrier that makes rank 0 wait for the rest).
+            store; :class:`expclip.devices.DistContext` adds the barrier that makes rank 0 wait for the rest).
         extra_meta: informative fields for meta.json that are not part of the key (e.g. the model's κ).
 
     Returns the completed store (or None for a shard that did not finalize).

@@ -11,22 +11,18 @@ import io
 import json
 import logging
 import math
-import re
 from collections import defaultdict
 from pathlib import Path
 from typing import Iterable
 
 import numpy as np
 
-from .data.registry import PAPER_DATASETS, display_name
-from .prompts import PAPER_PROMPT_SETS, prompt_set_display_name
-from .store import atomic_write_bytes, atomic_write_json
+from ..data.registry import PAPER_DATASETS, display_name
+from ..files import atomic_write_bytes, atomic_write_json, slug
+from ..prompts import PAPER_PROMPT_SETS, prompt_set_display_name
+from .figures import plot_confusion
 
 log = logging.getLogger(__name__)
-
-
-def slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", str(text)).strip("-") or "x"
 
 
 def cell_filename(r: dict) -> str:
@@ -139,37 +135,6 @@ def paper_tables(rows: list[dict], title: str | None = None) -> str:
     if multi:
         out += ["Folds averaged: " + ", ".join(f"{display_name(d)} {n}" for d, n in sorted(multi.items())), ""]
     return "\n".join(out)
-
-
-def plot_confusion(cm: np.ndarray | list, classes: list[str], title: str, path: str | Path) -> Path:
-    """Row-normalized confusion matrix as a PNG (counts in each cell)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    cm = np.asarray(cm, dtype=float)
-    norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
-    n = len(classes)
-    fig, ax = plt.subplots(figsize=(1.0 + 0.6 * n, 0.8 + 0.6 * n), dpi=100)
-    ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
-    ax.set_xticks(range(n), [c[:10] for c in classes], rotation=45, ha="right", fontsize=8)
-    ax.set_yticks(range(n), [c[:10] for c in classes], fontsize=8)
-    for i in range(n):
-        for j in range(n):
-            ax.text(j, i, f"{int(cm[i, j])}", ha="center", va="center", fontsize=7,
-                    color="white" if norm[i, j] > 0.5 else "black")
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    tmp.replace(path)
-    return path
 
 
 def write_results(results: list[dict], out_dir: str | Path, title: str = "Zero-shot results",

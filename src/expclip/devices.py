@@ -1,9 +1,13 @@
-"""Multi-process extraction under ``torchrun``: which process does what, and the barrier around finalizing.
+"""Devices: which device a name means, whether that GPU is there, CPU workers, and the ``torchrun`` context.
+
+A leaf module (torch only, nothing of expclip): models, extraction and the CLI all resolve devices here.
+
+Multi-process extraction under ``torchrun``: which process does what, and the barrier around finalizing.
 
 ``torchrun --nproc-per-node N -m expclip extract ...`` starts N processes with RANK / WORLD_SIZE / LOCAL_RANK set.
 Each process takes the chunks ``c % WORLD_SIZE == RANK`` of every store (the ``shard`` of
-:func:`expclip.features.run_extraction`) and writes them itself; after a barrier rank 0 assembles the store, and
-after a second barrier every process opens the finished store. The result is the store a single process writes:
+:func:`expclip.features.extraction.run_extraction`) and writes them itself; after a barrier rank 0 assembles the
+store, and after a second barrier every process opens the finished store. The result is the store a single process writes:
 the chunks are the same batches of the same items (byte-identical given the same kernels and thread count).
 
 Backend: gloo on CPU, NCCL on GPU (``EXPCLIP_DIST_BACKEND`` overrides). Each process uses ``cuda:LOCAL_RANK``; a
@@ -26,6 +30,28 @@ import torch.distributed as dist
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """"auto"/None -> cuda when available else cpu; anything else as given."""
+    if device is None or str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def check_visible(dev: torch.device, name: str = "device", fix: str = "device='cpu'") -> torch.device:
+    """``dev`` itself, or a ValueError naming it when it is a CUDA GPU that is not there (before any model moves)."""
+    if dev.type == "cuda" and (not torch.cuda.is_available() or (dev.index or 0) >= torch.cuda.device_count()):
+        raise ValueError(f"{name} {dev}: no such CUDA GPU is visible ({torch.cuda.device_count()} found); "
+                         f"use {fix}")
+    return dev
+
+
+def default_num_workers() -> int:
+    """DataLoader workers by default: one per core but the main process's, at most 8."""
+    return min(8, max(0, (os.cpu_count() or 1) - 1))
+
+
 # Ranks wait at the barrier for the slowest one (a resumed run may leave one rank most of the work): be patient.
 DEFAULT_TIMEOUT_S = 24 * 3600
 
@@ -76,7 +102,7 @@ class DistContext:
 
     def num_workers(self, requested: int | None) -> int:
         """DataLoader workers per process: as asked, else the machine's default shared among local processes."""
-        from .features import default_num_workers
+        from .devices import default_num_workers
 
         if requested is not None:
             return requested
@@ -85,7 +111,7 @@ class DistContext:
 
 def env_context(device: str | torch.device | None = "auto") -> DistContext:
     """Read RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE (as torchrun sets them) and pick this rank's device."""
-    from .models.backbone import resolve_device
+    from .devices import resolve_device
 
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))

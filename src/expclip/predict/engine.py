@@ -21,11 +21,11 @@ from typing import Callable, Iterable, Iterator, Sequence
 import torch
 from PIL import Image
 
-from .data.faces import Box, FaceDetector, find_faces, whole_image_box
-from .data.images import ImageDecodeError
-from .data.inputs import InputItem, load_item_image
-from .data.video import VideoDecodeError, open_clip, sample_frame_indices, timestamps
-from .results_table import prob_column
+from ..data.faces import Box, FaceDetector, find_faces, whole_image_box
+from ..data.images import ImageDecodeError
+from ..data.inputs import InputItem, load_item_image
+from ..data.video import VideoDecodeError, open_clip, sample_frame_indices, timestamps
+from .table import prob_column
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +33,13 @@ NO_FACE_MODES = ("whole", "skip")
 
 
 # ------------------------------------------------------------------------------------------------ options & rows
+def check_frame_folder_options(frame_folders: bool, video_fps: float | None) -> None:
+    """Refuse sampling by rate for frame folders: their frames carry no time (ValueError saying what to use)."""
+    if frame_folders and video_fps is not None:
+        raise ValueError("frame folders have no frame rate, so video_fps (--video-fps) cannot sample them: use "
+                         "num_frames (--frames) instead")
+
+
 @dataclass(frozen=True)
 class PredictOptions:
     """How inputs become crops. ``no_face``: "whole" scores the whole image/frame when no face is found

@@ -1,5 +1,5 @@
 """The paper's pictures, from data already on disk: t-SNE before/after the head, per-class recall bars, training
-curves, ablation bars. (Confusion matrices: :func:`expclip.report.plot_confusion`.)
+curves, ablation bars, and confusion matrices.
 
 Every function draws with matplotlib's Agg backend (no display needed) and writes one PNG atomically.
 """
@@ -46,6 +46,37 @@ def _save(fig, path: str | Path) -> Path:
 
 
 # ------------------------------------------------------------------------------------------------ t-SNE
+def plot_confusion(cm: np.ndarray | list, classes: list[str], title: str, path: str | Path) -> Path:
+    """Row-normalized confusion matrix as a PNG (counts in each cell)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cm = np.asarray(cm, dtype=float)
+    norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
+    n = len(classes)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.6 * n, 0.8 + 0.6 * n), dpi=100)
+    ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(n), [c[:10] for c in classes], rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(n), [c[:10] for c in classes], fontsize=8)
+    for i in range(n):
+        for j in range(n):
+            ax.text(j, i, f"{int(cm[i, j])}", ha="center", va="center", fontsize=7,
+                    color="white" if norm[i, j] > 0.5 else "black")
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp)
+    plt.close(fig)
+    tmp.replace(path)
+    return path
+
+
 def tsne_2d(features: np.ndarray, seed: int = 0, perplexity: float | None = None) -> np.ndarray:
     """(N,D) features -> (N,2) t-SNE coordinates (scikit-learn; PCA init; perplexity min(30, (N-1)/3)).
 
@@ -148,7 +179,7 @@ def plot_training_curves(runs: dict[str, list[list[dict]]], title: str, path: st
 
 # ------------------------------------------------------------------------------------------------ ablation bars
 def plot_table_bars(table: dict, path: str | Path, metric: str | None = None) -> Path:
-    """Grouped bars of a table (see :mod:`expclip.tables`): one group per column, one bar per score row."""
+    """Grouped bars of a table (see :mod:`expclip.report.tables`): one group per column, one bar per score row."""
     plt = _pyplot()
     metric = metric or table["metrics"][0]
     rows = [r for r in table["rows"] if r["kind"] == "score"] or table["rows"]

@@ -14,10 +14,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .checkpoint import read_head_config, save_head
-from .models.hub import model_name
-from .store import FeatureStore, atomic_write_json, describe_key_difference
-from .train import TrainConfig, train_head
+from ..checkpoint import read_head_config, save_head
+from ..models.hub import model_name
+from ..features.store import FeatureStore, describe_key_difference
+from ..files import atomic_write_json
+from ..train import TrainConfig, train_head
 
 log = logging.getLogger(__name__)
 

@@ -14,15 +14,16 @@ from typing import Callable
 import torch
 from torch import nn
 
-from .checkpoint import load_head, versions
-from .data.datasets import ItemList
-from .extract import extract_features, find_image_store, find_prompt_features, prompt_features, require_store
-from .features import check_strict
-from .metrics import summarize
-from .models.backbone import Backbone, known_feature_dim
-from .models.tiny import is_random_model
-from .store import FeatureStore, StaleStoreError, StoreError
-from .zeroshot import build_classifier, classify, embed_images
+from ..checkpoint import load_head
+from ..files import versions
+from ..data.datasets import ItemList
+from ..features.extract import extract_features, find_image_store, find_prompt_features, prompt_features, require_store
+from ..features.extraction import check_strict
+from ..metrics import summarize
+from ..models.backbone import Backbone, known_feature_dim
+from ..models.tiny import is_random_model
+from ..features.store import FeatureStore, StaleStoreError, StoreError
+from ..zeroshot import build_classifier, classify, embed_images
 
 log = logging.getLogger(__name__)
 

@@ -14,13 +14,14 @@ from typing import Any
 
 import torch
 
-from .data.datasets import ItemList
-from .data.images import Preprocess, preprocess_for_model
-from .data.loaders import ClipLoader, image_loader, plan_clips
-from .data.video import SAMPLING_RULES
-from .features import base_key, default_num_workers, run_extraction
-from .models.hub import ModelNotAvailableError, ResolvedModel, resolve_model
-from .models.teacher import resolve_instruction
+from ..data.datasets import ItemList
+from ..data.images import Preprocess, preprocess_for_model
+from ..data.loaders import ClipLoader, image_loader, plan_clips
+from ..data.video import SAMPLING_RULES
+from ..devices import default_num_workers
+from ..models.hub import ModelNotAvailableError, ResolvedModel, resolve_model
+from ..models.teacher import resolve_instruction
+from .extraction import base_key, run_extraction
 from .store import FeatureStore, StaleStoreError, StoreError, find_store, key_digest, store_path
 
 log = logging.getLogger(__name__)

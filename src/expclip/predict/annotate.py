@@ -8,7 +8,7 @@ from typing import Sequence
 
 from PIL import Image, ImageDraw, ImageFont
 
-from .results_table import prob_column
+from .table import prob_column
 
 log = logging.getLogger(__name__)
 

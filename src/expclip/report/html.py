@@ -5,7 +5,7 @@ stylesheet or network request), so it opens from a file, offline. The Markdown t
 ``report_files/`` folder next to it.
 
 Blocks are tuples: ``("h2", text)``, ``("h3", text)``, ``("p", text)``, ``("banner", text)`` (shown at the top),
-``("table", table)`` (a :mod:`expclip.tables` dict), ``("figures", [(png_path, caption), ...])``,
+``("table", table)`` (a :mod:`expclip.report.tables` dict), ``("figures", [(png_path, caption), ...])``,
 ``("kv", [(key, value), ...])``, ``("grid", headers, rows)`` (plain strings), ``("details", summary, text)``.
 """
 
@@ -89,7 +89,7 @@ def _cell_html(v: dict | None, metrics: list[str], gain: bool, best: set[str]) -
 
 
 def table_html(table: dict) -> str:
-    """A :mod:`expclip.tables` dict as an HTML table; best score per column in bold, gains coloured."""
+    """A :mod:`expclip.report.tables` dict as an HTML table; best score per column in bold, gains coloured."""
     cols, metrics = table["columns"], table["metrics"]
     sections = any(r["section"] for r in table["rows"])
     mt = " / ".join(m.upper() if m in ("uar", "war") else m for m in metrics)

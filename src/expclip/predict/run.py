@@ -8,12 +8,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from ..data.inputs import expand_inputs
+from ..prompts import DEFAULT_PROMPTS
 from .annotate import annotate_image, plot_timeline
-from .api import check_frame_folder_options
-from .data.inputs import expand_inputs
-from .label_prompts import DEFAULT_PROMPTS
-from .results_table import result_columns
+from .engine import check_frame_folder_options
 from .rowfile import RowWriter
+from .table import result_columns
 
 log = logging.getLogger(__name__)
 

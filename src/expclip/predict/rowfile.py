@@ -73,7 +73,7 @@ class RowWriter:
 
     Args:
         path: ``.csv`` or ``.jsonl``.
-        columns: the column order (``expclip.results_table.result_columns``); a resumed file must have the same.
+        columns: the column order (``expclip.predict.table.result_columns``); a resumed file must have the same.
         resume: continue an existing file (``done`` lists its complete inputs, ``kept_rows`` counts their rows);
             without it an existing file is refused unless ``overwrite``.
         fsync_every: force rows to disk every this many rows (0: only on close).

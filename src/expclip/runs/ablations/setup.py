@@ -14,27 +14,29 @@ from typing import Iterable
 
 import torch
 
-from .checkpoint import read_head_config
-from .data.datasets import ItemList
-from .evaluate import LazyBackbone, Model, clip_model, evaluate, head_model, image_store_for
-from .extract import extract_teacher, find_prompt_features, find_teacher_store, prompt_features, require_store
-from .fit import expand_head_dirs, fit_heads
-from .models.backbone import DEFAULT_BACKBONE
-from .models.heads import HEADS
-from .models.hub import model_name
-from .models.teacher import DEFAULT_TEACHER, Teacher, resolve_instruction
-from .models.tiny import is_random_model
-from .prompts import resolve_prompt_sets
-from .store import FeatureStore, StaleStoreError, StoreError, key_digest
-from .train import TrainConfig
-from .zeroshot import PromptFeatures
+from ...checkpoint import read_head_config
+from ...data.datasets import ItemList
+from ..evaluate import LazyBackbone, Model, clip_model, evaluate, head_model, image_store_for
+from ...features.extract import (
+    extract_teacher, find_prompt_features, find_teacher_store, prompt_features, require_store,
+)
+from ..fit import expand_head_dirs, fit_heads
+from ...models.backbone import DEFAULT_BACKBONE
+from ...models.heads import HEADS
+from ...models.hub import model_name
+from ...models.teacher import DEFAULT_TEACHER, Teacher, resolve_instruction
+from ...models.tiny import is_random_model
+from ...prompts import resolve_prompt_sets
+from ...features.store import FeatureStore, StaleStoreError, StoreError, key_digest
+from ...train import TrainConfig
+from ...zeroshot import PromptFeatures
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class AblationSetup:
-    """Everything a preset may need; each preset uses only its part (see ``expclip.ablations.PRESETS``).
+    """Everything a preset may need; each preset uses only its part (see ``expclip.runs.ablations.presets.PRESETS``).
 
     ``train``: the unlabelled training pool; ``tests``: labelled evaluation data; ``results``: directories of
     result cells (``expclip eval --out``); ``head_runs``: existing heads (or run directories) to analyse instead of
@@ -194,7 +196,7 @@ class AblationSetup:
         return self.evaluate(models)
 
     def evaluate(self, models: list[Model]) -> list[dict]:
-        """Cells of ``models`` on every test set × prompt set (:func:`expclip.evaluate.evaluate`)."""
+        """Cells of ``models`` on every test set × prompt set (:func:`expclip.runs.evaluate.evaluate`)."""
         cells = []
         for data in self.tests:
             cells += evaluate(data, models, resolve_prompt_sets(self.prompt_sets, data.classes), self.store,
@@ -228,7 +230,7 @@ class Ablation:
 
 class _T5Text:
     """The teacher's T5 encoder as a text encoder with the backbone's interface (mean-pooled, no image tokens),
-    so that prompt features go through :func:`expclip.extract.prompt_features` and its cache."""
+    so that prompt features go through :func:`expclip.features.extract.prompt_features` and its cache."""
 
     def __init__(self, teacher: Teacher):
         self.teacher = teacher

@@ -1,6 +1,6 @@
 """Result cells -> the paper's table layouts, as plain dicts that render to Markdown, CSV and HTML.
 
-A *cell* is one evaluation (see :mod:`expclip.evaluate`): model group, seed, dataset, fold, prompt set, UAR, WAR.
+A *cell* is one evaluation (see :mod:`expclip.runs.evaluate`): model group, seed, dataset, fold, prompt set, UAR, WAR.
 Every table here is computed the same way: within one seed, cells are averaged over folds (and over prompt sets
 when no single prompt set is asked for); then mean ± std over seeds. Values are percentages.
 
@@ -24,9 +24,9 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from .labels import DATASET_NUM_CLASSES
-from .models.backbone import PAPER_BACKBONES
-from .prompts import PAPER_PROMPT_SETS, prompt_set_display_name
+from ..labels import DATASET_NUM_CLASSES
+from ..models.backbone import PAPER_BACKBONES
+from ..prompts import PAPER_PROMPT_SETS, prompt_set_display_name
 
 MEAN = "mean"
 METRIC_TITLES = {"uar": "UAR", "war": "WAR", "silhouette": "silhouette"}
