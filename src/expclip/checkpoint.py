@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .errors import CheckpointError
 from .files import atomic_write_bytes, atomic_write_json, sweep_stale_tmp, versions
 from .models.backbone import PAPER_BACKBONES, known_feature_dim
 from .models.heads import build_head
@@ -25,10 +26,6 @@ log = logging.getLogger(__name__)
 
 HEAD_FORMAT = "expclip-head"
 HEAD_FORMAT_VERSION = 1
-
-
-class CheckpointError(RuntimeError):
-    """A head checkpoint is missing, malformed or incompatible; the message names the file."""
 
 
 def save_head(out_dir: str | Path, head: nn.Module, config: dict[str, Any]) -> Path:

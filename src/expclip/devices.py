@@ -27,6 +27,8 @@ from typing import Callable, Iterator, TypeVar
 import torch
 import torch.distributed as dist
 
+from .errors import InputError
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -42,7 +44,7 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
 def check_visible(dev: torch.device, name: str = "device", fix: str = "device='cpu'") -> torch.device:
     """``dev`` itself, or a ValueError naming it when it is a CUDA GPU that is not there (before any model moves)."""
     if dev.type == "cuda" and (not torch.cuda.is_available() or (dev.index or 0) >= torch.cuda.device_count()):
-        raise ValueError(f"{name} {dev}: no such CUDA GPU is visible ({torch.cuda.device_count()} found); "
+        raise InputError(f"{name} {dev}: no such CUDA GPU is visible ({torch.cuda.device_count()} found); "
                          f"use {fix}")
     return dev
 
@@ -118,7 +120,7 @@ def env_context(device: str | torch.device | None = "auto") -> DistContext:
     local_rank = int(os.environ.get("LOCAL_RANK", str(rank)))
     local_world = int(os.environ.get("LOCAL_WORLD_SIZE", str(world)))
     if not 0 <= rank < world:
-        raise ValueError(f"RANK={rank} is outside WORLD_SIZE={world}")
+        raise InputError(f"RANK={rank} is outside WORLD_SIZE={world}")
     dev = resolve_device(device)
     if dev.type == "cuda" and dev.index is None and world > 1:
         dev = torch.device("cuda", local_rank % max(1, torch.cuda.device_count()))

@@ -13,6 +13,8 @@ import re
 from pathlib import Path
 from typing import Any, BinaryIO, Callable
 
+from .errors import InputError
+
 __version__ = "0.1.0"
 
 
@@ -59,9 +61,9 @@ def writable_dir(path: str | Path, option: str = "--out") -> Path:
     while not probe.exists() and probe != probe.parent:
         probe = probe.parent
     if not probe.is_dir():
-        raise ValueError(f"{option} {path}: cannot write there ({probe} is a file, not a folder)")
+        raise InputError(f"{option} {path}: cannot write there ({probe} is a file, not a folder)")
     if not os.access(probe, os.W_OK | os.X_OK):
-        raise ValueError(f"{option} {path}: cannot write there ({probe} is not writable)")
+        raise InputError(f"{option} {path}: cannot write there ({probe} is not writable)")
     return path
 
 

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Union
 
+from .errors import InputError, MissingError, UnavailableError
+
 CLASS_ORDER: tuple[str, ...] = (
     "happiness",
     "sadness",
@@ -77,7 +79,7 @@ def canonical_label(name: str) -> str | None:
 def classes_for(num_classes: int) -> list[str]:
     """The first ``num_classes`` canonical classes (the reference's rule for a dataset with that many)."""
     if not 1 <= num_classes <= len(CLASS_ORDER):
-        raise ValueError(f"num_classes must be in 1..{len(CLASS_ORDER)}, got {num_classes}")
+        raise InputError(f"num_classes must be in 1..{len(CLASS_ORDER)}, got {num_classes}")
     return list(CLASS_ORDER[:num_classes])
 
 
@@ -85,7 +87,7 @@ def order_classes(classes: list[str]) -> list[str]:
     """Sort canonical class names into CLASS_ORDER (so 7 folder classes give the reference's 7-class order)."""
     unknown = [c for c in classes if c not in CLASS_ORDER]
     if unknown:
-        raise ValueError(f"not canonical class names: {unknown}; known: {list(CLASS_ORDER)}")
+        raise InputError(f"not canonical class names: {unknown}; known: {list(CLASS_ORDER)}")
     return sorted(set(classes), key=CLASS_ORDER.index)
 
 
@@ -113,30 +115,30 @@ def load_label_spec(path: str | Path) -> LabelSpec:
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"label file not found: {path}")
+        raise MissingError(f"label file not found: {path}")
     try:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as e:
-        raise ValueError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+        raise InputError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
     if path.suffix.lower() in (".yaml", ".yml"):
         try:
             import yaml  # type: ignore[import-untyped]
         except ImportError as e:
-            raise RuntimeError(f"{path}: reading YAML needs PyYAML (pip install pyyaml), or write the file as JSON") from e
+            raise UnavailableError(f"{path}: reading YAML needs PyYAML (pip install pyyaml), or write the file as JSON") from e
         try:
             data = yaml.safe_load(text)
         except (yaml.YAMLError, RecursionError) as e:
             mark = getattr(e, "problem_mark", None)
             where = f" at line {mark.line + 1}" if mark is not None else ""
             why = getattr(e, "problem", None) or type(e).__name__
-            raise ValueError(f"{path}: not valid YAML{where} ({why})") from None
+            raise InputError(f"{path}: not valid YAML{where} ({why})") from None
     else:
         try:
             data = json.loads(text)
         except json.JSONDecodeError as e:
-            raise ValueError(f"{path}: not valid JSON ({e.msg} at line {e.lineno})") from e
+            raise InputError(f"{path}: not valid JSON ({e.msg} at line {e.lineno})") from e
         except RecursionError:
-            raise ValueError(f"{path}: JSON nested too deeply") from None
+            raise InputError(f"{path}: JSON nested too deeply") from None
     return label_spec_from_obj(data, source=str(path))
 
 
@@ -145,35 +147,35 @@ def label_spec_from_obj(data: Any, source: str = "labels") -> LabelSpec:
     if isinstance(data, list):
         data = {"labels": data}
     if not isinstance(data, dict) or "labels" not in data:
-        raise ValueError(f"{source}: expected a list of labels or an object with a 'labels' key")
+        raise InputError(f"{source}: expected a list of labels or an object with a 'labels' key")
     labels_obj, templates = data["labels"], data.get("templates")
     if templates is not None and (not isinstance(templates, list) or not all(isinstance(t, str) for t in templates)):
-        raise ValueError(f"{source}: 'templates' must be a list of strings")
+        raise InputError(f"{source}: 'templates' must be a list of strings")
     if isinstance(labels_obj, dict) and labels_obj:
         labels = check_labels([str(k) for k in labels_obj], source)
         descriptions = {}
         for k, v in labels_obj.items():
             v = [v] if isinstance(v, str) else v
             if not isinstance(v, list) or not all(isinstance(s, str) for s in v):
-                raise ValueError(f"{source}: descriptions of {k!r} must be a string or a list of strings")
+                raise InputError(f"{source}: descriptions of {k!r} must be a string or a list of strings")
             descriptions[str(k)] = v
         return LabelSpec(labels, templates, descriptions)
     if isinstance(labels_obj, list) and labels_obj and all(isinstance(s, str) for s in labels_obj):
         return LabelSpec(check_labels([str(s) for s in labels_obj], source), templates, None)
-    raise ValueError(f"{source}: 'labels' must be a non-empty list of strings or an object of label -> descriptions")
+    raise InputError(f"{source}: 'labels' must be a non-empty list of strings or an object of label -> descriptions")
 
 
 def check_labels(labels: list[str], source: str = "labels") -> list[str]:
     """The one check of a label list: labels are used as given; none, a blank one or the same one twice is an error
     naming it (``source``: the file or argument they came from)."""
     if not labels:
-        raise ValueError(f"{source}: at least one label is needed")
+        raise InputError(f"{source}: at least one label is needed")
     blank = [i for i, s in enumerate(labels) if not s.strip()]
     if blank:
-        raise ValueError(f"{source}: label number {blank[0] + 1} is empty")
+        raise InputError(f"{source}: label number {blank[0] + 1} is empty")
     dupes = sorted({s for s in labels if labels.count(s) > 1})
     if dupes:
-        raise ValueError(f"{source}: label(s) {dupes} given more than once (labels must be unique)")
+        raise InputError(f"{source}: label(s) {dupes} given more than once (labels must be unique)")
     return labels
 
 

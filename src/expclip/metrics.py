@@ -10,6 +10,8 @@ from typing import Sequence
 
 import numpy as np
 
+from .errors import InputError
+
 ArrayLike = Sequence[int] | np.ndarray
 
 
@@ -18,7 +20,7 @@ def _arr(x) -> np.ndarray:
         x = x.detach().cpu().numpy()
     a = np.asarray(x)
     if a.ndim != 1:
-        raise ValueError(f"labels must be 1-D, got shape {a.shape}")
+        raise InputError(f"labels must be 1-D, got shape {a.shape}")
     return a.astype(np.int64)
 
 
@@ -26,10 +28,10 @@ def confusion_matrix(y_true: ArrayLike, y_pred: ArrayLike, num_classes: int | No
     """(C,C) counts, rows = true class, columns = predicted class."""
     t, p = _arr(y_true), _arr(y_pred)
     if len(t) != len(p):
-        raise ValueError(f"{len(t)} true labels but {len(p)} predictions")
+        raise InputError(f"{len(t)} true labels but {len(p)} predictions")
     c = num_classes if num_classes is not None else int(max(t.max(initial=-1), p.max(initial=-1)) + 1)
     if len(t) and (t.min() < 0 or p.min() < 0 or t.max() >= c or p.max() >= c):
-        raise ValueError(f"labels must lie in 0..{c - 1}")
+        raise InputError(f"labels must lie in 0..{c - 1}")
     cm = np.zeros((c, c), dtype=np.int64)
     np.add.at(cm, (t, p), 1)
     return cm
@@ -54,7 +56,7 @@ def war(y_true: ArrayLike, y_pred: ArrayLike, num_classes: int | None = None) ->
     """Weighted average recall = accuracy, in [0,1]."""
     t, p = _arr(y_true), _arr(y_pred)
     if len(t) != len(p):
-        raise ValueError(f"{len(t)} true labels but {len(p)} predictions")
+        raise InputError(f"{len(t)} true labels but {len(p)} predictions")
     return float((t == p).mean()) if len(t) else float("nan")
 
 

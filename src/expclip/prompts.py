@@ -26,6 +26,7 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any, Union
 
+from .errors import InputError
 from .labels import CLASS_ORDER, LabelSpecArg, check_labels, label_spec
 
 log = logging.getLogger(__name__)
@@ -48,11 +49,11 @@ def paper_prompts(name: str, classes: list[str] | None = None) -> list[list[str]
     """The exact strings of one of the paper's prompt sets for ``classes`` (canonical names, default all 11)."""
     sets = _paper_data()["prompt_sets"]
     if name not in sets:
-        raise KeyError(f"unknown prompt set {name!r}; the paper's sets are {list(PAPER_PROMPT_SETS)}")
+        raise InputError(f"unknown prompt set {name!r}; the paper's sets are {list(PAPER_PROMPT_SETS)}")
     classes = list(CLASS_ORDER) if classes is None else classes
     missing = [c for c in classes if c not in sets[name]]
     if missing:
-        raise KeyError(f"prompt set {name!r} has no prompts for {missing}; use custom labels for other words")
+        raise InputError(f"prompt set {name!r} has no prompts for {missing}; use custom labels for other words")
     return [list(sets[name][c]) for c in classes]
 
 
@@ -116,7 +117,7 @@ class LabelPrompts:
 def paper_templates(name: str) -> list[str]:
     """A paper prompt set as templates for any word: its ``happiness`` prompts with ``{}`` for the word."""
     if name not in PAPER_PROMPT_SETS:
-        raise ValueError(f"unknown prompt set {name!r}; choose one of {list(PAPER_PROMPT_SETS)} or give templates")
+        raise InputError(f"unknown prompt set {name!r}; choose one of {list(PAPER_PROMPT_SETS)} or give templates")
     return [p.replace("happiness", "{}") for p in _paper_data()["prompt_sets"][name]["happiness"]]
 
 
@@ -133,7 +134,7 @@ def resolve_label_prompts(labels: LabelsArg = None, prompts: str | list[str] | N
     templates = spec.templates or (list(prompts) if not isinstance(prompts, str) else None)
     if templates is not None:
         if not templates or not all(isinstance(t, str) and t.strip() for t in templates):
-            raise ValueError(f"templates must be non-empty strings, got {templates}")
+            raise InputError(f"templates must be non-empty strings, got {templates}")
         return LabelPrompts(list(spec.labels), custom_prompts(spec.labels, templates, spec.descriptions), "custom")
     assert isinstance(prompts, str)
     generic = paper_templates(prompts)

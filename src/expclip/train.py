@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .errors import InputError, TrainingDiverged
 from .models.heads import build_head
 
 log = logging.getLogger(__name__)
@@ -122,14 +123,14 @@ def train_head(
     """
     cfg = cfg or TrainConfig()
     if image_features.ndim != 2 or teacher_features.ndim != 2 or len(image_features) != len(teacher_features):
-        raise ValueError(
+        raise InputError(
             f"need (N,D) image and (N,E) teacher features with the same N, got {tuple(image_features.shape)} and "
             f"{tuple(teacher_features.shape)}"
         )
     n = len(image_features)
     steps_per_epoch = n // cfg.batch_size if cfg.drop_last else math.ceil(n / cfg.batch_size)
     if steps_per_epoch == 0:
-        raise ValueError(f"{n} training items are fewer than one batch of {cfg.batch_size} (drop_last)")
+        raise InputError(f"{n} training items are fewer than one batch of {cfg.batch_size} (drop_last)")
     for name, t in (("image", image_features), ("teacher", teacher_features)):
         _check_finite(name, t)
     device = torch.device(device)
@@ -165,7 +166,7 @@ def train_head(
         finite = torch.isfinite(losses)
         if not bool(finite.all()):
             b = int((~finite).nonzero()[0])
-            raise FloatingPointError(
+            raise TrainingDiverged(
                 f"training loss became non-finite ({float(losses[b])}) at step {epoch * steps_per_epoch + b + 1} "
                 f"(epoch {epoch}, batch {b}, seed {cfg.seed}); lower --lr or --logit-scale, or check the features"
             )
@@ -195,4 +196,4 @@ def _check_finite(name: str, t: torch.Tensor) -> None:
     bad_rows = ~torch.isfinite(t).all(dim=1)
     if bad_rows.any():
         bad = torch.nonzero(bad_rows).flatten()[:5].tolist()
-        raise ValueError(f"non-finite values in the {name} features (rows {bad}...)")
+        raise InputError(f"non-finite values in the {name} features (rows {bad}...)")

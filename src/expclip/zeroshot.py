@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .errors import InputError
+
 PromptFeatures = torch.Tensor | list[torch.Tensor]
 
 
@@ -45,7 +47,7 @@ def build_classifier(prompt_features: PromptFeatures, head: nn.Module | None = N
     """Project and normalize prompt features: (C,P,D) tensor or a list of C (P_c,D) tensors."""
     per_class = list(prompt_features) if not isinstance(prompt_features, torch.Tensor) else list(prompt_features.unbind(0))
     if not per_class or any(t.ndim != 2 or len(t) == 0 for t in per_class):
-        raise ValueError("prompt features must be (C,P,D) or a list of non-empty (P_c,D) tensors")
+        raise InputError("prompt features must be (C,P,D) or a list of non-empty (P_c,D) tensors")
     flat = torch.cat(per_class)
     w = F.normalize(_apply(head, flat), dim=-1)
     counts = torch.tensor([len(t) for t in per_class])
@@ -68,7 +70,7 @@ def embed_images(image_features: torch.Tensor, head: nn.Module | None = None, ba
     one) the frame mean is taken first: mean_t(P f_t) = P mean_t(f_t), the same value at 1/T of the cost.
     """
     if image_features.ndim not in (2, 3):
-        raise ValueError(f"image features must be (N,D) or (N,T,D), got {tuple(image_features.shape)}")
+        raise InputError(f"image features must be (N,D) or (N,T,D), got {tuple(image_features.shape)}")
     mean_first = image_features.ndim == 3 and is_affine(head)
     out = []
     for i in range(0, len(image_features), batch_size):

@@ -13,6 +13,7 @@ import signal
 import sys
 import threading
 
+from ..errors import ExpclipError
 from ..files import __version__
 from . import analysis, pipeline, predict
 from .options import EPILOG
@@ -29,19 +30,6 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_parsers(sub)
     analysis.add_parsers(sub)
     return p
-
-
-def _friendly_errors():
-    from ..checkpoint import CheckpointError
-    from ..data.datasets import DatasetError
-    from ..data.faces import FaceDetectorUnavailable
-    from ..data.images import ImageDecodeError
-    from ..features.extraction import ExtractionFailure
-    from ..features.store import StoreError
-    from ..models.hub import ModelNotAvailableError
-
-    return (ModelNotAvailableError, StoreError, DatasetError, CheckpointError, FileNotFoundError, FileExistsError,
-            ValueError, KeyError, ExtractionFailure, ImageDecodeError, FloatingPointError, FaceDetectorUnavailable)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -66,6 +54,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n{what}: finished work is kept (store chunks, trained seeds); rerun the same command to resume",
               file=sys.stderr)
         return 143 if isinstance(e, _Terminated) else 130
+    except ExpclipError as e:  # the user's to fix: the message says how
+        if args.verbose:
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     except OSError as e:
         if e.errno == errno.ENOSPC:
             print(f"error: disk full while writing ({e.filename or e}); nothing half-written is kept and finished "
@@ -75,11 +68,12 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"error: {e}", file=sys.stderr)
         return 2 if isinstance(e, (FileNotFoundError, FileExistsError)) else 1
-    except _friendly_errors() as e:
+    except Exception as e:  # not the user's input: a bug, said so in one line; the traceback with -v
         if args.verbose:
             raise
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        print(f"error: {type(e).__name__}: {e} (this is a bug in expclip, not a problem with your input: rerun with "
+              "-v for the traceback and report it)", file=sys.stderr)
+        return 1
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 
+from ..errors import InputError
 from .options import EPILOG, _add_pre, _add_recipe, _add_runtime, _add_store, _device
 
 log = logging.getLogger("expclip")
@@ -21,7 +22,7 @@ def cmd_ablate(args) -> int:
     spec = args.prompts.split(",") if args.prompts != "all" else "all"
     for p in (spec if isinstance(spec, list) else []) + ([args.prompt_set] if args.prompt_set else []):
         if p not in PAPER_PROMPT_SETS:
-            raise ValueError(f"unknown prompt set {p!r}; choose from {list(PAPER_PROMPT_SETS)}")
+            raise InputError(f"unknown prompt set {p!r}; choose from {list(PAPER_PROMPT_SETS)}")
     setup = AblationSetup(
         out=writable_dir(args.out) / "ablations", store=args.store,
         train=unlabelled_images(args.train_data) if args.train_data else None,

@@ -8,6 +8,8 @@ import logging
 import os
 from pathlib import Path
 
+from ..errors import InputError
+
 log = logging.getLogger("expclip")
 
 DEFAULT_STORE = os.environ.get("EXPCLIP_STORE", str(Path("~/.cache/expclip/store").expanduser()))
@@ -42,7 +44,7 @@ def _device(args):
     try:
         dev = resolve_device(args.device)
     except RuntimeError as e:
-        raise ValueError(f"--device {args.device!r} is not a device ({e}); use cpu, cuda or cuda:N") from None
+        raise InputError(f"--device {args.device!r} is not a device ({e}); use cpu, cuda or cuda:N") from None
     return check_visible(dev, "--device", "--device cpu")
 
 
@@ -127,20 +129,20 @@ def _all_datasets(args) -> list:
         return load_entries(entries)
     if args.dataset:
         if not args.root:
-            raise ValueError(f"--dataset {args.dataset} needs --root: the folder you downloaded")
+            raise InputError(f"--dataset {args.dataset} needs --root: the folder you downloaded")
         unknown = [k for k in opts if k is not None]
         if unknown:
-            raise ValueError("--option DATASET:... prefixes are for --suite; with --dataset write KEY=VALUE")
+            raise InputError("--option DATASET:... prefixes are for --suite; with --dataset write KEY=VALUE")
         return load_entries([SuiteEntry(args.dataset, Path(args.root), args.fold, opts.get(None, {}), allow)])
     if args.option or args.fold:
-        raise ValueError("--option and --fold apply to --dataset and --suite, not to --data")
+        raise InputError("--option and --fold apply to --dataset and --suite, not to --data")
     return [_data(args)]
 
 
 def _one_dataset(args):
     datasets = _all_datasets(args)
     if len(datasets) != 1:
-        raise ValueError(f"{args.dataset} has {len(datasets)} folds here; choose one with --fold")
+        raise InputError(f"{args.dataset} has {len(datasets)} folds here; choose one with --fold")
     return datasets[0]
 
 

@@ -7,6 +7,7 @@ import json
 import logging
 from pathlib import Path
 
+from ..errors import InputError
 from .options import (
     EPILOG, NONNEG_FLOAT, POSITIVE_FLOAT, POSITIVE_INT, _add_dataset_source, _add_pre, _add_recipe, _add_runtime,
     _add_store, _all_datasets, _data, _device, _device_map, _report_store,
@@ -42,12 +43,12 @@ def cmd_extract(args) -> int:
     from ..models.teacher import Teacher, resolve_instruction, teacher_dtype
 
     if args.no_backbone and not args.teacher:
-        raise ValueError("--no-backbone without --teacher leaves nothing to extract: give --teacher MODEL")
+        raise InputError("--no-backbone without --teacher leaves nothing to extract: give --teacher MODEL")
     datasets = _all_datasets(args)  # every dataset is read before any work starts
     checked = _device(args)  # a GPU that is not there is refused before any work
     if args.teacher:  # refuse bad teacher options before the backbone's extraction, not after it
         if any(d.kind == "video" for d in datasets):
-            raise ValueError("teacher targets are computed for training images, not for video datasets")
+            raise InputError("teacher targets are computed for training images, not for video datasets")
         teacher_dtype(checked, args.teacher_dtype)
         for instr in args.instruction:
             resolve_instruction(instr)
@@ -93,7 +94,7 @@ def cmd_train(args) -> int:
 
     data = _data(args)
     if data.kind != "image":
-        raise ValueError(f"{data.name} is a {data.kind} dataset; heads are trained on images (e.g. CAER-S)")
+        raise InputError(f"{data.name} is a {data.kind} dataset; heads are trained on images (e.g. CAER-S)")
     writable_dir(args.out)
     try:
         img = find_image_store(args.store, args.backbone, data, args.preprocessing, args.revision)
@@ -141,17 +142,17 @@ def cmd_eval(args) -> int:
                                    ("--backbone", args.backbone, "backbone", model_name)):
         clash = [m for m in models if value is not None and same(getattr(m, attr)) != same(value)]
         if clash:
-            raise ValueError(f"{opt} {value} contradicts head {clash[0].head_dir}, trained with {attr} "
+            raise InputError(f"{opt} {value} contradicts head {clash[0].head_dir}, trained with {attr} "
                              f"{getattr(clash[0], attr)!r}; heads are evaluated as they were trained: drop {opt}, or "
                              f"evaluate a head trained with {value}")
     if not args.no_clip:
         models = with_clip_baselines(models, args.backbone or DEFAULT_BACKBONE, args.preprocessing or "reference")
     if not models:
-        raise ValueError("nothing to evaluate: give --head and/or leave CLIP in (no --no-clip)")
+        raise InputError("nothing to evaluate: give --head and/or leave CLIP in (no --no-clip)")
     spec = args.prompts.split(",") if args.prompts != "all" else "all"
     unknown = [p for p in (spec if isinstance(spec, list) else []) if p not in PAPER_PROMPT_SETS]
     if unknown:
-        raise ValueError(f"unknown prompt set(s) {unknown}; choose from {list(PAPER_PROMPT_SETS)} or 'all'")
+        raise InputError(f"unknown prompt set(s) {unknown}; choose from {list(PAPER_PROMPT_SETS)} or 'all'")
     writable_dir(args.out)  # before the features are computed, not after
     results = run_suite(datasets, models, spec, args.store, device=dev, sampling=args.sampling,
                         num_segments=args.segments, batch_size=args.batch_size, num_workers=args.num_workers,

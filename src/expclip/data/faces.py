@@ -16,16 +16,14 @@ from typing import Callable, Protocol, Sequence, runtime_checkable
 import numpy as np
 from PIL import Image
 
+from ..errors import FaceDetectorUnavailable, InputError
+
 log = logging.getLogger(__name__)
 
 FACES_INSTALL_HINT = (
     "face detection uses the Haar cascade bundled with OpenCV 4: pip install 'opencv-python-headless<5' "
     "(or pip install 'expclip[faces]'); or pass faces='none' (CLI: --faces none) for images that are already face crops"
 )
-
-
-class FaceDetectorUnavailable(RuntimeError):
-    """The face detector's package is missing or lacks its model files; the message says what to install."""
 
 
 @dataclass(frozen=True)
@@ -153,7 +151,7 @@ def get_face_detector(faces: str | FaceDetector | Callable | None) -> FaceDetect
     if isinstance(faces, str):
         if faces in ("detect", "haar"):
             return HaarFaceDetector()
-        raise ValueError(f"unknown faces option {faces!r}; use 'detect', 'none' or a detector object")
+        raise InputError(f"unknown faces option {faces!r}; use 'detect', 'none' or a detector object")
     if isinstance(faces, FaceDetector):
         return faces
     if callable(faces):

@@ -17,6 +17,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
+from ..errors import ImageDecodeError, InputError
+
 PREPROCESSING_MODES = ("reference", "clip")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif")
 
@@ -30,14 +32,6 @@ IMAGE_FORMATS = ("JPEG", "PNG", "BMP", "WEBP", "TIFF", "GIF", "PPM")  # JPEG inc
 MAX_ASPECT_BEFORE_CROP = 4
 OPENAI_CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
-
-
-class ImageDecodeError(Exception):
-    """An image file could not be read; ``str()`` names the file and the reason."""
-
-    def __init__(self, path: str | Path, reason: str):
-        self.path, self.reason = str(path), reason
-        super().__init__(f"{path}: {reason}")
 
 
 def to_rgb(img: Image.Image) -> Image.Image:
@@ -113,7 +107,7 @@ class Preprocess:
 
     def __post_init__(self) -> None:
         if self.mode not in PREPROCESSING_MODES:
-            raise ValueError(f"unknown preprocessing mode {self.mode!r}; choose one of {PREPROCESSING_MODES}")
+            raise InputError(f"unknown preprocessing mode {self.mode!r}; choose one of {PREPROCESSING_MODES}")
 
     def __call__(self, img: Image.Image) -> torch.Tensor:
         """PIL RGB image -> float32 tensor (3, image_size, image_size)."""
@@ -183,7 +177,7 @@ def preprocess_for_model(model_dir: str | Path, mode: str, vision_image_size: in
     if mode == "reference":
         return Preprocess("reference", vision_image_size, vision_image_size)
     if mode != "clip":
-        raise ValueError(f"unknown preprocessing mode {mode!r}; choose one of {PREPROCESSING_MODES}")
+        raise InputError(f"unknown preprocessing mode {mode!r}; choose one of {PREPROCESSING_MODES}")
     cfg_path = Path(model_dir) / "preprocessor_config.json"
     cfg = json.loads(cfg_path.read_text()) if cfg_path.is_file() else {}
     size = cfg.get("size", {"shortest_edge": vision_image_size})

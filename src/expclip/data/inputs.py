@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from ..errors import MissingError
 from .images import IMAGE_EXTENSIONS, ImageDecodeError, load_image, to_rgb
 from .video import VIDEO_EXTENSIONS, natural_key
 
@@ -106,7 +107,7 @@ def expand_inputs(inputs: Any, frame_folders: bool = False) -> list[InputItem]:
             elif p.is_file():
                 items.append(_path_item(p, p.name))
             else:
-                raise FileNotFoundError(f"input not found: {p}")
+                raise MissingError(f"input not found: {p}")
         elif isinstance(x, Image.Image):
             items.append(InputItem(f"<image {i}>", x, "image", f"image_{i}"))
         elif isinstance(x, np.ndarray) and x.ndim == 4:

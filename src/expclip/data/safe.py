@@ -14,9 +14,7 @@ import os
 from pathlib import Path, PurePosixPath
 from typing import Any, Hashable, Iterator, Mapping, Sequence
 
-
-class DatasetError(ValueError):
-    """A dataset on disk does not have the expected layout or content; the message names the file."""
+from ..errors import DatasetError
 
 
 class PathEscapeError(DatasetError):

@@ -11,13 +11,14 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
+from ..errors import InputError
 from ..labels import CLASS_ORDER
 
 
 def draw_face(expression: str, size: int = 64, seed: int | None = None) -> Image.Image:
     """One RGB face of ``expression`` (a canonical class name); ``seed`` fixes the nuisance factors."""
     if expression not in CLASS_ORDER:
-        raise ValueError(f"unknown expression {expression!r}")
+        raise InputError(f"unknown expression {expression!r}")
     rng = random.Random(seed)
     bg = tuple(rng.randint(0, 255) for _ in range(3))
     img = Image.new("RGB", (size, size), bg)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from ..errors import InputError
 from .images import IMAGE_EXTENSIONS, ImageDecodeError, load_image
 
 log = logging.getLogger(__name__)
@@ -36,11 +37,11 @@ def sample_frame_indices(num_frames: int, num_segments: int = 16, rule: str = "r
     one repeated.
     """
     if rule not in SAMPLING_RULES:
-        raise ValueError(f"unknown sampling rule {rule!r}; choose one of {SAMPLING_RULES}")
+        raise InputError(f"unknown sampling rule {rule!r}; choose one of {SAMPLING_RULES}")
     if num_frames < 1:
-        raise ValueError(f"a clip needs at least one frame, got {num_frames}")
+        raise InputError(f"a clip needs at least one frame, got {num_frames}")
     if num_segments < 1:
-        raise ValueError(f"num_segments must be >= 1, got {num_segments}")
+        raise InputError(f"num_segments must be >= 1, got {num_segments}")
     if num_frames > num_segments:
         tick = num_frames / num_segments
         return [int(tick / 2.0 + tick * k) for k in range(num_segments)]
@@ -67,7 +68,7 @@ def list_frames(folder: str | Path, order: str = "name") -> list[Path]:
     frame 2 comes before frame 10 (``expclip predict --frame-folders``).
     """
     if order not in FRAME_ORDERS:
-        raise ValueError(f"unknown frame order {order!r}; choose one of {FRAME_ORDERS}")
+        raise InputError(f"unknown frame order {order!r}; choose one of {FRAME_ORDERS}")
     folder = Path(folder)
     if not folder.is_dir():
         raise VideoDecodeError(folder, "frame folder not found")

@@ -19,6 +19,7 @@ from ..data.images import Preprocess, preprocess_for_model
 from ..data.loaders import ClipLoader, image_loader, plan_clips
 from ..data.video import SAMPLING_RULES
 from ..devices import default_num_workers
+from ..errors import InputError
 from ..models.hub import ModelNotAvailableError, ResolvedModel, resolve_model
 from ..models.teacher import resolve_instruction
 from .extraction import base_key, run_extraction
@@ -44,7 +45,7 @@ def image_key(model: dict, preprocess: Preprocess, data: ItemList, dtype: str, s
     extra = {}
     if data.kind == "video":
         if sampling not in SAMPLING_RULES:
-            raise ValueError(f"unknown sampling rule {sampling!r}; choose one of {SAMPLING_RULES}")
+            raise InputError(f"unknown sampling rule {sampling!r}; choose one of {SAMPLING_RULES}")
         extra["sampling"] = {"rule": sampling, "num_segments": int(num_segments)}
     return base_key(data.kind, model, preprocess, data, dtype=dtype, **extra)
 
@@ -153,7 +154,7 @@ def extract_images(
 ) -> FeatureStore | None:
     """CLIP image features (N, D) of ``data`` into the store (resumes a partial one)."""
     if data.kind != "image":
-        raise ValueError(f"{data.name} is a {data.kind} dataset; use extract_videos for it")
+        raise InputError(f"{data.name} is a {data.kind} dataset; use extract_videos for it")
     data.validate(check_files=False)
     pre = backbone.preprocess(preprocessing)
     key = image_key(backbone.identity(), pre, data, compute_dtype_name(backbone.amp_dtype))
@@ -181,7 +182,7 @@ def extract_teacher(
 ) -> FeatureStore | None:
     """Teacher targets e_G (N, E) of ``data`` for ``instruction`` into the store (resumes a partial one)."""
     if data.kind != "image":
-        raise ValueError(f"{data.name} is a {data.kind} dataset; teacher targets are computed for training images")
+        raise InputError(f"{data.name} is a {data.kind} dataset; teacher targets are computed for training images")
     name, text = resolve_instruction(instruction)
     data.validate(check_files=False)
     pre = teacher.preprocess(preprocessing)
@@ -227,7 +228,7 @@ def extract_videos(
     are recorded as failures; short clips and list counts above the real frame count are reported in meta.json.
     """
     if data.kind != "video":
-        raise ValueError(f"{data.name} is a {data.kind} dataset; use extract_images for it")
+        raise InputError(f"{data.name} is a {data.kind} dataset; use extract_images for it")
     data.validate(check_files=False)
     pre = backbone.preprocess(preprocessing)
     key = image_key(backbone.identity(), pre, data, compute_dtype_name(backbone.amp_dtype), sampling, num_segments)

@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 
 from ..data.datasets import ItemList
 from ..data.images import ImageDecodeError, Preprocess
+from ..errors import ExtractionFailure, InputError
 from ..files import __version__, atomic_save_npy, atomic_write_json, sweep_stale_tmp
 from .store import (
     FEATURE_CODE_VERSION, STALE_HOW, STORE_FORMAT, FeatureStore, StaleStoreError, StoreError, canonical,
@@ -32,10 +33,6 @@ log = logging.getLogger(__name__)
 
 # Errors that mean "this item is bad", recorded as a failure; anything else is a bug and propagates.
 ITEM_ERRORS: tuple[type[BaseException], ...] = (ImageDecodeError, OSError, ValueError, RuntimeError)
-
-
-class ExtractionFailure(RuntimeError):
-    """Raised in strict mode at the first item that cannot be used; the message names its file and the reason."""
 
 
 def check_strict(store: FeatureStore) -> FeatureStore:
@@ -120,7 +117,7 @@ def run_extraction(
     key, items = canonical(key), canonical(list(items))
     n = len(items)
     if n == 0:
-        raise ValueError(f"nothing to extract for {store_dir.name}: the item list is empty")
+        raise InputError(f"nothing to extract for {store_dir.name}: the item list is empty")
     meta_file = store_dir / "meta.json"
     items_sha = key_digest({"items": list(items)})
     if meta_file.is_file():
@@ -150,7 +147,7 @@ def run_extraction(
     else:
         chunk_size = chunk_size or batch_size * max(1, 2048 // batch_size)
         if chunk_size % batch_size:
-            raise ValueError(f"chunk_size {chunk_size} must be a multiple of batch_size {batch_size}")
+            raise InputError(f"chunk_size {chunk_size} must be a multiple of batch_size {batch_size}")
         store_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_json(store_dir / "items.json", list(items))
         meta = {

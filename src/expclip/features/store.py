@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..errors import StoreError
 from ..files import slug
 
 log = logging.getLogger(__name__)
@@ -33,10 +34,6 @@ log = logging.getLogger(__name__)
 STORE_FORMAT = 1
 # Bump when a change of extraction code changes what is computed: old stores then stop matching.
 FEATURE_CODE_VERSION = 1
-
-
-class StoreError(RuntimeError):
-    """A store is missing, incomplete or unreadable."""
 
 
 class StaleStoreError(StoreError):

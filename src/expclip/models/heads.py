@@ -10,6 +10,8 @@ from typing import Callable
 import torch
 from torch import nn
 
+from ..errors import InputError
+
 
 class LinearHead(nn.Module):
     """P(x) = W x, W: (E, D), no bias (the reference's ``mlp`` layer)."""
@@ -73,5 +75,5 @@ HEADS: dict[str, Callable[..., nn.Module]] = {
 def build_head(name: str, in_dim: int, out_dim: int, **kwargs) -> nn.Module:
     """A fresh head of type ``name`` (one of HEADS) mapping in_dim -> out_dim."""
     if name not in HEADS:
-        raise ValueError(f"unknown head {name!r}; choose one of {sorted(HEADS)}")
+        raise InputError(f"unknown head {name!r}; choose one of {sorted(HEADS)}")
     return HEADS[name](in_dim, out_dim, **kwargs)

@@ -12,14 +12,12 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..errors import ModelNotAvailableError
+
 log = logging.getLogger(__name__)
 
 # What a model directory may hold that we need; weights only as safetensors (never pickles).
 MODEL_FILE_PATTERNS = ["*.json", "*.safetensors", "*.txt", "*.model", "*.tiktoken"]
-
-
-class ModelNotAvailableError(RuntimeError):
-    """A model could not be found locally or downloaded; the message says how to provide it."""
 
 
 @dataclass(frozen=True)

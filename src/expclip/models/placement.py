@@ -16,6 +16,8 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
+from ..errors import InputError
+
 log = logging.getLogger(__name__)
 
 DeviceMap = dict[str, str]
@@ -51,7 +53,7 @@ def plan_teacher_map(teacher: nn.Module, devices: Sequence[str | torch.device]) 
     """
     devs = [str(torch.device(d)) for d in devices]
     if not devs:
-        raise ValueError("plan_teacher_map needs at least one device")
+        raise InputError("plan_teacher_map needs at least one device")
     first, blocks = teacher_units(teacher)
     sizes = {u: _nbytes(teacher.get_submodule(u) if u != "query_tokens" else teacher.query_tokens) for u in first}
     sizes.update({b: _nbytes(teacher.get_submodule(b)) for b in blocks})
@@ -101,7 +103,7 @@ def _devices(device_map: str | Sequence) -> list[torch.device]:
 
         return local_devices()
     if isinstance(device_map, str) or not device_map:
-        raise ValueError(f"unknown device_map {device_map!r}: use 'auto', a list of devices or "
+        raise InputError(f"unknown device_map {device_map!r}: use 'auto', a list of devices or "
                          "a {prefix: device} dict")
     return [torch.device(d) for d in device_map]
 
@@ -110,7 +112,7 @@ def primary_device(device_map: str | Sequence | DeviceMap) -> torch.device:
     """The first device of a device map (where the image path runs): "auto"'s first GPU, a list's first entry."""
     if isinstance(device_map, dict):
         if not device_map:
-            raise ValueError("the device map is empty")
+            raise InputError("the device map is empty")
         return torch.device(device_map.get("vision_model", next(iter(device_map.values()))))
     return _devices(device_map)[0]
 

@@ -19,6 +19,7 @@ from torch import nn
 from ..data.images import Preprocess, preprocess_for_model
 from ..data.safe import safe_join
 from ..devices import resolve_device
+from ..errors import InputError
 from .hub import ModelNotAvailableError, ResolvedModel, resolve_model, weight_files
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,7 @@ def resolve_instruction(spec: str) -> tuple[str, str]:
     if spec in INSTRUCTIONS:
         return spec, INSTRUCTIONS[spec]
     if not spec.strip():
-        raise ValueError("the instruction is empty; use a preset (task, short, unrelated) or a sentence")
+        raise InputError("the instruction is empty; use a preset (task, short, unrelated) or a sentence")
     return "custom", spec
 
 
@@ -60,9 +61,9 @@ def teacher_dtype(device: torch.device, dtype: str | torch.dtype | None) -> torc
         dtype = {"bfloat16": torch.bfloat16, "bf16": torch.bfloat16, "float32": torch.float32, "fp32": torch.float32,
                  "float16": torch.float16, "fp16": torch.float16, "half": torch.float16, "auto": None}.get(dtype, dtype)
         if isinstance(dtype, str):
-            raise ValueError(f"unknown teacher dtype {dtype!r}; use bfloat16, float32 or auto")
+            raise InputError(f"unknown teacher dtype {dtype!r}; use bfloat16, float32 or auto")
     if dtype == torch.float16:
-        raise ValueError(
+        raise InputError(
             "float16 is refused for the T5 teacher: Flan-T5 activations overflow float16 and give NaN or garbage "
             "targets. Use bfloat16 (GPU) or float32 (CPU)."
         )
@@ -247,7 +248,7 @@ class Teacher(nn.Module):
         b, q, _ = tokens.shape
         texts = [instruction] * b if isinstance(instruction, str) else list(instruction)
         if len(texts) != b:
-            raise ValueError(f"{len(texts)} instructions for {b} images")
+            raise InputError(f"{len(texts)} instructions for {b} images")
         ids = [self.instruction_ids(t) for t in texts]
         length = max(len(i) for i in ids)
         pad = self.tokenizer.pad_token_id or 0

@@ -25,6 +25,7 @@ from ..data.faces import Box, FaceDetector, find_faces, whole_image_box
 from ..data.images import ImageDecodeError
 from ..data.inputs import InputItem, load_item_image
 from ..data.video import VideoDecodeError, open_clip, sample_frame_indices, timestamps
+from ..errors import InputError
 from .table import prob_column
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,7 @@ NO_FACE_MODES = ("whole", "skip")
 def check_frame_folder_options(frame_folders: bool, video_fps: float | None) -> None:
     """Refuse sampling by rate for frame folders: their frames carry no time (ValueError saying what to use)."""
     if frame_folders and video_fps is not None:
-        raise ValueError("frame folders have no frame rate, so video_fps (--video-fps) cannot sample them: use "
+        raise InputError("frame folders have no frame rate, so video_fps (--video-fps) cannot sample them: use "
                          "num_frames (--frames) instead")
 
 
@@ -58,11 +59,11 @@ class PredictOptions:
 
     def __post_init__(self) -> None:
         if self.no_face not in NO_FACE_MODES:
-            raise ValueError(f"no_face must be one of {NO_FACE_MODES}, got {self.no_face!r}")
+            raise InputError(f"no_face must be one of {NO_FACE_MODES}, got {self.no_face!r}")
         if self.margin < 0 or self.batch_size < 1 or self.num_frames < 1:
-            raise ValueError("margin must be >= 0, batch_size and num_frames >= 1")
+            raise InputError("margin must be >= 0, batch_size and num_frames >= 1")
         if self.video_fps is not None and not self.video_fps > 0:
-            raise ValueError(f"video_fps must be > 0, got {self.video_fps}")
+            raise InputError(f"video_fps must be > 0, got {self.video_fps}")
 
 
 @dataclass
@@ -213,7 +214,7 @@ class Predictor:
         if self.opts.video_fps is None:
             return sample_frame_indices(num_frames, self.opts.num_frames, rule="edge")
         if fps is None:
-            raise ValueError("video_fps needs a frame rate, which a frame folder does not have; use num_frames")
+            raise InputError("video_fps needs a frame rate, which a frame folder does not have; use num_frames")
         step = fps / self.opts.video_fps
         return sorted({min(num_frames - 1, int(k * step)) for k in range(max(1, math.ceil(num_frames / step)))})
 

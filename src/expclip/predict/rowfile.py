@@ -22,13 +22,11 @@ import os
 from pathlib import Path
 from typing import IO, Sequence
 
+from ..errors import RowFileError
+
 log = logging.getLogger(__name__)
 
 FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
-
-
-class RowFileError(ValueError):
-    """A results file cannot be written or resumed; the message names it and says what to do."""
 
 
 def row_format(path: str | Path) -> str:

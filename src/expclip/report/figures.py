@@ -13,6 +13,8 @@ from typing import Sequence
 
 import numpy as np
 
+from ..errors import InputError
+
 log = logging.getLogger(__name__)
 
 # Okabe-Ito, then tab10: distinguishable for colour-blind readers, 11 classes at most.
@@ -87,7 +89,7 @@ def tsne_2d(features: np.ndarray, seed: int = 0, perplexity: float | None = None
 
     x = np.asarray(features, dtype=np.float32)
     if len(x) < 5:
-        raise ValueError(f"t-SNE needs at least 5 points, got {len(x)}")
+        raise InputError(f"t-SNE needs at least 5 points, got {len(x)}")
     perplexity = perplexity or float(min(30.0, (len(x) - 1) / 3))
     method = "exact" if len(x) <= 500 else "barnes_hut"
     return TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed, method=method).fit_transform(x)

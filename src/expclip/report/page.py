@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import InputError, MissingError
 from ..files import atomic_write_bytes, slug, versions
 from ..models.teacher import INSTRUCTIONS
 from ..models.tiny import RANDOM_WEIGHTS_NOTE, is_random_model
@@ -70,7 +71,7 @@ def _read_json(path: Path):
     try:
         return json.loads(path.read_text())
     except ValueError as e:  # a damaged file is named, not reported as a bare JSON message
-        raise ValueError(f"{path}: invalid JSON ({e})") from None
+        raise InputError(f"{path}: invalid JSON ({e})") from None
 
 
 def _label_backbones(cells: list[dict]) -> list[dict]:
@@ -253,13 +254,13 @@ def build_report(run_dir: str | Path, prompt_set: str | None = None, title: str 
     """
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
-        raise FileNotFoundError(f"run directory not found: {run_dir}" + (" (it is a file; give the folder that holds "
+        raise MissingError(f"run directory not found: {run_dir}" + (" (it is a file; give the folder that holds "
                                 "it)" if run_dir.is_file() else ""))
     contents = collect(run_dir)
     cells = dedup_cells([c for d in contents.results for c in read_cells(d)]
                         + [c for a in contents.ablations if a["preset"] in MERGED_PRESETS for c in a["cells"]])
     if not (cells or contents.ablations or contents.runs):
-        raise FileNotFoundError(f"nothing to report in {run_dir}: no results (expclip eval --out), ablations "
+        raise MissingError(f"nothing to report in {run_dir}: no results (expclip eval --out), ablations "
                                 "(expclip ablate --out) or trained heads (expclip train --out) under it")
     figs = _Figures(run_dir)
     random = _is_random(cells, contents)

@@ -24,6 +24,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
+from ..errors import InputError
 from ..labels import DATASET_NUM_CLASSES
 from ..models.backbone import PAPER_BACKBONES
 from ..prompts import PAPER_PROMPT_SETS, prompt_set_display_name
@@ -59,7 +60,7 @@ def _filter(cells: Iterable[dict], prompt_set: str | None) -> list[dict]:
     kept = [c for c in cells if c["prompt_set"] == prompt_set]
     if cells and not kept:
         have = sorted({c["prompt_set"] for c in cells})
-        raise ValueError(f"no result for prompt set {prompt_set!r}; the cells have {have}")
+        raise InputError(f"no result for prompt set {prompt_set!r}; the cells have {have}")
     return kept
 
 

@@ -24,6 +24,7 @@ from ..models.backbone import Backbone, known_feature_dim
 from ..models.tiny import is_random_model
 from ..features.store import FeatureStore, StaleStoreError, StoreError
 from ..zeroshot import build_classifier, classify, embed_images
+from ..errors import InputError
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +103,7 @@ def check_head_dims(models: list[Model]) -> None:
         if key not in dims:
             dims[key] = known_feature_dim(m.backbone, m.backbone_revision)
         if dims[key] is not None and dims[key] != in_dim:
-            raise ValueError(f"head {m.head_dir} takes {in_dim}-d features but its backbone {m.backbone} gives "
+            raise InputError(f"head {m.head_dir} takes {in_dim}-d features but its backbone {m.backbone} gives "
                              f"{dims[key]}-d: its config.json names the wrong backbone, or the model changed")
 
 
@@ -141,10 +142,10 @@ def evaluate(
     (datasets, folds) so that a backbone is loaded at most once.
     """
     if not data.classes:
-        raise ValueError(f"{data.name} has no classes: zero-shot evaluation needs labelled data")
+        raise InputError(f"{data.name} has no classes: zero-shot evaluation needs labelled data")
     data.validate(check_files=False)
     if any(label is None for label in data.labels()):
-        raise ValueError(f"{data.name}: some items have no label; cannot score them")
+        raise InputError(f"{data.name}: some items have no label; cannot score them")
     check_head_dims(models)
     store_root = Path(store_root)
     results = []
@@ -158,7 +159,7 @@ def evaluate(
                                 sampling, num_segments)
         feats, labels, _ = store.tensors()
         if (labels < 0).any():
-            raise ValueError(f"{data.name}: some items have no label; cannot score them")
+            raise InputError(f"{data.name}: some items have no label; cannot score them")
         logit_scale = float(store.meta.get("logit_scale", 100.0))
         pf = {}
         for name, plist in prompts.items():
@@ -169,7 +170,7 @@ def evaluate(
         for m in group:
             in_dim = feats.shape[-1]
             if m.head is not None and m.config.get("head", {}).get("in_dim") not in (None, in_dim):
-                raise ValueError(
+                raise InputError(
                     f"head {m.head_dir} expects {m.config['head']['in_dim']}-d features but {bb_name} gives {in_dim}-d"
                 )
             for cell in score_cells(feats, labels, m, pf, data.classes, logit_scale, device):

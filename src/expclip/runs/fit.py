@@ -19,6 +19,7 @@ from ..models.hub import model_name
 from ..features.store import FeatureStore, describe_key_difference
 from ..files import atomic_write_json
 from ..train import TrainConfig, train_head
+from ..errors import ConflictError, InputError, MissingError
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +27,7 @@ log = logging.getLogger(__name__)
 def aligned_training_tensors(image_store: FeatureStore, teacher_store: FeatureStore) -> tuple[torch.Tensor, torch.Tensor, dict]:
     """(N,D) image features and (N,E) targets of the items valid in both stores, matched by path."""
     if image_store.key["data"]["sha256"] != teacher_store.key["data"]["sha256"]:
-        raise ValueError(
+        raise InputError(
             f"the image store ({image_store.key['data']['name']}) and the teacher store "
             f"({teacher_store.key['data']['name']}) were extracted from different data"
         )
@@ -59,7 +60,7 @@ def fit_heads(
     cfg = cfg or TrainConfig()
     twice = sorted({s for s in seeds if list(seeds).count(s) > 1})
     if twice:
-        raise ValueError(f"--seeds: seed(s) {twice} given more than once")
+        raise InputError(f"--seeds: seed(s) {twice} given more than once")
     out = Path(out_dir)
     run_name = run_name or out.name
     x, y, data_summary = aligned_training_tensors(image_store, teacher_store)
@@ -117,7 +118,7 @@ def _already_trained(head_dir: Path, config: dict) -> bool:
     new = json.loads(json.dumps(config))
     if any(old.get(k) != v for k, v in new.items()):
         diffs = describe_key_difference(new, {k: old.get(k) for k in new})
-        raise FileExistsError(
+        raise ConflictError(
             f"{head_dir} holds a head trained with another configuration ("
             + "; ".join(d.replace("store has", "that head has") for d in diffs[:3])
             + "); choose another --out or delete it"
@@ -134,7 +135,7 @@ def expand_head_dirs(paths: list[str | Path]) -> list[Path]:
         else:
             seeds = sorted((d for d in p.glob("*/") if (d / "config.json").is_file()), key=lambda d: d.name)
             if not seeds:
-                raise FileNotFoundError(f"{p}: neither a head directory (config.json) nor a run directory of heads")
+                raise MissingError(f"{p}: neither a head directory (config.json) nor a run directory of heads")
             out.extend(seeds)
     # A head named twice (a run directory and one of its seeds, or a shell glob) is scored once: twice would count
     # its cells twice in the mean over seeds (and as a second "fold").

@@ -23,6 +23,7 @@ from ..data.registry import PAPER_DATASETS, find_dataset_root, get_spec, load_da
 from .evaluate import Model, clip_model, evaluate
 from ..models.backbone import PAPER_BACKBONES
 from ..prompts import resolve_prompt_sets
+from ..errors import InputError
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,7 @@ def parse_options(pairs: list[str]) -> dict[str | None, dict]:
         head, sep, value = pair.partition("=")
         target, _, key = head.rpartition(":")
         if not sep or not key.strip():
-            raise ValueError(f"option {pair!r} is not KEY=VALUE (or DATASET:KEY=VALUE)")
+            raise InputError(f"option {pair!r} is not KEY=VALUE (or DATASET:KEY=VALUE)")
         out.setdefault(get_spec(target).name if target else None, {})[key.strip()] = \
             int(value) if value.strip().lstrip("-").isdigit() else value.strip()
     return out
@@ -75,7 +76,7 @@ def preset_entries(name: str, data_root: str | Path, only: list[str] | None = No
                    options: dict[str | None, dict] | None = None, allow_outside: bool = False) -> list[SuiteEntry]:
     """The entries of a built-in suite whose folders exist under ``data_root`` (the others are logged, skipped)."""
     if name not in SUITES:
-        raise ValueError(f"unknown suite {name!r}; built-in suites: {list(SUITES)} (or give a preset .json file)")
+        raise InputError(f"unknown suite {name!r}; built-in suites: {list(SUITES)} (or give a preset .json file)")
     if not Path(data_root).is_dir():
         folders = list(dict.fromkeys(get_spec(ds).dir_names[0] for ds in SUITES[name]))
         raise DatasetError(f"--data-root {data_root}: folder not found (it should hold the datasets' folders: "
@@ -126,7 +127,7 @@ def _select(names: list[str] | tuple[str, ...], only: list[str] | None) -> list[
     wanted = {get_spec(n).name for n in only}
     unknown = wanted - set(names)
     if unknown:
-        raise ValueError(f"--only names {sorted(unknown)} that are not in the suite ({list(names)})")
+        raise InputError(f"--only names {sorted(unknown)} that are not in the suite ({list(names)})")
     return [n for n in names if n in wanted]
 
 

@@ -18,6 +18,7 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
+from ...errors import InputError
 from ..datasets import DatasetError, ItemList
 from ..safe import AnnotationError, int_field, iter_csv_records
 from . import labelmaps
@@ -39,7 +40,7 @@ def vote_winner(votes: Sequence[int], rule: str = "majority") -> int | None:
     columns. "argmax10": first maximum of all 10. An unknown or NF (non-face) winner is dropped.
     """
     if len(votes) != NUM_VOTES:
-        raise ValueError(f"expected {NUM_VOTES} vote counts, got {len(votes)}")
+        raise InputError(f"expected {NUM_VOTES} vote counts, got {len(votes)}")
     v = [float(x) for x in votes]
     if rule == "majority":
         v = [0.0 if x < 1.0 + sys.float_info.epsilon else x for x in v]
@@ -54,7 +55,7 @@ def vote_winner(votes: Sequence[int], rule: str = "majority") -> int | None:
     elif rule == "argmax10":
         winner = v.index(max(v)) if max(v) > 0 else None
     else:
-        raise ValueError(f"unknown FERPlus vote rule {rule!r}; choose one of {VOTE_RULES}")
+        raise InputError(f"unknown FERPlus vote rule {rule!r}; choose one of {VOTE_RULES}")
     return winner if winner is not None and winner < 8 else None
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ...errors import InputError
 from ..datasets import DatasetError, ItemList, list_images
 from ..safe import AnnotationError, int_field, iter_csv_records, mapped_field, read_lines, split_fields
 from . import labelmaps
@@ -152,10 +153,10 @@ def _npy_label(path: Path) -> int:
             read_header = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
             shape, _, dtype = read_header(f)
         if int(np.prod(shape)) != 1 or dtype.hasobject:
-            raise ValueError(f"expected one number or string, found an array of shape {shape} and dtype {dtype}")
+            raise InputError(f"expected one number or string, found an array of shape {shape} and dtype {dtype}")
         value = np.load(path, allow_pickle=False).reshape(())
         if dtype.kind == "U" and (value.view(np.uint32) > 0x10FFFF).any():  # numpy would fail deep inside item()
-            raise ValueError("the string holds code points that are not Unicode")
+            raise InputError("the string holds code points that are not Unicode")
         item = value.item()
     except (ValueError, TypeError, OSError, EOFError, SyntaxError) as e:
         raise AnnotationError(path, None, f"not a readable .npy expression id ({type(e).__name__}: {e})") from None

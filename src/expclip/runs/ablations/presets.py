@@ -45,6 +45,7 @@ from ...report.tables import (
     backbone_table, dedup_cells, gain_table, new_table, table_csv, table_markdown, variants_table,
 )
 from ...zeroshot import build_classifier, classify, embed_images
+from ...errors import InputError, MissingError
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +102,7 @@ def run_llm_encoder(setup: AblationSetup) -> Ablation:
     (c) image and text both through the LLM (no CLIP, no head).
     """
     if not setup.tests:
-        raise ValueError("llm-encoder scores zero-shot: give labelled evaluation data (--data)")
+        raise InputError("llm-encoder scores zero-shot: give labelled evaluation data (--data)")
     heads = [head_model(d, setup.device) for d in setup.analysis_heads()]
     for m in heads:
         setup.check_head_features(m)
@@ -115,7 +116,7 @@ def run_llm_encoder(setup: AblationSetup) -> Ablation:
         x, y, labels = _aligned(img_store, tgt_store)
         for m in heads:
             if m.config.get("head", {}).get("out_dim") not in (None, y.shape[1]):
-                raise ValueError(f"head {m.head_dir} maps to {m.config['head']['out_dim']}-d but the teacher "
+                raise InputError(f"head {m.head_dir} maps to {m.config['head']['out_dim']}-d but the teacher "
                                  f"{setup.teacher} gives {y.shape[1]}-d targets: they are not in one space")
         kappa = float(img_store.meta.get("logit_scale", 100.0))
         base = {"dataset": data.name, "fold": data.info.get("fold"), "classes": data.classes,
@@ -149,7 +150,7 @@ def _results_cells(setup: AblationSetup) -> list[dict]:
     """Cells of the given result directories; without any, CLIP and the given heads scored on ``tests``."""
     for d in setup.results:
         if not any(Path(d, "cells").glob("*.json")):
-            raise FileNotFoundError(f"--results {d}: " + ("folder not found" if not Path(d).is_dir() else
+            raise MissingError(f"--results {d}: " + ("folder not found" if not Path(d).is_dir() else
                                     "no result cells (cells/*.json) in it; give the --out folder of expclip eval"))
     cells = dedup_cells(c for d in setup.results for c in read_cells(d))
     if not cells and setup.tests and setup.head_runs:
@@ -158,7 +159,7 @@ def _results_cells(setup: AblationSetup) -> list[dict]:
                  dict.fromkeys((m.backbone, m.backbone_revision, m.preprocessing) for m in heads)]
         cells = setup.evaluate(clips + heads)
     if not cells:
-        raise ValueError("this preset tabulates result cells: give --results DIR (from expclip eval) or --data "
+        raise InputError("this preset tabulates result cells: give --results DIR (from expclip eval) or --data "
                          "with --head")
     return cells
 
@@ -187,7 +188,7 @@ def run_tsne(setup: AblationSetup) -> Ablation:
     from ...report.figures import tsne_2d
 
     if not setup.tests:
-        raise ValueError("tsne needs labelled data to colour by class: give --data")
+        raise InputError("tsne needs labelled data to colour by class: give --data")
     m = head_model(setup.analysis_heads()[0], setup.device)
     setup.check_head_features(m)
     rows = ["before P (CLIP image features)", f"after P ({m.group})"]
@@ -266,14 +267,14 @@ def run_presets(names: list[str], setup: AblationSetup) -> dict[str, Ablation]:
     if "all" in names:
         names = [n for n, p in PRESETS.items() if p.ready(setup)]
         if not names:
-            raise ValueError("no preset has its inputs: give --train-data and --data, or --results")
+            raise InputError("no preset has its inputs: give --train-data and --data, or --results")
     unknown = [n for n in names if n not in PRESETS]
     if unknown:
-        raise ValueError(f"unknown ablation preset(s) {unknown}; choose from {list(PRESETS)} or all")
+        raise InputError(f"unknown ablation preset(s) {unknown}; choose from {list(PRESETS)} or all")
     for n in names:  # every preset's inputs are checked before the first one trains or extracts anything
         missing = [need for need in PRESETS[n].needs if not any(getattr(setup, f) for f in need.split("|"))]
         if missing:
-            raise ValueError(f"ablation {n} needs " + " and ".join(
+            raise InputError(f"ablation {n} needs " + " and ".join(
                 " or ".join(_OPTION[f] for f in need.split("|")) for need in missing))
     done = {}
     for n in names:

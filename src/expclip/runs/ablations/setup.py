@@ -30,6 +30,7 @@ from ...prompts import resolve_prompt_sets
 from ...features.store import FeatureStore, StaleStoreError, StoreError, key_digest
 from ...train import TrainConfig
 from ...zeroshot import PromptFeatures
+from ...errors import InputError
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +84,7 @@ class AblationSetup:
         if cfgs and self.backbone is not None:
             used = {model_name(c["backbone"]["id"]) for c in cfgs}
             if model_name(self.backbone) not in used:
-                raise ValueError(f"--backbone {self.backbone} is not the backbone of the given --head "
+                raise InputError(f"--backbone {self.backbone} is not the backbone of the given --head "
                                  f"({', '.join(sorted(used))}); drop --backbone to use the heads' own")
         if cfgs and self.backbone is None:
             self.backbone = cfgs[0]["backbone"]["id"]
@@ -159,7 +160,7 @@ class AblationSetup:
         """Heads of type ``head`` trained on targets of ``instruction``, one per seed, under
         ``out/heads/<head>-<instruction>/``; already trained ones are reused. Returns their directories."""
         if self.train is None:
-            raise ValueError("this preset trains heads: give the unlabelled training pool (--train-data)")
+            raise InputError("this preset trains heads: give the unlabelled training pool (--train-data)")
         img = self.image_store(self.train)
         tgt = self.teacher_store(self.train, instruction)
         kappa = self.logit_scale if self.logit_scale is not None else float(img.meta.get("logit_scale", 100.0))
@@ -175,7 +176,7 @@ class AblationSetup:
                                     ("--preprocessing", m.preprocessing == self.preprocessing, self.preprocessing,
                                      m.preprocessing)):
             if not ok:
-                raise ValueError(f"head {m.head_dir} was trained on {want!r} ({opt[2:]}) but this analysis computes "
+                raise InputError(f"head {m.head_dir} was trained on {want!r} ({opt[2:]}) but this analysis computes "
                                  f"features with {have!r}: pass {opt} {want}, or analyse heads of one backbone and "
                                  "preprocessing at a time")
 
@@ -186,7 +187,7 @@ class AblationSetup:
     def evaluate_groups(self, groups: list[tuple[str, list[Path]]], clip: bool = True) -> list[dict]:
         """Cells of plain CLIP (optional) and every (label, head dirs) group on every test set × prompt set."""
         if not self.tests:
-            raise ValueError("this preset scores zero-shot: give labelled evaluation data (--data)")
+            raise InputError("this preset scores zero-shot: give labelled evaluation data (--data)")
         models: list[Model] = [clip_model(self.backbone, self.preprocessing, self.backbone_revision)] if clip else []
         for label, dirs in groups:
             for d in dirs:
