@@ -61,7 +61,8 @@ def build_random_clip(out_dir: Path, arch: str = "B32", full_text: bool = False,
     import torch
     from transformers import CLIPModel
 
-    from expclip.models.tiny import _mark_random, pil_image_processor, tiny_clip_tokenizer
+    from expclip.models.hub import mark_random_weights
+    from expclip.models.tiny import pil_image_processor, tiny_clip_tokenizer
 
     torch.manual_seed(seed)
     CLIPModel(clip_config(arch, full_text)).eval().save_pretrained(out_dir)
@@ -69,7 +70,7 @@ def build_random_clip(out_dir: Path, arch: str = "B32", full_text: bool = False,
     size = CLIP_VISION[arch]["image_size"]
     proc = pil_image_processor("CLIP")(size={"shortest_edge": size}, crop_size={"height": size, "width": size})
     proc.save_pretrained(out_dir)
-    _mark_random(out_dir)
+    mark_random_weights(out_dir)
     return out_dir
 
 

@@ -63,12 +63,13 @@ def build_mid(path: Path) -> None:
     import torch
     from transformers import Blip2ForConditionalGeneration
 
-    from expclip.models.tiny import _mark_random, tiny_t5_tokenizer
+    from expclip.models.hub import mark_random_weights
+    from expclip.models.tiny import tiny_t5_tokenizer
 
     torch.manual_seed(0)
     Blip2ForConditionalGeneration(blip2_config("mid")).save_pretrained(path)
     tiny_t5_tokenizer().save_pretrained(path)
-    _mark_random(path)
+    mark_random_weights(path)
 
 
 def counted(size: str) -> tuple[int, int]:

@@ -89,7 +89,7 @@ def test_head_variants_train_and_score(run):
         for seed in (1, 2):
             d = run["out"] / "ablations" / "heads" / f"{kind}-task" / f"seed{seed}"
             head, cfg = load_head(d)
-            assert cfg["head"]["type"] == kind and cfg["train"]["epochs"] == 2 and cfg["seed"] == seed
+            assert cfg.head.type == kind and cfg.train["epochs"] == 2 and cfg.seed == seed
             assert head(x).shape == (3, 64)
             hist = json.loads((d / "history.json").read_text())
             assert len(hist) == 2 * (84 // 16) and all(np.isfinite(h["loss"]) for h in hist)
@@ -147,7 +147,7 @@ def _manual_uar(img: torch.Tensor, txt: list[torch.Tensor], labels: torch.Tensor
 
 def test_llm_encoder_rows_match_an_independent_computation(run, backbone, teacher):
     from expclip.checkpoint import load_head
-    from expclip.features.extract import find_image_store, find_teacher_store
+    from expclip.features.service import find_image_store, find_teacher_store
     from expclip.prompts import paper_prompts
 
     ab = run["done"]["llm-encoder"]

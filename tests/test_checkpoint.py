@@ -8,8 +8,9 @@ import pickle
 import pytest
 import torch
 
-from expclip.checkpoint import CheckpointError, import_official, load_head, save_head
+from expclip.checkpoint import CheckpointError, load_head, save_head
 from expclip.models.heads import build_head
+from expclip.official import import_official
 
 
 def test_save_and_load_round_trip(tmp_path):
@@ -17,7 +18,7 @@ def test_save_and_load_round_trip(tmp_path):
     save_head(tmp_path / "h", head, {"head": {"type": "linear", "in_dim": 6, "out_dim": 10}, "seed": 1})
     loaded, cfg = load_head(tmp_path / "h")
     assert torch.equal(loaded.mlp.weight, head.mlp.weight)
-    assert cfg["seed"] == 1 and cfg["versions"]["torch"] == torch.__version__
+    assert cfg.seed == 1 and cfg.versions["torch"] == torch.__version__
     assert sorted(p.name for p in (tmp_path / "h").iterdir()) == ["config.json", "head.safetensors"]
 
 
@@ -30,7 +31,7 @@ def test_import_official_round_trip(tmp_path, name, dim, backbone):
     out = import_official(tmp_path / name, tmp_path / "imported")
     head, cfg = load_head(out)
     assert torch.equal(head.mlp.weight, w)
-    assert cfg["backbone"]["id"] == backbone and cfg["preprocessing"]["mode"] == "reference"
+    assert cfg.backbone.id == backbone and cfg.preprocessing["mode"] == "reference"
     x = torch.randn(3, dim)
     assert torch.allclose(head(x), x @ w.T)
 

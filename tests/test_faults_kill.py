@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from test_predict import write_face_video
 
 from expclip.api import ExpCLIP
+from expclip.checkpoint import expand_head_dirs
 from expclip.cli import main
 from expclip.data.synthetic import draw_face
 from expclip.features.extraction import run_extraction
@@ -29,7 +30,6 @@ from expclip.features.store import FeatureStore, StoreError
 from expclip.predict.rowfile import RowFileError, RowWriter
 from expclip.predict.run import predict_to_file
 from expclip.predict.table import result_columns
-from expclip.runs.fit import expand_head_dirs
 
 STORE_FILES = ("features.npy", "valid.npy", "meta.json", "items.json")
 

@@ -32,7 +32,7 @@ def workdir(tmp_path_factory, tiny_clip_dir):
     from PIL import Image
     from test_predict import write_face_video
 
-    from expclip.checkpoint import import_official
+    from expclip.official import import_official
     from expclip.data.synthetic import draw_face
 
     root = tmp_path_factory.mktemp("readme")

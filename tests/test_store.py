@@ -10,8 +10,9 @@ import pytest
 import torch
 
 from expclip.data.datasets import unlabelled_images
-from expclip.features.extract import extract_images, extract_teacher, find_image_store, find_teacher_store
+from expclip.features.extract import extract_images, extract_teacher
 from expclip.features.extraction import run_extraction
+from expclip.features.service import find_image_store, find_teacher_store
 from expclip.features.store import FeatureStore, StaleStoreError, StoreError, store_path
 from expclip.runs.fit import fit_heads
 from expclip.train import TrainConfig

@@ -12,7 +12,8 @@ import torch
 from expclip.data.datasets import ItemList
 from expclip.data.images import Preprocess, load_image
 from expclip.data.loaders import ClipLoader, plan_clips
-from expclip.features.extract import extract_videos, find_image_store
+from expclip.features.extract import extract_videos
+from expclip.features.service import find_image_store
 from expclip.features.store import FeatureStore, StoreError
 
 

@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -15,29 +14,18 @@ from typing import Any, Callable, Iterator
 import torch
 from torch import nn
 
-from .checkpoint import HEAD_FORMAT, CheckpointError, load_head
+from .checkpoint import HeadConfig, is_head_dir, load_head, seed_dirs
 from .data.faces import FaceDetector, get_face_detector
 from .data.inputs import expand_inputs
 from .devices import check_visible, resolve_device
+from .errors import CheckpointError, ModelNotAvailableError
 from .models.backbone import DEFAULT_BACKBONE, Backbone
-from .models.hub import ModelNotAvailableError
 from .predict.engine import Chunk, PredictOptions, Predictor, check_frame_folder_options
 from .predict.table import make_table, result_columns
 from .prompts import DEFAULT_PROMPTS, LabelPrompts, LabelsArg, resolve_label_prompts
 from .zeroshot import Classifier, build_classifier, classify, embed_images
 
 log = logging.getLogger(__name__)
-
-
-def is_head_dir(path: str | Path) -> bool:
-    """True for a directory holding an expclip head (config.json of format "expclip-head")."""
-    cfg = Path(path) / "config.json"
-    if not cfg.is_file():
-        return False
-    try:
-        return json.loads(cfg.read_text()).get("format") == HEAD_FORMAT
-    except (OSError, json.JSONDecodeError, AttributeError):
-        return False
 
 
 class ExpCLIP:
@@ -48,9 +36,9 @@ class ExpCLIP:
     """
 
     def __init__(self, backbone: Backbone, head: nn.Module | None = None, preprocessing: str = "reference",
-                 config: dict | None = None, name: str | None = None, amp: bool = True):
+                 config: HeadConfig | None = None, name: str | None = None, amp: bool = True):
         self.backbone, self.head, self.preprocessing, self.amp = backbone, head, preprocessing, amp
-        self.config = config or {}
+        self.config = config  # the head's HeadConfig; None for plain CLIP
         self.name = name or ("Exp-CLIP" if head is not None else "CLIP")
         self.preprocess = backbone.preprocess(preprocessing)
         self._text_cache: dict[tuple, torch.Tensor | list[torch.Tensor]] = {}
@@ -75,36 +63,34 @@ class ExpCLIP:
         if path.is_dir() and not is_head_dir(path) and (path / "head.safetensors").is_file():
             raise CheckpointError(f"{path}: has head.safetensors but no valid expclip config.json")
         if path.is_dir() and not (path / "config.json").is_file():
-            seeds = sorted(d.name for d in path.glob("*/") if is_head_dir(d))
+            seeds = [d.name for d in seed_dirs(path) if is_head_dir(d)]
             if seeds:
                 raise CheckpointError(f"{path} is a training run with heads {seeds}: pass one of them, "
                                       f"e.g. {path / seeds[0]}")
         if not is_head_dir(path):
             bb = Backbone.from_pretrained(name_or_path, revision, device=dev, amp=amp,
                                           local_files_only=local_files_only)
-            return cls(bb, None, preprocessing or "reference", {}, "CLIP", amp)
+            return cls(bb, None, preprocessing or "reference", None, "CLIP", amp)
         head, cfg = load_head(path, "cpu")
-        recorded = cfg.get("backbone") or {}
-        bb_rev = recorded.get("revision")
-        bb_rev = revision or (bb_rev if bb_rev and not str(bb_rev).startswith("local-") else None)
+        recorded = cfg.backbone
+        if recorded is None and backbone is None:
+            raise CheckpointError(f"{path / 'config.json'} records no backbone: pass backbone=... / --backbone")
         try:
-            bb = Backbone.from_pretrained(backbone or recorded["id"], bb_rev, device=dev, amp=amp,
-                                          local_files_only=local_files_only)
+            bb = Backbone.from_pretrained(backbone or recorded.id, revision or (recorded.hub_revision if recorded
+                                          else None), device=dev, amp=amp, local_files_only=local_files_only)
         except ModelNotAvailableError as e:
             if backbone:
                 raise
             raise ModelNotAvailableError(f"{e} (backbone recorded in {path / 'config.json'}; if you have it "
                                          "elsewhere, pass backbone=... / --backbone)") from e
-        in_dim = (cfg.get("head") or {}).get("in_dim")
-        if in_dim is not None and int(in_dim) != bb.embed_dim:
-            raise CheckpointError(f"{path}: the head expects {in_dim}-d features but {bb.name} gives {bb.embed_dim}-d")
-        if recorded.get("revision") and bb.revision != recorded["revision"]:
+        cfg.check_features(bb.embed_dim, bb.name, path)
+        if recorded is not None and recorded.revision and bb.revision != recorded.revision:
             log.warning("%s: trained on backbone revision %s, loaded %s (%s): predictions may differ",
-                        path, recorded["revision"], bb.revision, bb.name)
-        mode = (cfg.get("preprocessing") or {}).get("mode", "reference")
+                        path, recorded.revision, bb.revision, bb.name)
+        mode = cfg.preprocessing_mode
         if preprocessing and preprocessing != mode:
             log.warning("%s was trained with %r preprocessing; using %r as asked", path, mode, preprocessing)
-        return cls(bb, head, preprocessing or mode, cfg, cfg.get("name", "Exp-CLIP"), amp)
+        return cls(bb, head, preprocessing or mode, cfg, cfg.name or "Exp-CLIP", amp)
 
     # -------------------------------------------------------------------------------------------- model parts
     @property

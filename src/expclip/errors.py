@@ -50,6 +50,10 @@ class StoreError(ExpclipError, RuntimeError):
     """A feature store is missing, incomplete or unreadable."""
 
 
+class StaleStoreError(StoreError):
+    """A store was computed under another key (model, revision, preprocessing, data, instruction, dtype...)."""
+
+
 class CheckpointError(ExpclipError, RuntimeError):
     """A head checkpoint is missing, malformed or incompatible; the message names the file."""
 

@@ -40,7 +40,7 @@ def cmd_ablate(args) -> int:
         print(table_markdown(ab.table))
         print(f"-> {setup.out / name}/ (table.md, table.csv, ablation.json)")
     if any(ab.random_weights for ab in done.values()):
-        from ..models.tiny import RANDOM_WEIGHTS_NOTE
+        from ..models.hub import RANDOM_WEIGHTS_NOTE
 
         print(f"\n{RANDOM_WEIGHTS_NOTE}")
     if not args.no_report:

@@ -18,7 +18,7 @@ log = logging.getLogger("expclip")
 
 def cmd_demo(args) -> int:
     from ..files import writable_dir
-    from ..models.tiny import RANDOM_WEIGHTS_NOTE
+    from ..models.hub import RANDOM_WEIGHTS_NOTE
     from ..runs.demo import run_demo
 
     writable_dir(args.out)
@@ -85,9 +85,8 @@ def cmd_extract(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from ..features.extract import find_image_store, find_teacher_store
     from ..features.extraction import check_strict
-    from ..features.store import StaleStoreError, StoreError
+    from ..features.service import find_image_store, find_teacher_store, image_store, teacher_store
     from ..files import writable_dir
     from ..runs.fit import fit_heads
     from ..train import TrainConfig
@@ -96,41 +95,44 @@ def cmd_train(args) -> int:
     if data.kind != "image":
         raise InputError(f"{data.name} is a {data.kind} dataset; heads are trained on images (e.g. CAER-S)")
     writable_dir(args.out)
-    try:
+    dev = _device(args)
+    if args.extract:  # what is missing is extracted now, loading only the models it needs
+        from ..features.service import LazyModel
+        from ..models.backbone import Backbone
+        from ..models.teacher import Teacher
+
+        run = dict(num_workers=args.num_workers, progress=not args.no_progress, strict=args.strict)
+        bb = LazyModel(args.backbone, args.revision,
+                       lambda: Backbone.from_pretrained(args.backbone, args.revision, device=dev))
+        te = LazyModel(args.teacher, args.teacher_revision, lambda: Teacher.from_pretrained(
+            args.teacher, args.teacher_revision, device=dev, dtype=args.teacher_dtype))
+        img = image_store(data, bb, args.preprocessing, args.store, batch_size=args.batch_size, **run)
+        tgt = teacher_store(data, te, args.instruction, args.preprocessing, args.store,
+                            batch_size=args.teacher_batch_size, **run)
+    else:
         img = find_image_store(args.store, args.backbone, data, args.preprocessing, args.revision)
-        tgt = find_teacher_store(args.store, args.teacher, data, args.instruction, args.preprocessing)
-    except StaleStoreError:
-        raise
-    except StoreError:
-        if not args.extract:
-            raise
-        args.no_backbone, args.backbone = False, [args.backbone]
-        args.instruction = [args.instruction]
-        cmd_extract(args)
-        args.backbone, args.instruction = args.backbone[0], args.instruction[0]
-        img = find_image_store(args.store, args.backbone, data, args.preprocessing, args.revision)
-        tgt = find_teacher_store(args.store, args.teacher, data, args.instruction, args.preprocessing)
-    if args.strict:
-        check_strict(img)
-        check_strict(tgt)
+        tgt = find_teacher_store(args.store, args.teacher, data, args.instruction, args.preprocessing,
+                                 args.teacher_revision)
+        if args.strict:
+            check_strict(img)
+            check_strict(tgt)
     kappa = args.logit_scale if args.logit_scale is not None else float(img.meta.get("logit_scale", 100.0))
     cfg = TrainConfig(head=args.head, lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay,
                       batch_size=args.train_batch_size, epochs=args.epochs, logit_scale=kappa)
-    dirs = fit_heads(img, tgt, args.out, args.seeds, cfg, run_name=args.name, device=_device(args))
+    dirs = fit_heads(img, tgt, args.out, args.seeds, cfg, run_name=args.name, device=dev)
     for d in dirs:
         print(f"head: {d}")
     return 0
 
 
 def cmd_eval(args) -> int:
+    from ..checkpoint import expand_head_dirs
     from ..files import writable_dir
     from ..models.backbone import DEFAULT_BACKBONE
-    from ..models.hub import model_name
-    from ..models.tiny import RANDOM_WEIGHTS_NOTE
+    from ..models.hub import RANDOM_WEIGHTS_NOTE, model_name
     from ..prompts import PAPER_PROMPT_SETS
     from ..report.results import write_results
     from ..runs.evaluate import head_model
-    from ..runs.fit import expand_head_dirs
     from ..runs.suite import run_suite, with_clip_baselines
 
     datasets = _all_datasets(args)  # every dataset is read before any feature is computed
@@ -171,12 +173,13 @@ def cmd_eval(args) -> int:
     return 0
 
 def cmd_import(args) -> int:
-    from ..checkpoint import import_official
+    from ..checkpoint import read_head_config
+    from ..official import import_official
 
     out = import_official(args.pth, args.out, args.backbone)
-    cfg = json.loads((out / "config.json").read_text())
-    print(f"imported {args.pth} -> {out} (linear {cfg['head']['in_dim']}->{cfg['head']['out_dim']}, "
-          f"backbone {cfg['backbone']['id']}, preprocessing reference)")
+    cfg = read_head_config(out)
+    print(f"imported {args.pth} -> {out} (linear {cfg.head.in_dim}->{cfg.head.out_dim}, "
+          f"backbone {cfg.backbone.id}, preprocessing reference)")
     return 0
 
 

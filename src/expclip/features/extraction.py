@@ -20,13 +20,12 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from ..data.datasets import ItemList
-from ..data.images import ImageDecodeError, Preprocess
+from ..data.images import ImageDecodeError
 from ..errors import ExtractionFailure, InputError
 from ..files import __version__, atomic_save_npy, atomic_write_json, sweep_stale_tmp
 from .store import (
-    FEATURE_CODE_VERSION, STALE_HOW, STORE_FORMAT, FeatureStore, StaleStoreError, StoreError, canonical,
-    describe_key_difference, key_digest, remove_chunks,
+    STALE_HOW, STORE_FORMAT, FeatureStore, StaleStoreError, StoreError, canonical, describe_key_difference, key_digest,
+    remove_chunks,
 )
 
 log = logging.getLogger(__name__)
@@ -275,14 +274,7 @@ def _finalize(store_dir: Path, meta: dict, items: Sequence[dict], n_chunks: int,
     return FeatureStore.open(store_dir, meta["key"])
 
 
-# --------------------------------------------------------------------------------------------------- keys
-def base_key(kind: str, model: dict, preprocess: Preprocess | None, data: ItemList | dict, **extra: Any) -> dict:
-    """The identity of a store: kind, model id+revision, preprocessing, data fingerprint, code version, extras."""
-    return {
-        "kind": kind,
-        "model": model,
-        "preprocessing": preprocess.describe() if preprocess is not None else None,
-        "data": data.fingerprint() if isinstance(data, ItemList) else data,
-        "code_version": FEATURE_CODE_VERSION,
-        **extra,
-    }
+def require_store(store: FeatureStore | None, what: str) -> FeatureStore:
+    if store is None:
+        raise StoreError(f"{what}: this process's shard finished but other shards are still running")
+    return store

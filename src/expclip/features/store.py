@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import StoreError
+from ..errors import StaleStoreError, StoreError
 from ..files import slug
 
 log = logging.getLogger(__name__)
@@ -34,10 +34,6 @@ log = logging.getLogger(__name__)
 STORE_FORMAT = 1
 # Bump when a change of extraction code changes what is computed: old stores then stop matching.
 FEATURE_CODE_VERSION = 1
-
-
-class StaleStoreError(StoreError):
-    """A store was computed under another key (model, revision, preprocessing, data, instruction, dtype...)."""
 
 
 STALE_HOW = "Use another --store directory, or delete that store directory to recompute it"

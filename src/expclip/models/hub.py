@@ -7,6 +7,7 @@ features computed with these.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 from dataclasses import dataclass
@@ -27,6 +28,20 @@ class ResolvedModel:
     name: str  # as the user gave it
     path: Path  # local directory holding config.json and weights
     revision: str  # hub commit hash, or "local-<fingerprint>" for a directory
+
+
+RANDOM_WEIGHTS_NOTE = "RANDOM WEIGHTS: tiny models built offline for testing the mechanics; numbers mean nothing"
+RANDOM_WEIGHTS_MARK = "EXPCLIP_RANDOM_WEIGHTS.json"  # in a model folder: its weights are random, say so in results
+
+
+def mark_random_weights(folder: str | os.PathLike) -> None:
+    """Record in a saved model folder that its weights are random (results of it then carry a banner)."""
+    (Path(folder) / RANDOM_WEIGHTS_MARK).write_text(json.dumps({"note": RANDOM_WEIGHTS_NOTE}) + "\n")
+
+
+def declares_random_weights(name: str | os.PathLike) -> bool:
+    """True for a local model folder marked by :func:`mark_random_weights`; a hub model never is."""
+    return Path(name).is_dir() and (Path(name) / RANDOM_WEIGHTS_MARK).is_file()
 
 
 def offline_help(name: str) -> str:

@@ -6,16 +6,15 @@ They are written with ``save_pretrained`` so the demo and the tests load them th
 
 from __future__ import annotations
 
-import json
 import logging
 import string
 from pathlib import Path
 
 import torch
 
-log = logging.getLogger(__name__)
+from .hub import mark_random_weights
 
-RANDOM_WEIGHTS_NOTE = "RANDOM WEIGHTS: tiny models built offline for testing the mechanics; numbers mean nothing"
+log = logging.getLogger(__name__)
 
 # Words given whole tokens in the tiny vocabularies, so prompts and instructions tokenize to short sequences.
 _WORDS = (
@@ -113,7 +112,7 @@ def build_tiny_clip(out_dir: str | Path, seed: int = 0, image_size: int = 32, em
     pil_image_processor("CLIP")(
         size={"shortest_edge": image_size}, crop_size={"height": image_size, "width": image_size}
     ).save_pretrained(out)
-    _mark_random(out)
+    mark_random_weights(out)
     return out
 
 
@@ -153,14 +152,5 @@ def build_tiny_blip2(out_dir: str | Path, seed: int = 0, image_size: int = 32, l
     model.save_pretrained(out)
     tok.save_pretrained(out)
     pil_image_processor("Blip")(size={"height": image_size, "width": image_size}).save_pretrained(out)
-    _mark_random(out)
+    mark_random_weights(out)
     return out
-
-
-def _mark_random(out: Path) -> None:
-    (out / "EXPCLIP_RANDOM_WEIGHTS.json").write_text(json.dumps({"note": RANDOM_WEIGHTS_NOTE}) + "\n")
-
-
-def is_random_model(path: str | Path) -> bool:
-    """True for a directory written by this module (used to put a banner on reports)."""
-    return (Path(path) / "EXPCLIP_RANDOM_WEIGHTS.json").is_file()

@@ -18,10 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ..checkpoint import HeadConfig
 from ..errors import InputError, MissingError
 from ..files import atomic_write_bytes, slug, versions
+from ..models.hub import RANDOM_WEIGHTS_NOTE, declares_random_weights
 from ..models.teacher import INSTRUCTIONS
-from ..models.tiny import RANDOM_WEIGHTS_NOTE, is_random_model
 from ..prompts import prompt_set_display_name
 from .figures import plot_confusion, plot_recall_bars, plot_table_bars, plot_training_curves, plot_tsne
 from .html import render_html, render_markdown
@@ -38,13 +39,23 @@ PRESET_ORDER = ["heads", "instructions", "llm-encoder", "tsne"]
 MERGED_PRESETS = ("backbones", "gains")  # their cells feed the main tables instead of a section of their own
 
 
+@dataclass(frozen=True)
+class TrainedHead:
+    """A head found in the run directory: its folder, config (and config.json as written), training history."""
+
+    dir: Path
+    config: HeadConfig
+    raw: dict
+    history: list[dict]
+
+
 @dataclass
 class RunContents:
     """What was found under a run directory."""
 
     results: list[Path] = field(default_factory=list)
     ablations: list[dict] = field(default_factory=list)
-    runs: dict[Path, list[tuple[Path, dict, list[dict]]]] = field(default_factory=dict)
+    runs: dict[Path, list[TrainedHead]] = field(default_factory=dict)
 
 
 def collect(run_dir: Path) -> RunContents:
@@ -62,7 +73,9 @@ def collect(run_dir: Path) -> RunContents:
         if "ablation.json" in files:
             found.ablations.append(_read_json(here / "ablation.json"))
         if "history.json" in files and "config.json" in files:
-            runs[here.parent].append((here, _read_json(here / "config.json"), _read_json(here / "history.json")))
+            raw = _read_json(here / "config.json")
+            cfg = HeadConfig.from_dict(raw, str(here / "config.json"))
+            runs[here.parent].append(TrainedHead(here, cfg, raw, _read_json(here / "history.json")))
     found.runs = dict(runs)
     return found
 
@@ -167,8 +180,8 @@ def _training_blocks(runs: dict[Path, list], figs: _Figures, run_dir: Path) -> l
                            "teacher target) per step; line = mean over seeds, band = min..max.")]
     by_parent: dict[Path, dict[str, list]] = defaultdict(dict)
     for run, seeds in sorted(runs.items()):
-        label = seeds[0][1].get("run_name") or run.name
-        by_parent[run.parent][label] = [h for _, _, h in sorted(seeds, key=lambda s: s[1].get("seed") or 0)]
+        label = seeds[0].config.run_name or run.name
+        by_parent[run.parent][label] = [s.history for s in sorted(seeds, key=lambda s: s.config.seed or 0)]
     for parent, curves in by_parent.items():
         rel = _rel(parent, run_dir)
         path = plot_training_curves(curves, f"Training curves — {rel}", figs.path(f"training-{rel}"))
@@ -186,23 +199,23 @@ def _rel(path: Path, run_dir: Path) -> str:
 
 def _run_fields(run: Path, seeds: list, run_dir: Path) -> dict[str, str]:
     """What identifies a training run, as display strings."""
-    cfg = seeds[0][1]
-    tr, te = cfg.get("train", {}), cfg.get("teacher", {})
-    finals = [s[1].get("final", {}) for s in seeds]
+    cfg = seeds[0].config
+    tr, te = cfg.train or {}, cfg.teacher or {}
+    finals = [s.config.final or {} for s in seeds]
     instr = te.get("instruction") or ""
     preset = next((k for k, v in INSTRUCTIONS.items() if v == instr), None)
     return {
-        "run": cfg.get("run_name") or run.name,
+        "run": cfg.run_name or run.name,
         "directory": _rel(run, run_dir),
-        "backbone": f"{cfg['backbone']['id']} ({cfg['backbone'].get('revision')})",
-        "preprocessing": str(cfg.get("preprocessing", {}).get("mode")),
+        "backbone": f"{cfg.backbone.id} ({cfg.backbone.revision})" if cfg.backbone else "None",
+        "preprocessing": str((cfg.preprocessing or {}).get("mode")),
         "teacher": f"{te.get('id')} ({te.get('revision')})",
         "instruction": f"{preset}: {instr}" if preset else f"custom: {instr}",
-        "head": f"{cfg['head']['type']} {cfg['head']['in_dim']} → {cfg['head']['out_dim']}",
+        "head": f"{cfg.head.type} {cfg.head.in_dim} → {cfg.head.out_dim}",
         "recipe": f"SGD lr {tr.get('lr')}, momentum {tr.get('momentum')}, weight decay {tr.get('weight_decay')}, "
                   f"batch {tr.get('batch_size')}, {tr.get('epochs')} epochs, κ {tr.get('logit_scale', 0):.4g}",
-        "training data": f"{cfg.get('data', {}).get('name')} ({cfg.get('data', {}).get('n_used')} items)",
-        "seeds": ", ".join(str(s[1].get("seed")) for s in seeds),
+        "training data": f"{(cfg.data or {}).get('name')} ({(cfg.data or {}).get('n_used')} items)",
+        "seeds": ", ".join(str(s.config.seed) for s in seeds),
         "final loss / in-batch acc": f"{np.mean([f.get('loss', np.nan) for f in finals]):.3f} / "
                                      f"{np.mean([f.get('acc', np.nan) for f in finals]):.3f}",
     }
@@ -219,9 +232,9 @@ def _config_blocks(runs: dict[Path, list], contents: RunContents, cells: list[di
         blocks += [("h3", "Training runs"), ("kv", [(k, fields[0][k]) for k in shared]),
                    ("grid", varying, [[f[k] for k in varying] for f in fields]),
                    ("details", "full config.json of each run (first seed)",
-                    json.dumps({f["directory"]: seeds[0][1] for f, (_, seeds) in zip(fields, ordered)}, indent=1))]
+                    json.dumps({f["directory"]: seeds[0].raw for f, (_, seeds) in zip(fields, ordered)}, indent=1))]
     seen = {json.dumps(v, sort_keys=True) for v in [c.get("versions") for c in cells]
-            + [s[1].get("versions") for r in runs.values() for s in r] if v}
+            + [s.config.versions for r in runs.values() for s in r] if v}
     import matplotlib
     import sklearn
 
@@ -238,9 +251,9 @@ def _fmt_versions(v: dict) -> str:
 
 
 def _is_random(cells: list[dict], contents: RunContents) -> bool:
-    heads = [s[1].get("backbone", {}).get("id", "") for r in contents.runs.values() for s in r]
+    heads = [s.config.backbone.id for r in contents.runs.values() for s in r if s.config.backbone]
     return (any(c.get("random_weights") for c in cells) or any(a.get("random_weights") for a in contents.ablations)
-            or any(Path(str(h)).is_dir() and is_random_model(str(h)) for h in heads))
+            or any(declares_random_weights(str(h)) for h in heads))
 
 
 def build_report(run_dir: str | Path, prompt_set: str | None = None, title: str | None = None) -> dict:

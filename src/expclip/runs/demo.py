@@ -16,12 +16,14 @@ import torch
 from ..data.datasets import image_folder, unlabelled_images
 from ..data.synthetic import write_face_folder
 from .evaluate import clip_model, evaluate, head_model
-from ..features.extract import extract_images, extract_teacher, require_store
+from ..features.extract import extract_images, extract_teacher
+from ..features.extraction import require_store
 from .fit import fit_heads
 from ..labels import classes_for
 from ..models.backbone import Backbone
 from ..models.teacher import Teacher
-from ..models.tiny import RANDOM_WEIGHTS_NOTE, build_tiny_blip2, build_tiny_clip
+from ..models.hub import RANDOM_WEIGHTS_NOTE
+from ..models.tiny import build_tiny_blip2, build_tiny_clip
 from ..prompts import resolve_prompt_sets
 from ..report.results import write_results
 from ..train import TrainConfig

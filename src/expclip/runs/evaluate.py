@@ -7,31 +7,29 @@ and are reused for every head, seed and prompt set. Prompt features are cached t
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import torch
 from torch import nn
 
-from ..checkpoint import load_head
-from ..files import versions
+from ..checkpoint import HeadConfig, load_head
 from ..data.datasets import ItemList
-from ..features.extract import extract_features, find_image_store, find_prompt_features, prompt_features, require_store
-from ..features.extraction import check_strict
+from ..errors import CheckpointError, InputError
+from ..features.service import LazyModel, image_store, prompt_features_for
+from ..files import versions
 from ..metrics import summarize
 from ..models.backbone import Backbone, known_feature_dim
-from ..models.tiny import is_random_model
-from ..features.store import FeatureStore, StaleStoreError, StoreError
+from ..models.hub import declares_random_weights
 from ..zeroshot import build_classifier, classify, embed_images
-from ..errors import InputError
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class Model:
-    """What scores images: plain CLIP (``head`` None) or CLIP + a projection head."""
+    """What scores images: plain CLIP (``head`` None) or CLIP + a projection head and its config."""
 
     name: str
     group: str  # seeds of one training run share a group; rows of the tables are groups
@@ -41,7 +39,7 @@ class Model:
     backbone_revision: str | None = None
     seed: int | None = None
     head_dir: str | None = None
-    config: dict = field(default_factory=dict)
+    config: HeadConfig | None = None
 
 
 def clip_model(backbone: str, preprocessing: str = "reference", revision: str | None = None) -> Model:
@@ -51,60 +49,30 @@ def clip_model(backbone: str, preprocessing: str = "reference", revision: str | 
 def head_model(head_dir: str | Path, device: str | torch.device = "cpu") -> Model:
     """A saved head as a Model; its backbone, revision and preprocessing come from its config."""
     head, cfg = load_head(head_dir, device)
-    group = cfg.get("run_name") or Path(head_dir).name
-    return Model(
-        name=cfg.get("name", "Exp-CLIP"), group=group, backbone=cfg["backbone"]["id"],
-        preprocessing=cfg["preprocessing"]["mode"], head=head, backbone_revision=cfg["backbone"].get("revision"),
-        seed=cfg.get("seed"), head_dir=str(head_dir), config=cfg,
-    )
+    if cfg.backbone is None:
+        raise CheckpointError(f"{Path(head_dir) / 'config.json'} records no backbone: it cannot be evaluated")
+    return Model(name=cfg.name or "Exp-CLIP", group=cfg.run_name or Path(head_dir).name, backbone=cfg.backbone.id,
+                 preprocessing=cfg.preprocessing_mode, head=head, backbone_revision=cfg.backbone.revision,
+                 seed=cfg.seed, head_dir=str(head_dir), config=cfg)
 
 
-class LazyBackbone:
-    """Loads the backbone only if something is missing from the store."""
-
-    def __init__(self, name: str, revision: str | None, device: str | torch.device):
-        self.name, self.revision, self.device = name, revision, device
-        self._bb: Backbone | None = None
-
-    def get(self) -> Backbone:
-        if self._bb is None:
-            log.info("loading backbone %s", self.name)
-            self._bb = Backbone.from_pretrained(self.name, self.revision, device=self.device)
-        return self._bb
-
-
-def image_store_for(data: ItemList, lazy: LazyBackbone, preprocessing: str, store_root: Path,
-                    batch_size: int = 64, num_workers: int | None = None, progress: bool = True,
-                    strict: bool = False, extract: Callable | None = None, sampling: str = "reference",
-                    num_segments: int = 16) -> FeatureStore:
-    """The image/video store of ``data`` for this backbone: found by key, else extracted now."""
-    try:
-        store = find_image_store(store_root, lazy.name, data, preprocessing, lazy.revision, sampling, num_segments)
-        return check_strict(store) if strict else store
-    except StaleStoreError:
-        raise
-    except StoreError:
-        pass
-    kw = dict(batch_size=batch_size, num_workers=num_workers, progress=progress, strict=strict)
-    if data.kind == "video":
-        kw.update(sampling=sampling, num_segments=num_segments)
-    fn = extract or extract_features
-    return require_store(fn(lazy.get(), data, store_root, preprocessing, **kw), f"features of {data.name}")
+def lazy_backbone(name: str, revision: str | None, device: str | torch.device) -> LazyModel[Backbone]:
+    """The backbone ``name``, loaded only if something is missing from the store."""
+    return LazyModel(name, revision, lambda: Backbone.from_pretrained(name, revision, device=device))
 
 
 def check_head_dims(models: list[Model]) -> None:
-    """Refuse, before any feature is computed, a head whose input size differs from its backbone's features."""
+    """Refuse, before any feature is computed, a head whose input size differs from its backbone's features (as far
+    as the backbone's config files tell without loading it)."""
     dims: dict[tuple, int | None] = {}
     for m in models:
-        in_dim = m.config.get("head", {}).get("in_dim") if m.head is not None else None
-        if in_dim is None:
+        if m.config is None:
             continue
         key = (m.backbone, m.backbone_revision)
         if key not in dims:
             dims[key] = known_feature_dim(m.backbone, m.backbone_revision)
-        if dims[key] is not None and dims[key] != in_dim:
-            raise InputError(f"head {m.head_dir} takes {in_dim}-d features but its backbone {m.backbone} gives "
-                             f"{dims[key]}-d: its config.json names the wrong backbone, or the model changed")
+        if dims[key] is not None:
+            m.config.check_features(dims[key], f"its backbone {m.backbone}", m.head_dir)
 
 
 def score_cells(feats: torch.Tensor, labels: torch.Tensor, model: Model, prompt_sets: dict[str, object],
@@ -154,25 +122,20 @@ def evaluate(
         groups.setdefault((m.backbone, m.backbone_revision, m.preprocessing), []).append(m)
     for (bb_name, bb_rev, mode), group in groups.items():
         lazy = (backbones if backbones is not None else {}).setdefault((bb_name, bb_rev),
-                                                                        LazyBackbone(bb_name, bb_rev, device))
-        store = image_store_for(data, lazy, mode, store_root, batch_size, num_workers, progress, strict, extract,
-                                sampling, num_segments)
+                                                                        lazy_backbone(bb_name, bb_rev, device))
+        store = image_store(data, lazy, mode, store_root, sampling=sampling, num_segments=num_segments,
+                            strict=strict, extract=extract, batch_size=batch_size, num_workers=num_workers,
+                            progress=progress)
         feats, labels, _ = store.tensors()
         if (labels < 0).any():
             raise InputError(f"{data.name}: some items have no label; cannot score them")
         logit_scale = float(store.meta.get("logit_scale", 100.0))
-        pf = {}
-        for name, plist in prompts.items():
-            cached = find_prompt_features(store_root, bb_name, plist, bb_rev)
-            pf[name] = cached if cached is not None else prompt_features(lazy.get(), plist, store_root)
+        pf = {name: prompt_features_for(lazy, plist, store_root) for name, plist in prompts.items()}
         model_id = store.key["model"]["id"]
-        random_weights = is_random_model(model_id) if Path(str(model_id)).is_dir() else False
+        random_weights = declares_random_weights(str(model_id))
         for m in group:
-            in_dim = feats.shape[-1]
-            if m.head is not None and m.config.get("head", {}).get("in_dim") not in (None, in_dim):
-                raise InputError(
-                    f"head {m.head_dir} expects {m.config['head']['in_dim']}-d features but {bb_name} gives {in_dim}-d"
-                )
+            if m.config is not None:
+                m.config.check_features(feats.shape[-1], bb_name, m.head_dir)
             for cell in score_cells(feats, labels, m, pf, data.classes, logit_scale, device):
                 results.append({
                     "model": m.name, "group": m.group, "seed": m.seed, "head_dir": m.head_dir,

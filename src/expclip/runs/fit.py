@@ -14,12 +14,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..checkpoint import read_head_config, save_head
+from ..checkpoint import HeadConfig, HeadSpec, ModelRecord, read_head_config, save_head
 from ..models.hub import model_name
 from ..features.store import FeatureStore, describe_key_difference
 from ..files import atomic_write_json
 from ..train import TrainConfig, train_head
-from ..errors import ConflictError, InputError, MissingError
+from ..errors import CheckpointError, ConflictError, InputError
 
 log = logging.getLogger(__name__)
 
@@ -71,19 +71,16 @@ def fit_heads(
     for seed in seeds:
         scfg = replace(cfg, seed=seed)
         head_dir = out / f"seed{seed}"
-        config = {
-            "name": "Exp-CLIP",
-            "run_name": run_name,
-            "head": {"type": scfg.head, "in_dim": int(x.shape[1]), "out_dim": int(y.shape[1]), "kwargs": scfg.head_kwargs},
-            "backbone": _named(image_store.key["model"]),
-            "preprocessing": image_store.key["preprocessing"],
-            "teacher": {**_named(tkey["model"]), "instruction": tkey["instruction"],
-                        "preprocessing": tkey["preprocessing"]},
-            "train": scfg.to_dict(),
-            "seed": seed,
-            "data": data_summary,
-            "stores": {"image": image_store.path.name, "teacher": teacher_store.path.name},
-        }
+        bb = image_store.key["model"]
+        config = HeadConfig(
+            name="Exp-CLIP", run_name=run_name,
+            head=HeadSpec(scfg.head, int(x.shape[1]), int(y.shape[1]), scfg.head_kwargs),
+            backbone=ModelRecord(model_name(bb["id"]), bb.get("revision")),
+            preprocessing=image_store.key["preprocessing"],
+            teacher={**_named(tkey["model"]), "instruction": tkey["instruction"], "preprocessing": tkey["preprocessing"]},
+            train=scfg.to_dict(), seed=seed, data=data_summary,
+            stores={"image": image_store.path.name, "teacher": teacher_store.path.name},
+        )
         if _already_trained(head_dir, config):
             log.info("seed %d: head already trained in %s, skipping", seed, head_dir)
             dirs.append(head_dir)
@@ -91,7 +88,7 @@ def fit_heads(
         history: list[dict] = []
         head = train_head(x, y, scfg, device=device, history=history)
         last = history[-1]
-        config["final"] = {"loss": last["loss"], "acc": last["acc"], "steps": last["step"]}
+        config.final = {"loss": last["loss"], "acc": last["acc"], "steps": last["step"]}
         head_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_json(head_dir / "history.json", history)
         save_head(head_dir, head, config)  # config.json last: its presence marks the seed done
@@ -105,17 +102,17 @@ def _named(model: dict) -> dict:
     return {**model, "id": model_name(model["id"])}
 
 
-def _already_trained(head_dir: Path, config: dict) -> bool:
+def _already_trained(head_dir: Path, config: HeadConfig) -> bool:
     if not (head_dir / "head.safetensors").is_file():
         return False
     try:
-        old = read_head_config(head_dir)
-    except Exception:
+        old = read_head_config(head_dir).to_dict()
+    except CheckpointError:
         return False
     for k in ("backbone", "teacher"):  # heads saved before ids were absolute name the same model relatively
         if isinstance(old.get(k), dict) and "id" in old[k]:
             old[k] = _named(old[k])
-    new = json.loads(json.dumps(config))
+    new = json.loads(json.dumps(config.to_dict()))
     if any(old.get(k) != v for k, v in new.items()):
         diffs = describe_key_difference(new, {k: old.get(k) for k in new})
         raise ConflictError(
@@ -124,23 +121,3 @@ def _already_trained(head_dir: Path, config: dict) -> bool:
             + "); choose another --out or delete it"
         )
     return True
-
-
-def expand_head_dirs(paths: list[str | Path]) -> list[Path]:
-    """Head directories, or run directories holding ``seed*/`` heads (expanded in seed order)."""
-    out = []
-    for p in map(Path, paths):
-        if (p / "config.json").is_file():
-            out.append(p)
-        else:
-            seeds = sorted((d for d in p.glob("*/") if (d / "config.json").is_file()), key=lambda d: d.name)
-            if not seeds:
-                raise MissingError(f"{p}: neither a head directory (config.json) nor a run directory of heads")
-            out.extend(seeds)
-    # A head named twice (a run directory and one of its seeds, or a shell glob) is scored once: twice would count
-    # its cells twice in the mean over seeds (and as a second "fold").
-    seen: set[Path] = set()
-    unique = [d for d in out if not (d.resolve() in seen or seen.add(d.resolve()))]
-    if len(unique) < len(out):
-        log.info("%d head(s) given more than once are used once", len(out) - len(unique))
-    return unique

@@ -33,10 +33,10 @@ import torch
 from .setup import Ablation, AblationSetup
 from ...files import versions
 from ..evaluate import Model, clip_model, head_model
-from ..fit import expand_head_dirs
+from ...checkpoint import expand_head_dirs
 from ...metrics import summarize
 from ...models.teacher import resolve_instruction
-from ...models.tiny import RANDOM_WEIGHTS_NOTE
+from ...models.hub import RANDOM_WEIGHTS_NOTE
 from ...prompts import resolve_prompt_sets
 from ...report.results import read_cells
 from ...features.store import FeatureStore
@@ -106,7 +106,7 @@ def run_llm_encoder(setup: AblationSetup) -> Ablation:
     heads = [head_model(d, setup.device) for d in setup.analysis_heads()]
     for m in heads:
         setup.check_head_features(m)
-    instruction = heads[0].config.get("teacher", {}).get("instruction") or "task"
+    instruction = heads[0].config.instruction or "task"
     rows = ["CLIP", "Exp-CLIP", "(a) LLM image · CLIP text + P", "(b) CLIP image + P · LLM text",
             "(c) LLM image · LLM text"]
     cells: list[dict] = []
@@ -115,8 +115,8 @@ def run_llm_encoder(setup: AblationSetup) -> Ablation:
         tgt_store = setup.teacher_store(data, instruction)
         x, y, labels = _aligned(img_store, tgt_store)
         for m in heads:
-            if m.config.get("head", {}).get("out_dim") not in (None, y.shape[1]):
-                raise InputError(f"head {m.head_dir} maps to {m.config['head']['out_dim']}-d but the teacher "
+            if m.config.head.out_dim != y.shape[1]:
+                raise InputError(f"head {m.head_dir} maps to {m.config.head.out_dim}-d but the teacher "
                                  f"{setup.teacher} gives {y.shape[1]}-d targets: they are not in one space")
         kappa = float(img_store.meta.get("logit_scale", 100.0))
         base = {"dataset": data.name, "fold": data.info.get("fold"), "classes": data.classes,

@@ -14,23 +14,20 @@ from typing import Iterable
 
 import torch
 
-from ...checkpoint import read_head_config
+from ...checkpoint import expand_head_dirs, read_head_config
 from ...data.datasets import ItemList
-from ..evaluate import LazyBackbone, Model, clip_model, evaluate, head_model, image_store_for
-from ...features.extract import (
-    extract_teacher, find_prompt_features, find_teacher_store, prompt_features, require_store,
-)
-from ..fit import expand_head_dirs, fit_heads
-from ...models.backbone import DEFAULT_BACKBONE
+from ...errors import InputError
+from ...features.service import LazyModel, image_store, prompt_features_for, teacher_store
+from ...features.store import FeatureStore, key_digest
+from ...models.backbone import DEFAULT_BACKBONE, Backbone
 from ...models.heads import HEADS
-from ...models.hub import model_name
+from ...models.hub import declares_random_weights, model_name
 from ...models.teacher import DEFAULT_TEACHER, Teacher, resolve_instruction
-from ...models.tiny import is_random_model
 from ...prompts import resolve_prompt_sets
-from ...features.store import FeatureStore, StaleStoreError, StoreError, key_digest
 from ...train import TrainConfig
 from ...zeroshot import PromptFeatures
-from ...errors import InputError
+from ..evaluate import Model, clip_model, evaluate, head_model, lazy_backbone
+from ..fit import fit_heads
 
 log = logging.getLogger(__name__)
 
@@ -69,8 +66,8 @@ class AblationSetup:
     num_workers: int | None = None
     progress: bool = True
     strict: bool = False
-    _backbone: LazyBackbone | None = field(default=None, repr=False)
-    _teacher: Teacher | None = field(default=None, repr=False)
+    _backbone: LazyModel[Backbone] | None = field(default=None, repr=False)
+    _teacher: LazyModel[Teacher] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.out, self.store = Path(self.out), Path(self.store)
@@ -82,36 +79,35 @@ class AblationSetup:
         does): those fill what was not given, and a --backbone that none of them uses is refused."""
         cfgs = [read_head_config(d) for d in expand_head_dirs(self.head_runs)] if self.head_runs else []
         if cfgs and self.backbone is not None:
-            used = {model_name(c["backbone"]["id"]) for c in cfgs}
+            used = {model_name(c.backbone.id) for c in cfgs if c.backbone}
             if model_name(self.backbone) not in used:
                 raise InputError(f"--backbone {self.backbone} is not the backbone of the given --head "
                                  f"({', '.join(sorted(used))}); drop --backbone to use the heads' own")
-        if cfgs and self.backbone is None:
-            self.backbone = cfgs[0]["backbone"]["id"]
-            self.backbone_revision = self.backbone_revision or cfgs[0]["backbone"].get("revision")
+        if cfgs and self.backbone is None and cfgs[0].backbone:
+            self.backbone = cfgs[0].backbone.id
+            self.backbone_revision = self.backbone_revision or cfgs[0].backbone.revision
         self.backbone = self.backbone or DEFAULT_BACKBONE
-        self.preprocessing = self.preprocessing or (cfgs[0]["preprocessing"]["mode"] if cfgs else "reference")
+        self.preprocessing = self.preprocessing or (cfgs[0].preprocessing_mode if cfgs else "reference")
 
-    def lazy_backbone(self) -> LazyBackbone:
+    def lazy_backbone(self) -> LazyModel[Backbone]:
         if self._backbone is None:
-            self._backbone = LazyBackbone(self.backbone, self.backbone_revision, self.device)
+            self._backbone = lazy_backbone(self.backbone, self.backbone_revision, self.device)
         return self._backbone
+
+    def lazy_teacher(self) -> LazyModel[Teacher]:
+        """The teacher, loaded on first use (only when a store it would fill is missing)."""
+        if self._teacher is None:
+            self._teacher = LazyModel(self.teacher, self.teacher_revision, lambda: Teacher.from_pretrained(
+                self.teacher, self.teacher_revision, device=self.device, dtype=self.teacher_dtype))
+        return self._teacher
 
     def use_models(self, backbone=None, teacher: Teacher | None = None) -> "AblationSetup":
         """Hand over models that are already loaded (they must be the ones named by ``backbone``/``teacher``)."""
         if backbone is not None:
-            self.lazy_backbone()._bb = backbone
+            self.lazy_backbone().use(backbone)
         if teacher is not None:
-            self._teacher = teacher
+            self.lazy_teacher().use(teacher)
         return self
-
-    def load_teacher(self) -> Teacher:
-        """The teacher, loaded on first use (only when a store it would fill is missing)."""
-        if self._teacher is None:
-            log.info("loading teacher %s", self.teacher)
-            self._teacher = Teacher.from_pretrained(self.teacher, self.teacher_revision, device=self.device,
-                                                    dtype=self.teacher_dtype)
-        return self._teacher
 
     def describe(self) -> dict:
         """The resolved configuration, JSON-able (saved with every ablation)."""
@@ -129,31 +125,22 @@ class AblationSetup:
     # -------------------------------------------------------------------------------------------- store access
     def image_store(self, data: ItemList) -> FeatureStore:
         """CLIP image features of ``data``: found by key, else extracted now (once, cached)."""
-        return image_store_for(data, self.lazy_backbone(), self.preprocessing, self.store, self.batch_size,
-                               self.num_workers, self.progress, self.strict)
+        return image_store(data, self.lazy_backbone(), self.preprocessing, self.store, strict=self.strict,
+                           batch_size=self.batch_size, num_workers=self.num_workers, progress=self.progress)
 
     def teacher_store(self, data: ItemList, instruction: str) -> FeatureStore:
         """Teacher targets of ``data`` for ``instruction``: found by key, else computed now (once, cached)."""
-        try:
-            return find_teacher_store(self.store, self.teacher, data, instruction, self.preprocessing,
-                                      self.teacher_revision)
-        except StaleStoreError:
-            raise
-        except StoreError:
-            pass
-        return require_store(extract_teacher(self.load_teacher(), data, self.store, instruction, self.preprocessing,
-                                              num_workers=self.num_workers, progress=self.progress,
-                                              strict=self.strict), f"teacher targets of {data.name}")
+        return teacher_store(data, self.lazy_teacher(), instruction, self.preprocessing, self.store,
+                             strict=self.strict, num_workers=self.num_workers, progress=self.progress)
 
     def clip_prompt_features(self, prompts: list[list[str]]) -> PromptFeatures:
         """(C,P,D) CLIP text features of a prompt set (cached in the store)."""
-        cached = find_prompt_features(self.store, self.backbone, prompts, self.backbone_revision)
-        return cached if cached is not None else prompt_features(self.lazy_backbone().get(), prompts, self.store)
+        return prompt_features_for(self.lazy_backbone(), prompts, self.store)
 
     def llm_prompt_features(self, prompts: list[list[str]]) -> PromptFeatures:
         """(C,P,E) prompts through the teacher's T5 encoder alone, mean-pooled (cached in the store)."""
-        cached = find_prompt_features(self.store, self.teacher, prompts, self.teacher_revision)
-        return cached if cached is not None else prompt_features(_T5Text(self.load_teacher()), prompts, self.store)
+        t5 = LazyModel(self.teacher, self.teacher_revision, lambda: _T5Text(self.lazy_teacher().get()))
+        return prompt_features_for(t5, prompts, self.store)
 
     # -------------------------------------------------------------------------------------------- heads, scoring
     def train_variant(self, head: str = "linear", instruction: str = "task") -> list[Path]:
@@ -207,8 +194,7 @@ class AblationSetup:
     def random_weights(self, cells: Iterable[dict] = ()) -> bool:
         """True when a model involved is one of the tiny random-weight ones (reports then carry a banner)."""
         models = [self.backbone, self.teacher]
-        return any(c.get("random_weights") for c in cells) or any(Path(m).is_dir() and is_random_model(m)
-                                                                  for m in models)
+        return any(c.get("random_weights") for c in cells) or any(declares_random_weights(m) for m in models)
 
 
 def instruction_tag(instruction: str) -> str:
