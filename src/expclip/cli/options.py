@@ -70,7 +70,9 @@ def _add_runtime(p: argparse.ArgumentParser, batch: int = 64, workers_help: str 
 
 
 def _add_pre(p: argparse.ArgumentParser, default: str | None = "reference", note: str = "default") -> None:
-    p.add_argument("--preprocessing", choices=["reference", "clip"], default=default,
+    from ..data.images import PREPROCESSING_MODES
+
+    p.add_argument("--preprocessing", choices=PREPROCESSING_MODES, default=default,
                    help=f"reference: the paper's code (squash 224, [0,1], no normalization; {note}); "
                         "clip: the model's own processor (resize, center crop, mean/std)")
 
@@ -107,7 +109,9 @@ def _add_dataset_source(p: argparse.ArgumentParser, data_help: str, suite: bool 
                    help="reader option, repeatable: e.g. split=train, votes=label.csv, rule=plurality (FERPlus), "
                    "media=clips, lists=reference (videos), release=2021 (AffectNet), list_path=FILE (list)")
     if video:
-        p.add_argument("--sampling", choices=["reference", "edge"], default="reference",
+        from ..data.video import SAMPLING_RULES
+
+        p.add_argument("--sampling", choices=SAMPLING_RULES, default="reference",
                        help="frames of clips with at most --segments frames: reference = frame 0 repeated (the "
                        "paper's code, default); edge = every frame, then the last one repeated")
         p.add_argument("--segments", type=int, default=16, help="frames sampled per clip (default 16)")

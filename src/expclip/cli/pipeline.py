@@ -219,6 +219,7 @@ def cmd_list(args) -> int:
 
 def add_parsers(sub) -> None:
     from ..models.backbone import DEFAULT_BACKBONE
+    from ..models.heads import HEADS
     from ..models.teacher import DEFAULT_TEACHER
     from ..train import TrainConfig
 
@@ -276,7 +277,7 @@ def add_parsers(sub) -> None:
                    "(default task)")
     s.add_argument("--out", required=True, help="run directory; heads go to OUT/seed<k>/")
     s.add_argument("--name", default=None, help="run name shown in result tables (default: OUT's folder name)")
-    s.add_argument("--head", default=d.head, choices=["linear", "mlp2", "mlp3", "transformer"],
+    s.add_argument("--head", default=d.head, choices=list(HEADS),
                    help="projection head (default %(default)s, as the paper)")
     _add_recipe(s)
     s.add_argument("--momentum", type=NONNEG_FLOAT, default=d.momentum, help="SGD momentum (default %(default)s)")

@@ -47,7 +47,9 @@ def cmd_predict(args) -> int:
 
 
 def add_parsers(sub) -> None:
+    from ..data.images import PREPROCESSING_MODES
     from ..models.backbone import DEFAULT_BACKBONE
+    from ..predict.engine import NO_FACE_MODES
 
     s = sub.add_parser("predict", help="expression labels for your photos, folders and videos (faces found for you)",
                        description="Detect faces and score them zero-shot with CLIP or an Exp-CLIP head, with the "
@@ -80,7 +82,7 @@ def add_parsers(sub) -> None:
                    help="detect: find faces (OpenCV Haar cascade; default); none: inputs are already face crops")
     s.add_argument("--margin", type=float, default=0.2, help="grow face boxes by this fraction per side (0.2)")
     s.add_argument("--max-faces", type=int, default=None, help="keep at most N faces per image, largest first")
-    s.add_argument("--no-face", choices=["whole", "skip"], default="whole",
+    s.add_argument("--no-face", choices=NO_FACE_MODES, default="whole",
                    help="when no face is found: score the whole image (default) or leave the row unscored; the row "
                         "says face_detected=False either way")
     s.add_argument("--frames", type=int, default=16, help="frames sampled per video, spread as the paper's (16)")
@@ -93,7 +95,7 @@ def add_parsers(sub) -> None:
                         "clip row; its subfolders are read on their own, a folder with no media and no subfolders "
                         "gets a clip row with an error, and an unreadable frame a frame row with an error. Frames "
                         "have no time: no timestamps and no --video-fps")
-    s.add_argument("--preprocessing", choices=["reference", "clip"], default=None,
+    s.add_argument("--preprocessing", choices=PREPROCESSING_MODES, default=None,
                    help="default: the head's own; reference (the paper's) for plain CLIP")
     _add_runtime(s, workers_help="threads decoding photos and finding their faces ahead of the model (video "
                  "frames are read in order as they are scored); default: cores, at most 4; 0: none")

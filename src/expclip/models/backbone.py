@@ -28,6 +28,15 @@ PAPER_BACKBONES = {
 PAPER_FEATURE_DIMS = {PAPER_BACKBONES["B32"]: 512, PAPER_BACKBONES["B16"]: 512, PAPER_BACKBONES["L14"]: 768}
 
 
+def backbone_short_name(model_id: str | Path) -> str:
+    """The paper's name of its backbones ("openai/clip-vit-large-patch14" -> "L/14"); other hub ids and local
+    folders by their last part."""
+    for short, hub in PAPER_BACKBONES.items():
+        if str(model_id) == hub:
+            return f"{short[0]}/{short[1:]}"
+    return Path(str(model_id)).name or str(model_id)
+
+
 def feature_dim(config: object) -> int:
     """Width of a dual encoder's projected features, from its transformers config."""
     return int(getattr(config, "projection_dim", None) or config.text_config.hidden_size)  # type: ignore[attr-defined]

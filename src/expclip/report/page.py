@@ -121,21 +121,22 @@ class _Figures:
 
 def _results_blocks(cells: list[dict], figs: _Figures, prompt_set: str | None) -> list[tuple]:
     cells = _label_backbones(by_backbone(cells))
+    datasets = dataset_order(c["dataset"] for c in cells)
     scope = "mean over prompt sets" if prompt_set is None else prompt_set_display_name(prompt_set)
-    blocks: list[tuple] = [("h2", "Zero-shot results"), ("p", f"CLIP and Exp-CLIP on {len(dataset_order(cells))} "
+    blocks: list[tuple] = [("h2", "Zero-shot results"), ("p", f"CLIP and Exp-CLIP on {len(datasets)} "
                            f"dataset(s). Tables show {scope}; every prompt set is listed per dataset below."),
                            ("h3", "Models × datasets (Table 1 layout)"),
                            ("table", variants_table(cells, "Zero-shot UAR / WAR", "", prompt_set=prompt_set)),
                            ("h3", "CLIP vs Exp-CLIP per backbone (Table 2 layout)"),
                            ("table", backbone_table(cells, prompt_set)),
                            ("h3", "Mean gain over prompt sets"), ("table", gain_table(cells))]
-    for d in dataset_order(cells):
+    for d in datasets:
         blocks += [("h3", f"{d}: every prompt set"), ("table", prompt_sets_table(cells, d))]
     ps = _figure_prompt_set(cells, prompt_set)
     blocks += [("h2", "Per-class view"), ("p", f"Confusion matrices (rows: true class, normalised colour, counts "
                 "summed over seeds and folds) and per-class recall, with the prompt set "
                 f"{prompt_set_display_name(ps)}.")]
-    for d in dataset_order(cells):
+    for d in datasets:
         dc = [c for c in cells if c["dataset"] == d and c["prompt_set"] == ps]
         if not dc:
             continue

@@ -10,17 +10,17 @@ import csv
 import io
 import json
 import logging
-import math
 from collections import defaultdict
 from pathlib import Path
 from typing import Iterable
 
 import numpy as np
 
-from ..data.registry import PAPER_DATASETS, display_name
+from ..data.registry import display_name
 from ..files import atomic_write_bytes, atomic_write_json, slug
 from ..prompts import PAPER_PROMPT_SETS, prompt_set_display_name
 from .figures import plot_confusion
+from .tables import dataset_order, new_table, per_seed, stat, table_markdown
 
 log = logging.getLogger(__name__)
 
@@ -32,74 +32,63 @@ def cell_filename(r: dict) -> str:
 
 
 def aggregate(results: Iterable[dict]) -> list[dict]:
-    """Rows of (group, dataset, prompt_set) with UAR/WAR as percentages: mean ± std over seeds, folds averaged.
+    """Rows of (group, dataset, prompt_set) with UAR/WAR as percentages: mean ± std over seeds, folds averaged
+    within each seed (:func:`~expclip.report.tables.per_seed`, the one aggregation of cells).
 
     Each row also carries the summed confusion matrix and the number of seeds and folds.
     """
-    by_cell: dict[tuple, dict] = defaultdict(lambda: defaultdict(list))
-    meta: dict[tuple, dict] = {}
+    results = list(results)
+    key = lambda r: (r["group"], r["dataset"], r["prompt_set"])  # noqa: E731
+    stats = per_seed(results, key)
+    cells: dict[tuple, dict] = defaultdict(lambda: defaultdict(list))  # key -> seed -> cells (its folds)
     for r in results:
-        k = (r["group"], r["dataset"], r["prompt_set"])
-        by_cell[k][r.get("seed")].append(r)
-        meta.setdefault(k, {"classes": r["classes"], "model": r["model"], "cm": None, "kind": r.get("kind", "image")})
-        cm = np.asarray(r["confusion_matrix"])
-        meta[k]["cm"] = cm if meta[k]["cm"] is None else meta[k]["cm"] + cm
+        cells[key(r)][r.get("seed")].append(r)
     rows = []
-    for k, seeds in by_cell.items():
-        uars = [float(np.mean([c["uar"] for c in cells])) * 100 for cells in seeds.values()]
-        wars = [float(np.mean([c["war"] for c in cells])) * 100 for cells in seeds.values()]
-        folds = max(len(c) for c in seeds.values())
-        first = next(iter(seeds.values()))  # every seed scores the same items; folds add up
+    for k, seeds in cells.items():
+        some = next(iter(seeds.values()))
+        first = some[0]
+        cm = sum(np.asarray(c["confusion_matrix"]) for s in seeds.values() for c in s)
         rows.append({
-            "group": k[0], "model": meta[k]["model"], "dataset": k[1], "prompt_set": k[2],
-            "uar": float(np.mean(uars)), "uar_std": float(np.std(uars)) if len(uars) > 1 else 0.0,
-            "war": float(np.mean(wars)), "war_std": float(np.std(wars)) if len(wars) > 1 else 0.0,
-            "seeds": len(seeds), "folds": folds, "classes": meta[k]["classes"], "kind": meta[k]["kind"],
-            "num_samples": sum(int(c.get("num_samples", 0)) for c in first),
-            "num_failed": sum(int(c.get("num_failed", 0)) for c in first),
-            "confusion_matrix": meta[k]["cm"].tolist(),
+            "group": k[0], "model": first["model"], "dataset": k[1], "prompt_set": k[2], **stat(stats[k]),
+            "folds": max(len(s) for s in seeds.values()), "classes": first["classes"],
+            "kind": first.get("kind", "image"),
+            # every seed scores the same items; folds add up
+            "num_samples": sum(int(c.get("num_samples", 0)) for c in some),
+            "num_failed": sum(int(c.get("num_failed", 0)) for c in some),
+            "confusion_matrix": np.asarray(cm).tolist(),
         })
     order = {p: i for i, p in enumerate(PAPER_PROMPT_SETS)}
     rows.sort(key=lambda r: (r["dataset"], r["group"] != "CLIP", r["group"], order.get(r["prompt_set"], 99), r["prompt_set"]))
     return rows
 
 
-def fmt(mean: float, std: float, seeds: int) -> str:
-    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
-        return "–"
-    return f"{mean:.2f} ± {std:.2f}" if seeds > 1 else f"{mean:.2f}"
+def _seeds_note(rows: list[dict]) -> str:
+    seeds = max((r["seeds"] for r in rows), default=1)
+    return "UAR / WAR (%)" + (f", mean ± std over {seeds} seeds" if seeds > 1 else "")
 
 
-def in_paper_order(datasets) -> list[str]:
-    """Dataset names in the paper's column order, others after them alphabetically."""
-    order = {d: i for i, d in enumerate(PAPER_DATASETS)}
-    return sorted(datasets, key=lambda d: (order.get(d, len(order)), d))
+def _grid(rows: list[dict], column: str, columns: list[str], titles: dict[str, str]) -> dict:
+    """Aggregated rows as a table (:mod:`~expclip.report.tables`): a row per group, ``column`` across."""
+    table = new_table("", "", columns, titles)
+    for g in dict.fromkeys(r["group"] for r in rows):
+        table["rows"].append({"label": g, "section": None, "kind": "score",
+                              "values": {r[column]: r for r in rows if r["group"] == g}})
+    return table
 
 
 def markdown_table(rows: list[dict], title: str | None = None) -> str:
     """One table per dataset: a row per model group, a UAR/WAR column pair per prompt set."""
     out = [f"# {title}", ""] if title else []
-    for dataset in in_paper_order({r["dataset"] for r in rows}):
+    for dataset in dataset_order(sorted({r["dataset"] for r in rows})):
         drows = [r for r in rows if r["dataset"] == dataset]
         psets = list(dict.fromkeys(r["prompt_set"] for r in drows))
-        groups = list(dict.fromkeys(r["group"] for r in drows))
-        seeds = max(r["seeds"] for r in drows)
-        out += [f"## {dataset}", "", "UAR / WAR (%)" + (f", mean ± std over {seeds} seeds" if seeds > 1 else ""), ""]
-        out.append("| model | " + " | ".join(prompt_set_display_name(p) for p in psets) + " |")
-        out.append("|---|" + "---|" * len(psets))
-        for g in groups:
-            cells = []
-            for p in psets:
-                r = next((x for x in drows if x["group"] == g and x["prompt_set"] == p), None)
-                cells.append("–" if r is None else f"{fmt(r['uar'], r['uar_std'], r['seeds'])} / "
-                             f"{fmt(r['war'], r['war_std'], r['seeds'])}")
-            out.append(f"| {g} | " + " | ".join(cells) + " |")
+        table = _grid(drows, "prompt_set", psets, {p: prompt_set_display_name(p) for p in psets})
+        out += [f"## {dataset}", "", _seeds_note(drows), "", table_markdown(table, caption=False, bold=False)]
         failed = max(r.get("num_failed", 0) for r in drows)
         if failed:
             scored = min(r.get("num_samples", 0) for r in drows)
-            out += ["", f"Scored {scored} items; {failed} could not be read and were skipped (listed in the feature "
-                    "store's meta.json)."]
-        out.append("")
+            out += [f"Scored {scored} items; {failed} could not be read and were skipped (listed in the feature "
+                    "store's meta.json).", ""]
     return "\n".join(out)
 
 
@@ -110,7 +99,6 @@ def paper_tables(rows: list[dict], title: str | None = None) -> str:
     averaged within a seed, and seeds shown as mean ± std (see :func:`aggregate`).
     """
     out = [f"# {title}", ""] if title else []
-    seeds = max((r["seeds"] for r in rows), default=1)
     folds = {r["dataset"]: r["folds"] for r in rows}
     for ps in dict.fromkeys(r["prompt_set"] for r in rows):
         prow = [r for r in rows if r["prompt_set"] == ps]
@@ -119,18 +107,9 @@ def paper_tables(rows: list[dict], title: str | None = None) -> str:
             krows = [r for r in prow if r["kind"] == kind]
             if not krows:
                 continue
-            datasets = in_paper_order({r["dataset"] for r in krows})
-            out += [f"{label} — UAR / WAR (%)" + (f", mean ± std over {seeds} seeds" if seeds > 1 else ""), ""]
-            out.append("| model | " + " | ".join(display_name(d) for d in datasets) + " |")
-            out.append("|---|" + "---|" * len(datasets))
-            for g in dict.fromkeys(r["group"] for r in krows):
-                cells = []
-                for d in datasets:
-                    r = next((x for x in krows if x["group"] == g and x["dataset"] == d), None)
-                    cells.append("–" if r is None else f"{fmt(r['uar'], r['uar_std'], r['seeds'])} / "
-                                 f"{fmt(r['war'], r['war_std'], r['seeds'])}")
-                out.append(f"| {g} | " + " | ".join(cells) + " |")
-            out.append("")
+            datasets = dataset_order(sorted({r["dataset"] for r in krows}))
+            table = _grid(krows, "dataset", datasets, {d: display_name(d) for d in datasets})
+            out += [f"{label} — {_seeds_note(rows)}", "", table_markdown(table, caption=False, bold=False)]
     multi = {d: n for d, n in folds.items() if n > 1}
     if multi:
         out += ["Folds averaged: " + ", ".join(f"{display_name(d)} {n}" for d, n in sorted(multi.items())), ""]

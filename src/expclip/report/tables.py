@@ -19,14 +19,13 @@ import csv
 import io
 import math
 from collections import defaultdict
-from pathlib import Path
 from typing import Callable, Iterable
 
 import numpy as np
 
 from ..errors import InputError
-from ..labels import DATASET_NUM_CLASSES
-from ..models.backbone import PAPER_BACKBONES
+from ..data.registry import PAPER_DATASETS
+from ..models.backbone import PAPER_BACKBONES, backbone_short_name
 from ..prompts import PAPER_PROMPT_SETS, prompt_set_display_name
 
 MEAN = "mean"
@@ -76,10 +75,10 @@ def dedup_cells(cells: Iterable[dict]) -> list[dict]:
     return out
 
 
-def dataset_order(cells: Iterable[dict]) -> list[str]:
-    """Datasets in the paper's order where known, then in order of appearance."""
-    seen = list(dict.fromkeys(c["dataset"] for c in cells))
-    known = [d for d in DATASET_NUM_CLASSES if d in seen]
+def dataset_order(names: Iterable[str]) -> list[str]:
+    """Dataset names in the paper's column order where known, then the others in the order given."""
+    seen = list(dict.fromkeys(names))
+    known = [d for d in PAPER_DATASETS if d in seen]
     return known + [d for d in seen if d not in known]
 
 
@@ -95,10 +94,8 @@ def backbone_id(cell: dict) -> str:
 
 def backbone_label(model_id: str) -> str:
     """"openai/clip-vit-large-patch14" -> "ViT-L/14"; other ids and local directories by their last part."""
-    for short, hub in PAPER_BACKBONES.items():
-        if model_id == hub:
-            return f"ViT-{short[0]}/{short[1:]}"
-    return Path(model_id).name or model_id
+    short = backbone_short_name(model_id)
+    return f"ViT-{short}" if model_id in PAPER_BACKBONES.values() else short
 
 
 def by_backbone(cells: Iterable[dict]) -> list[dict]:
@@ -144,7 +141,7 @@ def variants_table(cells: list[dict], title: str, caption: str = "", order: list
     """
     cells = _filter(cells, prompt_set)
     groups = list(dict.fromkeys((order or []) + [c["group"] for c in cells]))
-    datasets = dataset_order(cells)
+    datasets = dataset_order(c["dataset"] for c in cells)
     seeds = per_seed(cells, lambda c: (c["group"], c["dataset"]))
     t = new_table(title, f"{caption} UAR / WAR (%), {scope_note(prompt_set, cells)}; {spread_note(cells)}".strip(),
                    datasets)
@@ -168,7 +165,7 @@ def backbone_table(cells: list[dict], prompt_set: str | None = None, title: str 
                    ) -> dict:
     """Table 2's layout: per backbone a CLIP row, a row per Exp-CLIP run and its gain row; columns = datasets."""
     cells = by_backbone(_filter(cells, prompt_set))
-    datasets = dataset_order(cells)
+    datasets = dataset_order(c["dataset"] for c in cells)
     seeds = per_seed(cells, lambda c: (backbone_id(c), _row(c), c["dataset"]))
     t = new_table(title, f"UAR / WAR (%), {scope_note(prompt_set, cells)}; gain = Exp-CLIP − CLIP; "
                    f"{spread_note(cells)}", datasets)
@@ -197,7 +194,7 @@ def gain_table(cells: list[dict], title: str = "Mean gain of Exp-CLIP over CLIP 
     """
     cells = by_backbone(cells)
     psets = prompt_order(cells)
-    datasets = dataset_order(cells)
+    datasets = dataset_order(c["dataset"] for c in cells)
     seeds = per_seed(cells, lambda c: (backbone_id(c), _row(c), c["dataset"], c["prompt_set"]))
     t = new_table(title, f"Exp-CLIP − CLIP, UAR / WAR (percentage points), averaged over {len(datasets)} "
                    f"dataset{'s' if len(datasets) != 1 else ''} ({', '.join(datasets)}); {spread_note(cells)}",
@@ -267,13 +264,14 @@ def best_rows(table: dict) -> dict[tuple[str, str], set[int]]:
     return best
 
 
-def table_markdown(table: dict) -> str:
-    """GitHub Markdown: a caption line, then the table; best scores per column in bold."""
+def table_markdown(table: dict, caption: bool = True, bold: bool = True) -> str:
+    """GitHub Markdown: a caption line (``caption``), then the table; best scores per column in bold (``bold``)."""
     cols = table["columns"]
     has_sections = any(r["section"] for r in table["rows"])
     head = (["backbone"] if has_sections else []) + ["model"] + [table["column_titles"][c] for c in cols]
-    lines = [f"*{table['caption']}*", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    best = best_rows(table)
+    lines = ([f"*{table['caption']}*", ""] if caption else []) + ["| " + " | ".join(head) + " |",
+                                                                   "|" + "---|" * len(head)]
+    best = best_rows(table) if bold else {}
     for i, r in enumerate(table["rows"]):
         parts = []
         for c in cols:

@@ -21,7 +21,7 @@ import torch
 from ..data.datasets import DatasetError, ItemList, image_folder
 from ..data.registry import PAPER_DATASETS, find_dataset_root, get_spec, load_dataset
 from .evaluate import Model, clip_model, evaluate
-from ..models.backbone import PAPER_BACKBONES
+from ..models.backbone import PAPER_BACKBONES, backbone_short_name
 from ..prompts import resolve_prompt_sets
 from ..errors import InputError
 
@@ -150,12 +150,11 @@ def with_clip_baselines(models: list[Model], backbone: str, preprocessing: str) 
     """
     pairs = {(m.backbone, m.backbone_revision, m.preprocessing) for m in models} or {(backbone, None, preprocessing)}
     rank = {v: i for i, v in enumerate(PAPER_BACKBONES.values())}
-    short = {v: k[0] + "/" + k[1:] for k, v in PAPER_BACKBONES.items()}
     out = []
     for b, rev, pre in sorted(pairs, key=lambda p: (rank.get(p[0], len(rank)), str(p))):
         m = clip_model(b, pre, rev)
         if len(pairs) > 1:
-            m.group = f"CLIP {short.get(b, Path(b).name)}"
+            m.group = f"CLIP {backbone_short_name(b)}"
         if len({p for _, _, p in pairs}) > 1:
             m.group += f" [{pre}]"
         out += [m] + [h for h in models if (h.backbone, h.backbone_revision, h.preprocessing) == (b, rev, pre)]
