@@ -15,7 +15,7 @@ import threading
 
 from ..errors import ExpclipError
 from ..files import __version__
-from . import analysis, pipeline, predict
+from . import analysis, catalog, pipeline, predict
 from .options import EPILOG
 
 
@@ -27,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
     sub = p.add_subparsers(dest="cmd", metavar="COMMAND")
     pipeline.add_parsers(sub)
+    catalog.add_parsers(sub)
     predict.add_parsers(sub)
     analysis.add_parsers(sub)
     return p

@@ -1,0 +1,71 @@
+"""``expclip list | import-official``: what is available (classes, datasets, prompt sets, instructions, models,
+the stores on disk) and the reference's released heads brought into expclip's format."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+from .options import _add_store
+
+log = logging.getLogger("expclip")
+
+
+def cmd_import(args) -> int:
+    from ..checkpoint import read_head_config
+    from ..official import import_official
+
+    out = import_official(args.pth, args.out, args.backbone)
+    cfg = read_head_config(out)
+    print(f"imported {args.pth} -> {out} (linear {cfg.head.in_dim}->{cfg.head.out_dim}, "
+          f"backbone {cfg.backbone.id}, preprocessing reference)")
+    return 0
+
+
+def cmd_list(args) -> int:
+    from ..labels import CLASS_ORDER, DATASET_NUM_CLASSES
+    from ..models.backbone import DEFAULT_BACKBONE, PAPER_BACKBONES
+    from ..models.teacher import DEFAULT_TEACHER, INSTRUCTIONS
+    from ..prompts import PAPER_PROMPT_SETS, prompt_set_display_name
+
+    print("classes (index: name): " + ", ".join(f"{i}: {c}" for i, c in enumerate(CLASS_ORDER)))
+    print("datasets (classes used): " + ", ".join(f"{k} ({v})" for k, v in DATASET_NUM_CLASSES.items()))
+    print("prompt sets: " + ", ".join(f"{p} ({prompt_set_display_name(p)})" for p in PAPER_PROMPT_SETS))
+    print("instructions:")
+    for k, v in INSTRUCTIONS.items():
+        print(f"  {k}: {v}")
+    print(f"backbones: {', '.join(f'{k}={v}' for k, v in PAPER_BACKBONES.items())} (default {DEFAULT_BACKBONE})")
+    print(f"teacher: {DEFAULT_TEACHER}")
+    root = Path(args.store)
+    metas = sorted(root.glob("*/meta.json")) if root.is_dir() else []
+    print(f"stores in {root}: {len(metas)}")
+    for m in metas:
+        try:
+            meta = json.loads(m.read_text())
+        except (OSError, json.JSONDecodeError):
+            print(f"  {m.parent.name}: unreadable meta.json")
+            continue
+        k = meta.get("key", {})
+        state = "complete" if meta.get("complete") else "INCOMPLETE (rerun to resume)"
+        extra = f" instruction={k['instruction'][:40]!r}" if "instruction" in k else ""
+        pre = (k.get("preprocessing") or {}).get("mode", "-")
+        print(f"  {m.parent.name}: {k.get('kind')} model={k.get('model', {}).get('id')} "
+              f"data={k.get('data', {}).get('name')} "
+              f"n={meta.get('n')} preprocessing={pre}{extra} {state}")
+    return 0
+
+
+def add_parsers(sub) -> None:
+    s = sub.add_parser("import-official", help="convert a released reference head (.pth) to expclip's format",
+                       description="Read ExpCLIP_{B32,B16,L14}_model.pth with torch.load(weights_only=True) (a pickle "
+                       "that would run code is refused) and write head.safetensors + config.json, preprocessing "
+                       "'reference'.")
+    s.add_argument("pth")
+    s.add_argument("--out", required=True)
+    s.add_argument("--backbone", default=None, help="backbone id (default: from the file name B32/B16/L14)")
+    s.set_defaults(fn=cmd_import)
+
+    s = sub.add_parser("list", help="prompt sets, instructions, default models and the stores on disk")
+    _add_store(s)
+    s.set_defaults(fn=cmd_list)
