@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Callable, Protocol
 
 import torch
 
@@ -87,14 +87,9 @@ def extract_images(
     data.validate(check_files=False)
     pre = backbone.preprocess(preprocessing)
     key = image_key(backbone.identity(), pre, data, compute_dtype_name(backbone.amp_dtype))
-    path, key = store_location(store_root, key)
-    load = image_loader(data, pre)
-    return run_extraction(
-        path, key, data.items, load, backbone.encode_image, (backbone.embed_dim,),
-        batch_size=batch_size, num_workers=default_num_workers() if num_workers is None else num_workers,
-        progress=progress, strict=strict, desc=f"CLIP {data.name}", shard=shard,
-        pin_memory=backbone.device.type == "cuda", extra_meta={"logit_scale": backbone.logit_scale},
-    )
+    return _extract_images(data, store_root, key, pre, backbone.encode_image, backbone.embed_dim, backbone.device,
+                           f"CLIP {data.name}", batch_size, num_workers, progress, strict, shard,
+                           {"logit_scale": backbone.logit_scale})
 
 
 def extract_teacher(
@@ -116,13 +111,22 @@ def extract_teacher(
     data.validate(check_files=False)
     pre = teacher.preprocess(preprocessing)
     key = teacher_key(teacher.identity(), pre, data, text, str(teacher.dtype).split(".")[-1])
+    return _extract_images(data, store_root, key, pre, lambda x: teacher.encode(x, text), teacher.embed_dim,
+                           teacher.device, f"teacher {data.name} [{name}]", batch_size, num_workers, progress, strict,
+                           shard)
+
+
+def _extract_images(data: ItemList, store_root: str | Path, key: dict, pre: Preprocess,
+                    encode: Callable[[torch.Tensor], torch.Tensor], dim: int, device: torch.device, desc: str,
+                    batch_size: int, num_workers: int | None, progress: bool, strict: bool, shard: tuple[int, int],
+                    extra_meta: dict | None = None) -> FeatureStore | None:
+    """``encode`` (N,3,H,W) -> (N, dim) over the images of ``data`` into the store for ``key``."""
     path, key = store_location(store_root, key)
-    load = image_loader(data, pre)
     return run_extraction(
-        path, key, data.items, load, lambda x: teacher.encode(x, text), (teacher.embed_dim,),
+        path, key, data.items, image_loader(data, pre), encode, (dim,),
         batch_size=batch_size, num_workers=default_num_workers() if num_workers is None else num_workers,
-        progress=progress, strict=strict, desc=f"teacher {data.name} [{name}]", shard=shard,
-        pin_memory=teacher.device.type == "cuda",
+        progress=progress, strict=strict, desc=desc, shard=shard, pin_memory=device.type == "cuda",
+        extra_meta=extra_meta,
     )
 
 
