@@ -179,14 +179,14 @@ def test_sigterm_ends_a_command_like_ctrl_c(monkeypatch, capsys):
     import signal
     import time
 
-    from expclip.cli import pipeline
+    from expclip.cli import catalog
 
     def killed(args):
         os.kill(os.getpid(), signal.SIGTERM)
         time.sleep(5)
         raise AssertionError("SIGTERM did not interrupt the command")
 
-    monkeypatch.setattr(pipeline, "cmd_list", killed)
+    monkeypatch.setattr(catalog, "cmd_list", killed)
     assert main(["list"]) == 143
     assert "rerun the same command to resume" in capsys.readouterr().err
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # the process's own handler is given back
