@@ -40,8 +40,9 @@ def cmd_score(args) -> int:
     from ..files import writable_dir
     from ..report.results import write_results
     from ..runs.answers import read_predictions
-    from ..runs.score import check_folds, load_test_sets, merge_cells, score_predictions
+    from ..runs.score import merge_cells, score_predictions
     from ..runs.suite import parse_options
+    from ..runs.testsets import check_folds, load_test_sets
 
     check_folds(args.dataset, args.fold)  # a wrong dataset or fold is named before anything is read
     opts = parse_options(args.option)
@@ -52,14 +53,16 @@ def cmd_score(args) -> int:
     pf = read_predictions(args.predictions, args.id_column, args.label_column)
     sets = load_test_sets(args.dataset, args.fold, args.root, opts.get(None, {}), args.allow_outside_root)
     name = args.name or Path(args.predictions).stem
-    run = score_predictions(pf, sets, name, args.outside, args.missing, args.strict, folds_given=args.fold is not None)
+    run = score_predictions(pf, sets, name, args.outside, args.missing, args.strict, folds=args.fold)
     for cell in run.cells:
         print(_summary(cell))
     if run.skipped_folds:
         print(f"{sets[0].dataset} fold(s) {run.skipped_folds}: no prediction in the file, not scored; tables say "
               f"{name} was scored on {len(run.cells)} of {len(sets)} folds")
+    if run.other_fold_rows:
+        print(f"{run.other_fold_rows} rows answer other {sets[0].dataset} folds than --fold {args.fold} (not scored)")
     if run.unmatched:
-        print(f"{run.unmatched} of {len(pf.rows)} rows have an id outside the scored test list(s) and were ignored "
+        print(f"{run.unmatched} of {len(pf.rows)} rows have an id in no {sets[0].dataset} test list and were ignored "
               f"(e.g. {run.unmatched_examples[:3]})")
     cells, replaced = merge_cells(existing[0], run.cells)
     if replaced:
@@ -92,8 +95,8 @@ def _summary(cell: dict) -> str:
     c, r = cell["counts"], cell["rules"]
     what = "clips" if cell["kind"] == "video" else "images"
     where = cell["dataset"] + (f" fold {cell['fold']}" if cell["fold"] is not None else "")
-    lines = [f"{cell['group']} on {where}: UAR {cell['uar'] * 100:.2f}  WAR {cell['war'] * 100:.2f}  "
-             f"({c['scored']} of {c['test']} test {what} scored, {c['scored_fraction'] * 100:.1f}%)"]
+    lines = [(f"{cell['group']} on {where}: UAR {cell['uar'] * 100:.2f}  WAR {cell['war'] * 100:.2f}  "
+              f"({c['scored']} of {c['test']} test {what} scored, {c['scored_fraction'] * 100:.1f}%)")]
     lines.append(f"  missing: {c['missing']} without a prediction -> " + (
         "counted wrong (--missing wrong)" if r["missing"] == "wrong" else
         "left out of UAR/WAR (--missing wrong counts them wrong)"))

@@ -171,7 +171,7 @@ def answer_class(label: Any, classes: list[str]) -> tuple[int, str]:
 def _single(label: Any, classes: list[str]) -> tuple[int, str]:
     if label is None or (isinstance(label, str) and not label.strip(_PUNCT)):
         return OUTSIDE, "empty"
-    if isinstance(label, bool) or isinstance(label, (dict, list)):
+    if isinstance(label, (bool, dict, list)):
         return OUTSIDE, "unknown"
     if isinstance(label, float) and label.is_integer():
         label = int(label)
