@@ -32,6 +32,9 @@ from .labels import CLASS_ORDER, LabelSpecArg, check_labels, label_spec
 log = logging.getLogger(__name__)
 
 PAPER_PROMPT_SETS: tuple[str, ...] = ("class_name", "an_expression_of", "a_photo_of_a_face", "ensemble_5", "ensemble_10")
+# The "prompt set" of a result cell scored from a system's own answers (``expclip score``): it used no prompts, so
+# tables show it beside every prompt set's rows.
+OWN_PREDICTIONS = "own_predictions"
 
 
 @lru_cache(maxsize=1)
@@ -42,6 +45,8 @@ def _paper_data() -> dict[str, Any]:
 
 def prompt_set_display_name(name: str) -> str:
     """The paper's column title of a prompt set ("Expression Ensemble Ten"); custom names pass through."""
+    if name == OWN_PREDICTIONS:
+        return "own predictions (no prompts)"
     return _paper_data()["prompt_set_display_names"].get(name, name)
 
 

@@ -15,7 +15,7 @@ import threading
 
 from ..errors import ExpclipError
 from ..files import __version__
-from . import analysis, catalog, pipeline, predict
+from . import analysis, catalog, pipeline, predict, score
 from .options import EPILOG
 
 
@@ -30,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     catalog.add_parsers(sub)
     predict.add_parsers(sub)
     analysis.add_parsers(sub)
+    score.add_parsers(sub)
     return p
 
 

@@ -27,6 +27,7 @@ from ..prompts import prompt_set_display_name
 from .figures import plot_confusion, plot_recall_bars, plot_table_bars, plot_training_curves, plot_tsne
 from .html import render_html, render_markdown
 from .results import read_cells
+from .scored import is_scored, scored_notes
 from .tables import (
     backbone_id, backbone_label, backbone_table, by_backbone, dataset_order, dedup_cells, gain_table, prompt_order,
     prompt_sets_table, variants_table,
@@ -126,10 +127,14 @@ def _results_blocks(cells: list[dict], figs: _Figures, prompt_set: str | None) -
     blocks: list[tuple] = [("h2", "Zero-shot results"), ("p", f"CLIP and Exp-CLIP on {len(datasets)} "
                            f"dataset(s). Tables show {scope}; every prompt set is listed per dataset below."),
                            ("h3", "Models × datasets (Table 1 layout)"),
-                           ("table", variants_table(cells, "Zero-shot UAR / WAR", "", prompt_set=prompt_set)),
-                           ("h3", "CLIP vs Exp-CLIP per backbone (Table 2 layout)"),
-                           ("table", backbone_table(cells, prompt_set)),
-                           ("h3", "Mean gain over prompt sets"), ("table", gain_table(cells))]
+                           ("table", variants_table(cells, "Zero-shot UAR / WAR", "", prompt_set=prompt_set))]
+    notes = scored_notes(cells)
+    if notes:
+        blocks += [("p", "Scored from their own predictions (expclip score): " + "; ".join(notes) + ".")]
+    if not all(is_scored(c) for c in cells):  # Table 2 and the gains compare heads with CLIP on one backbone
+        blocks += [("h3", "CLIP vs Exp-CLIP per backbone (Table 2 layout)"),
+                   ("table", backbone_table(cells, prompt_set)),
+                   ("h3", "Mean gain over prompt sets"), ("table", gain_table(cells))]
     for d in datasets:
         blocks += [("h3", f"{d}: every prompt set"), ("table", prompt_sets_table(cells, d))]
     ps = _figure_prompt_set(cells, prompt_set)
@@ -137,17 +142,20 @@ def _results_blocks(cells: list[dict], figs: _Figures, prompt_set: str | None) -
                 "summed over seeds and folds) and per-class recall, with the prompt set "
                 f"{prompt_set_display_name(ps)}.")]
     for d in datasets:
-        dc = [c for c in cells if c["dataset"] == d and c["prompt_set"] == ps]
+        dc = [c for c in cells if c["dataset"] == d and (c["prompt_set"] == ps or is_scored(c))]
         if not dc:
             continue
         classes = dc[0]["classes"]
         cms: dict[str, np.ndarray] = {}
+        wrong: dict[str, np.ndarray] = {}  # per true class: counted wrong with no predicted class (expclip score)
         for c in dc:
             cms[c["group"]] = cms.get(c["group"], 0) + np.asarray(c["confusion_matrix"], dtype=float)
+            extra = c.get("counts", {}).get("wrong_outside_confusion") or [0] * len(c["classes"])
+            wrong[c["group"]] = wrong.get(c["group"], 0) + np.asarray(extra, dtype=float)
         conf = [(plot_confusion(cm, classes, f"{g} — {d}", figs.path(f"confusion-{d}-{g}")), f"{g} on {d}")
                 for g, cm in cms.items()]
-        recalls = {g: [None if cm[i].sum() == 0 else cm[i, i] / cm[i].sum() for i in range(len(classes))]
-                   for g, cm in cms.items()}
+        recalls = {g: [None if cm[i].sum() + wrong[g][i] == 0 else cm[i, i] / (cm[i].sum() + wrong[g][i])
+                       for i in range(len(classes))] for g, cm in cms.items()}
         bars = plot_recall_bars(recalls, classes, f"Per-class recall — {d}", figs.path(f"recall-{d}"))
         blocks += [("h3", d), ("figures", conf + [(bars, f"Per-class recall on {d} (pooled over seeds and folds)")])]
     return blocks

@@ -18,8 +18,9 @@ import numpy as np
 
 from ..data.registry import display_name
 from ..files import atomic_write_bytes, atomic_write_json, slug
-from ..prompts import PAPER_PROMPT_SETS, prompt_set_display_name
+from ..prompts import OWN_PREDICTIONS, PAPER_PROMPT_SETS, prompt_set_display_name
 from .figures import plot_confusion
+from .scored import notes_markdown
 from .tables import dataset_order, new_table, per_seed, stat, table_markdown
 
 log = logging.getLogger(__name__)
@@ -96,13 +97,18 @@ def paper_tables(rows: list[dict], title: str | None = None) -> str:
     """The layout of the paper's Tables 1 and 2: per prompt set, a row per model and a UAR / WAR column per dataset.
 
     Static-image and video datasets get a table each; datasets in the paper's column order first. Folds are
-    averaged within a seed, and seeds shown as mean ± std (see :func:`aggregate`).
+    averaged within a seed, and seeds shown as mean ± std (see :func:`aggregate`). Systems scored from their own
+    predictions (``expclip score``) used no prompts: they are rows of every prompt set's tables.
     """
     out = [f"# {title}", ""] if title else []
-    folds = {r["dataset"]: r["folds"] for r in rows}
-    for ps in dict.fromkeys(r["prompt_set"] for r in rows):
-        prow = [r for r in rows if r["prompt_set"] == ps]
-        out += [f"## Prompts: {prompt_set_display_name(ps)}", ""]
+    folds: dict[str, int] = {}
+    for r in rows:
+        folds[r["dataset"]] = max(folds.get(r["dataset"], 0), r["folds"])
+    psets = [p for p in dict.fromkeys(r["prompt_set"] for r in rows) if p != OWN_PREDICTIONS] or [OWN_PREDICTIONS]
+    own = any(r["prompt_set"] == OWN_PREDICTIONS for r in rows) and psets != [OWN_PREDICTIONS]
+    for ps in psets:
+        prow = [r for r in rows if r["prompt_set"] in (ps, OWN_PREDICTIONS)]
+        out += [f"## Prompts: {prompt_set_display_name(ps)}" + (" (scored systems: their own predictions)" * own), ""]
         for kind, label in (("image", "Static images"), ("video", "Videos")):
             krows = [r for r in prow if r["kind"] == kind]
             if not krows:
@@ -136,9 +142,10 @@ def write_results(results: list[dict], out_dir: str | Path, title: str = "Zero-s
         writer.writerow([f"{r[f]:.4f}" if isinstance(r[f], float) else r[f] for f in fields])
     atomic_write_bytes(out / "results.csv", buf.getvalue().encode())
     atomic_write_bytes(out / "cells.csv", _cells_csv(results).encode())
-    md = markdown_table(rows, title)
+    notes = notes_markdown(results)  # systems on fewer folds, and what scored systems left out
+    md = markdown_table(rows, title) + notes
     if paper_layout:
-        md = paper_tables(rows, title) + "\n" + markdown_table(rows, "Per dataset: every prompt set")
+        md = paper_tables(rows, title) + notes + "\n" + markdown_table(rows, "Per dataset: every prompt set")
     if banner:
         md = f"> **{banner}**\n\n" + md
     atomic_write_bytes(out / "results.md", md.encode())

@@ -27,6 +27,7 @@ from ..errors import InputError
 from ..data.registry import PAPER_DATASETS
 from ..models.backbone import PAPER_BACKBONES, backbone_short_name
 from ..prompts import PAPER_PROMPT_SETS, prompt_set_display_name
+from .scored import fewer_folds_note, is_scored
 
 MEAN = "mean"
 METRIC_TITLES = {"uar": "UAR", "war": "WAR", "silhouette": "silhouette"}
@@ -56,8 +57,8 @@ def _filter(cells: Iterable[dict], prompt_set: str | None) -> list[dict]:
     cells = list(cells)
     if prompt_set is None:
         return cells
-    kept = [c for c in cells if c["prompt_set"] == prompt_set]
-    if cells and not kept:
+    kept = [c for c in cells if c["prompt_set"] == prompt_set or is_scored(c)]  # scored systems used no prompts
+    if any(not is_scored(c) for c in cells) and not any(c["prompt_set"] == prompt_set for c in cells):
         have = sorted({c["prompt_set"] for c in cells})
         raise InputError(f"no result for prompt set {prompt_set!r}; the cells have {have}")
     return kept
@@ -109,10 +110,14 @@ def by_backbone(cells: Iterable[dict]) -> list[dict]:
 
 
 def scope_note(prompt_set: str | None, cells: Iterable[dict]) -> str:
+    cells = list(cells)
+    own = "; scored systems: their own predictions" if any(is_scored(c) for c in cells) else ""
     if prompt_set is not None:
-        return f"prompt set: {prompt_set_display_name(prompt_set)}"
-    n = len({c["prompt_set"] for c in cells})
-    return f"mean over {n} prompt set{'s' if n != 1 else ''}"
+        return f"prompt set: {prompt_set_display_name(prompt_set)}{own}"
+    n = len({c["prompt_set"] for c in cells if not is_scored(c)})
+    if not n:
+        return "own predictions"
+    return f"mean over {n} prompt set{'s' if n != 1 else ''}{own}"
 
 
 def spread_note(cells: Iterable[dict]) -> str:
@@ -143,8 +148,8 @@ def variants_table(cells: list[dict], title: str, caption: str = "", order: list
     groups = list(dict.fromkeys((order or []) + [c["group"] for c in cells]))
     datasets = dataset_order(c["dataset"] for c in cells)
     seeds = per_seed(cells, lambda c: (c["group"], c["dataset"]))
-    t = new_table(title, f"{caption} UAR / WAR (%), {scope_note(prompt_set, cells)}; {spread_note(cells)}".strip(),
-                   datasets)
+    t = new_table(title, f"{caption} UAR / WAR (%), {scope_note(prompt_set, cells)}; {spread_note(cells)} "
+                   f"{fewer_folds_note(cells)}".strip(), datasets)
     for g in groups:
         values = {d: stat(seeds[(g, d)]) for d in datasets if (g, d) in seeds}
         if values:
@@ -164,7 +169,7 @@ def _row(c: dict) -> str:
 def backbone_table(cells: list[dict], prompt_set: str | None = None, title: str = "CLIP vs Exp-CLIP per backbone"
                    ) -> dict:
     """Table 2's layout: per backbone a CLIP row, a row per Exp-CLIP run and its gain row; columns = datasets."""
-    cells = by_backbone(_filter(cells, prompt_set))
+    cells = by_backbone(c for c in _filter(cells, prompt_set) if not is_scored(c))  # no backbone, no gain
     datasets = dataset_order(c["dataset"] for c in cells)
     seeds = per_seed(cells, lambda c: (backbone_id(c), _row(c), c["dataset"]))
     t = new_table(title, f"UAR / WAR (%), {scope_note(prompt_set, cells)}; gain = Exp-CLIP − CLIP; "
@@ -192,7 +197,7 @@ def gain_table(cells: list[dict], title: str = "Mean gain of Exp-CLIP over CLIP 
 
     The "mean" column is the paper's "mean gain over prompts" per backbone (B/32 +2.71 UAR / +4.42 WAR, ...).
     """
-    cells = by_backbone(cells)
+    cells = by_backbone(c for c in cells if not is_scored(c))
     psets = prompt_order(cells)
     datasets = dataset_order(c["dataset"] for c in cells)
     seeds = per_seed(cells, lambda c: (backbone_id(c), _row(c), c["dataset"], c["prompt_set"]))
@@ -223,8 +228,8 @@ def prompt_sets_table(cells: list[dict], dataset: str, title: str | None = None)
     cells = [c for c in cells if c["dataset"] == dataset]
     psets = prompt_order(cells)
     seeds = per_seed(cells, lambda c: (c["group"], c["prompt_set"]))
-    t = new_table(title or dataset, f"UAR / WAR (%) for every prompt set; {spread_note(cells)}", psets,
-                   {p: prompt_set_display_name(p) for p in psets})
+    t = new_table(title or dataset, f"UAR / WAR (%) for every prompt set; {spread_note(cells)} "
+                  f"{fewer_folds_note(cells)}".strip(), psets, {p: prompt_set_display_name(p) for p in psets})
     for g in dict.fromkeys(c["group"] for c in cells):
         t["rows"].append({"label": g, "section": None, "kind": "score",
                           "values": {p: stat(seeds[(g, p)]) for p in psets if (g, p) in seeds}})
