@@ -1,4 +1,5 @@
-"""Shared fixtures: tiny random models written to disk once per session, synthetic face folders."""
+"""Shared fixtures: tiny random models written to disk once per session, synthetic face folders, a headless browser.
+Shared helpers that are not fixtures live in tests/support/."""
 
 from __future__ import annotations
 
@@ -74,3 +75,13 @@ def tiny_head_dir(tmp_path_factory, backbone):
            "backbone": {"id": str(backbone.resolved.path), "revision": backbone.revision},
            "preprocessing": backbone.preprocess("clip").describe(), "name": "Exp-CLIP tiny"}
     return save_head(tmp_path_factory.mktemp("heads") / "seed1", head, cfg)
+
+
+@pytest.fixture
+def browser(tmp_path):
+    """Headless Chromium (support.browser); mark the test ``@needs_chromium``."""
+    from support.browser import Chromium
+
+    b = Chromium(tmp_path / "profile")
+    yield b
+    b.close()

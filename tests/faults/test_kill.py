@@ -13,13 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from faultkit import (
-    TMP_NAME, count_events, driver_argv, job_extract, job_fit, kill_points, patch_cli_for_kill_tests, predict_argv,
-    run_and_kill, tree_bytes,
-)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_predict import write_face_video
 
 from expclip.api import ExpCLIP
 from expclip.checkpoint import expand_head_dirs
@@ -30,6 +25,12 @@ from expclip.features.store import FeatureStore, StoreError
 from expclip.predict.rowfile import RowFileError, RowWriter
 from expclip.predict.run import predict_to_file
 from expclip.predict.table import result_columns
+
+from support.kill import (
+    TMP_NAME, count_events, driver_argv, job_extract, job_fit, kill_points, patch_cli_for_kill_tests, predict_argv,
+    run_and_kill, tree_bytes,
+)
+from support.media import write_face_video
 
 STORE_FILES = ("features.npy", "valid.npy", "meta.json", "items.json")
 

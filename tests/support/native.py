@@ -1,4 +1,5 @@
-"""Writers of tiny copies of each benchmark in its native on-disk format (DATASETS.md), for the tests.
+"""Writers of tiny copies of each benchmark in its native on-disk format (DATASETS.md), for the tests (the media
+they hold: support.media).
 
 Each writer returns what a correct reader must find: relative item path -> canonical class name. The native ids
 written here come from PROTOCOL.md's table, spelled out independently of the package's mapping tables.
@@ -9,9 +10,10 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-import av
 import numpy as np
 from PIL import Image
+
+from .media import frame_folder, image, video
 
 # PROTOCOL.md, "Native label ids -> class order": native id/name -> index in the canonical order.
 CANON = ["happiness", "sadness", "neutral", "anger", "surprise", "disgust", "fear", "contempt", "anxiety",
@@ -24,47 +26,6 @@ BASIC7_TO_INDEX = [3, 5, 6, 0, 2, 1, 4]
 MAFW_NAMES = ["anger", "disgust", "fear", "happiness", "neutral", "sadness", "surprise", "contempt", "anxiety",
               "helplessness", "disappointment"]
 MAFW_TO_INDEX = [3, 5, 6, 0, 2, 1, 4, 7, 8, 9, 10]
-
-
-def image(path: Path, color=(128, 64, 32), size=(16, 16)) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.new("RGB", size, color).save(path, quality=95)
-    return path
-
-
-def frame_color(i: int) -> tuple[int, int, int]:
-    """Frame i of a clip is flat with this colour, so a decoded frame tells its index (see frame_index)."""
-    return ((i % 25) * 10, (i // 25) * 30, 128)
-
-
-def frame_index(img) -> int:
-    r, g = np.asarray(img)[4, 4, :2].astype(float)
-    return int(round(r / 10)) + 25 * int(round(g / 30))
-
-
-def frame_folder(folder: Path, n: int, stem: str = "") -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    for i in range(n):  # names sort in frame order, as the datasets' do
-        Image.new("RGB", (16, 16), frame_color(i)).save(folder / f"{stem}{i + 1:05d}.png")
-    return folder
-
-
-def video(path: Path, n: int, fps: int = 25, size: int = 32) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    c = av.open(str(path), "w")
-    s = c.add_stream("mpeg4", rate=fps)
-    s.width = s.height = size
-    s.pix_fmt = "yuv420p"
-    s.bit_rate = 10_000_000
-    for i in range(n):
-        rgb = np.zeros((size, size, 3), np.uint8)
-        rgb[...] = frame_color(i)
-        for p in s.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
-            c.mux(p)
-    for p in s.encode():
-        c.mux(p)
-    c.close()
-    return path
 
 
 # --------------------------------------------------------------------------------------------------- static

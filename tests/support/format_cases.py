@@ -1,10 +1,10 @@
-"""The annotation files of each benchmark reader, for the property tests of test_faults_parsers.py.
+"""The annotation files of each benchmark reader, for the property tests of tests/faults/test_parsers.py.
 
 For each format: ``write_<format>(root, data)`` lays out the least of a download that the reader needs (empty
 image files, clip folders, see :func:`download`) and puts ``data`` where the reader parses it (the annotation file,
 or folder names), and
 ``valid_<format>(draw)`` draws valid content as (bytes, {item path: class}), its classes worked out from
-native_formats' tables (PROTOCOL.md), not from the package's.
+support.native's tables (PROTOCOL.md), not from the package's.
 """
 
 from __future__ import annotations
@@ -14,9 +14,10 @@ import io
 from pathlib import Path
 from typing import Callable, Iterable
 
-import native_formats as nf
 import numpy as np
 from hypothesis import strategies as st
+
+from . import native as nf
 
 Draw = Callable[[st.SearchStrategy], object]
 ENDINGS = st.sampled_from(["\n", "\r\n", "\r"])
