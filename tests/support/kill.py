@@ -4,6 +4,8 @@
   ``os.replace``/``os.unlink``/``os.rmdir`` of the job, before and after the call); :func:`run_and_kill` SIGKILLs a
   subprocess when a file appears. Jobs are plain functions of a JSON spec in :data:`JOBS` (extraction, training,
   ``predict --out``, any CLI command); to cover a new writer, add a job here and a test that resumes and compares.
+- :func:`patch_cli_for_kill_tests` makes the CLI's stores small-chunked (and its encoder slow) so that a kill lands
+  mid-run; :meth:`KillPatch.check` and :func:`check_chunks` assert that it took effect.
 - :func:`tree_bytes` reads a directory into {relative path: bytes} (temporary files of dead writers left out).
 
 Run as a script (``python tests/support/kill.py JOB SPEC_JSON``) it is the driver that the tests spawn.
@@ -18,11 +20,19 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 TESTS = Path(__file__).resolve().parents[1]
 TMP_NAME = re.compile(r"^\..+\.tmp(-\d+)?$")
+
+
+def _env() -> dict[str, str]:
+    """The driver's environment: this one, with tests/ importable ahead of whatever PYTHONPATH already holds (such
+    as the src/ of a checkout that is not the installed one)."""
+    path = os.pathsep.join(p for p in (str(TESTS), os.environ.get("PYTHONPATH", "")) if p)
+    return {**os.environ, "PYTHONPATH": path}
 
 
 # ------------------------------------------------------------------------------------------------ trees
@@ -87,7 +97,7 @@ def kill_points(job: str, specs: list[dict], timeout: float = 300) -> list[int]:
     1 failed (traceback on the driver's stderr).
     """
     proc = subprocess.run([sys.executable, str(Path(__file__)), job, json.dumps(specs)], capture_output=True,
-                          text=True, timeout=timeout, env={**os.environ, "PYTHONPATH": str(TESTS)})
+                          text=True, timeout=timeout, env=_env())
     if proc.returncode != 0:
         raise RuntimeError(f"driver failed ({proc.returncode}): {proc.stderr[-3000:]}")
     status = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -106,8 +116,7 @@ def run_and_kill(argv: list[str], until: Callable[[], bool], timeout: float = 12
 
     Raises AssertionError if the process ends first (the test then proves nothing), TimeoutError if neither happens.
     """
-    env = {**os.environ, "PYTHONPATH": str(TESTS)}
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env())
     deadline = time.monotonic() + timeout
     try:
         while proc.poll() is None and time.monotonic() < deadline:
@@ -191,21 +200,57 @@ def job_cli(spec: dict):
     return main(spec["argv"])
 
 
-def patch_cli_for_kill_tests(sleep: float = 0.0, chunk_size: int = 16, setattr: Callable = setattr) -> None:
+# The module that calls run_extraction for the CLI (image, teacher, video and prompt stores): the patch swaps the
+# name there, where the call looks it up, not on features.extraction where it is defined.
+CALLER = "expclip.features.extract"
+KILL_CHUNK_SIZE = 16
+
+
+@dataclass
+class KillPatch:
+    """What :func:`patch_cli_for_kill_tests` did: ``calls`` counts the extractions that went through the patch."""
+
+    chunk_size: int
+    calls: int = 0
+
+    def check(self, store: str | Path) -> None:
+        """Assert that the patch took effect: extractions went through it and every store under ``store`` was chunked
+        by it."""
+        assert self.calls > 0, f"no extraction called the patched {CALLER}.run_extraction: patch the module that calls it"
+        check_chunks(store, self.chunk_size)
+
+
+def check_chunks(store: str | Path, chunk_size: int = KILL_CHUNK_SIZE) -> None:
+    """Assert that every store under the folder ``store`` was written in chunks of ``chunk_size`` items (meta.json)."""
+    metas = sorted(Path(store).glob("*/meta.json"))
+    assert metas, f"no store in {store}"
+    sizes = {m.parent.name: json.loads(m.read_text())["chunk_size"] for m in metas}
+    assert set(sizes.values()) == {chunk_size}, f"stores not in chunks of {chunk_size} (the kill tests' patch): {sizes}"
+
+
+def patch_cli_for_kill_tests(sleep: float = 0.0, chunk_size: int = KILL_CHUNK_SIZE,
+                             setattr: Callable = setattr) -> KillPatch:
     """Chunks of ``chunk_size`` items (the CLI's default is 2048) and an optional pause per encoded batch.
 
-    ``setattr``: pass pytest's ``monkeypatch.setattr`` to patch for one test only.
+    ``setattr``: pass pytest's ``monkeypatch.setattr`` to patch for one test only. Returns a :class:`KillPatch` to
+    check, after the run, that the patch took effect.
     """
-    import expclip.features.extract as ex
+    import importlib
+
+    from expclip.features.extraction import run_extraction
     from expclip.models.backbone import Backbone
 
-    original = ex.run_extraction
+    caller = importlib.import_module(CALLER)
+    assert getattr(caller, "run_extraction", None) is run_extraction, \
+        f"{CALLER} no longer calls run_extraction: point CALLER at the module that does"
+    patch = KillPatch(chunk_size)
 
     def small_chunks(*a, **k):
+        patch.calls += 1
         k.setdefault("chunk_size", chunk_size)
-        return original(*a, **k)
+        return run_extraction(*a, **k)
 
-    setattr(ex, "run_extraction", small_chunks)
+    setattr(caller, "run_extraction", small_chunks)
     if sleep:
         encode = Backbone.encode_image
 
@@ -214,6 +259,7 @@ def patch_cli_for_kill_tests(sleep: float = 0.0, chunk_size: int = 16, setattr: 
             return encode(self, x)
 
         setattr(Backbone, "encode_image", slow)
+    return patch
 
 
 JOBS: dict[str, Callable[[dict], object]] = {"extract": job_extract, "fit": job_fit, "lines": job_lines, "cli": job_cli}
