@@ -1,5 +1,5 @@
-"""Shared fixtures: tiny random models written to disk once per session, synthetic face folders, a headless browser.
-Shared helpers that are not fixtures live in tests/support/."""
+"""Shared fixtures: tiny random models written to disk once per session, synthetic face folders, a headless browser;
+the ``gpu`` marker's skip. Shared helpers that are not fixtures live in tests/support/."""
 
 from __future__ import annotations
 
@@ -9,6 +9,20 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never touch the network
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``gpu`` are skipped, with the reason, where there is no CUDA GPU."""
+    gpu = [item for item in items if item.get_closest_marker("gpu")]
+    if not gpu:
+        return
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU (torch.cuda.is_available() is False here)")
+    for item in gpu:
+        item.add_marker(skip)
 
 
 @pytest.fixture(scope="session")

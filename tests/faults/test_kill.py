@@ -100,6 +100,7 @@ def test_sigkill_at_every_commit_point_of_training_loses_nothing(toy_stores, tmp
         assert tree_bytes(d) == want, f"killed at point {s['kill_at']}: the resumed heads differ"
 
 
+@pytest.mark.slow
 def test_extract_killed_mid_run_by_sigkill_resumes_to_an_identical_store(tiny_clip_dir, tiny_blip2_dir, face_pool,
                                                                          tmp_path, monkeypatch, capsys):
     def argv(store):
@@ -205,6 +206,7 @@ def _predict_spec(inputs: Path, head: Path, out: Path, **kw) -> dict:
     return {"inputs": [str(inputs)], "head": str(head), "path": str(out), **kw}
 
 
+@pytest.mark.slow
 def test_a_predict_killed_mid_run_resumes_to_the_same_file(predict_inputs, tiny_head_dir, tmp_path, capsys):
     ref = tmp_path / "ref.jsonl"
     assert main(predict_argv(_predict_spec(predict_inputs, tiny_head_dir, ref))) == 0  # uninterrupted

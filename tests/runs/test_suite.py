@@ -50,6 +50,7 @@ def common(tmp_path, store=None):
     return ["--store", str(store or tmp_path / "store"), "--device", "cpu", "--num-workers", "0", "--no-progress"]
 
 
+@pytest.mark.slow
 def test_paper_suite_end_to_end(data_root, run_dir, tmp_path, capsys, monkeypatch):
     out = tmp_path / "res"
     args = ["eval", "--suite", "paper", "--data-root", str(data_root), "--head", str(run_dir),
