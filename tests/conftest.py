@@ -1,4 +1,5 @@
-"""Shared fixtures: tiny random models written to disk once per session, synthetic face folders."""
+"""Shared fixtures: tiny random models written to disk once per session, synthetic face folders, a headless browser;
+the ``gpu`` marker's skip. Shared helpers that are not fixtures live in tests/support/."""
 
 from __future__ import annotations
 
@@ -8,6 +9,20 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never touch the network
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``gpu`` are skipped, with the reason, where there is no CUDA GPU."""
+    gpu = [item for item in items if item.get_closest_marker("gpu")]
+    if not gpu:
+        return
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU (torch.cuda.is_available() is False here)")
+    for item in gpu:
+        item.add_marker(skip)
 
 
 @pytest.fixture(scope="session")
@@ -74,3 +89,13 @@ def tiny_head_dir(tmp_path_factory, backbone):
            "backbone": {"id": str(backbone.resolved.path), "revision": backbone.revision},
            "preprocessing": backbone.preprocess("clip").describe(), "name": "Exp-CLIP tiny"}
     return save_head(tmp_path_factory.mktemp("heads") / "seed1", head, cfg)
+
+
+@pytest.fixture
+def browser(tmp_path):
+    """Headless Chromium (support.browser); mark the test ``@needs_chromium``."""
+    from support.browser import Chromium
+
+    b = Chromium(tmp_path / "profile")
+    yield b
+    b.close()

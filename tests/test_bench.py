@@ -83,6 +83,7 @@ def test_gpu_throughput_script_runs_on_cpu_and_logs_nothing_there(tmp_path):
     assert not log.exists()
 
 
+@pytest.mark.slow
 def test_no_record_leaves_the_log_alone(tmp_path):
     log = tmp_path / "BENCHMARKS.md"
     out = run_bench("training", CASES["training"][0] + ["--no-record"], log)

@@ -30,10 +30,11 @@ def workdir(tmp_path_factory, tiny_clip_dir):
 
     import torch
     from PIL import Image
-    from test_predict import write_face_video
 
     from expclip.official import import_official
     from expclip.data.synthetic import draw_face
+
+    from support.media import write_face_video
 
     root = tmp_path_factory.mktemp("readme")
     (root / "holiday").mkdir()

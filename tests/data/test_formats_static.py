@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 
-import native_formats as nf
 import numpy as np
 import pytest
 import torch
@@ -14,6 +13,9 @@ from expclip.data.formats.ferplus import vote_winner
 from expclip.data.images import Preprocess
 from expclip.data.loaders import image_loader
 from expclip.data.registry import DATASETS, PAPER_DATASETS, get_spec, load_dataset
+
+from support import media
+from support import native as nf
 
 
 def found(data) -> dict[str, str]:
@@ -51,7 +53,7 @@ def test_rafdb_compound_labels_are_refused_with_file_and_line(tmp_path):
 
 def test_rafdb_native_id_folders(tmp_path):
     for native in range(1, 8):
-        nf.image(tmp_path / "test" / str(native) / f"x{native}_aligned.jpg")
+        media.image(tmp_path / "test" / str(native) / f"x{native}_aligned.jpg")
     [data] = load_dataset("RAFDB", tmp_path)
     assert {p.split("/")[0]: c for p, c in found(data).items()} == {
         str(n): nf.CANON[nf.RAFDB_TO_INDEX[n - 1]] for n in range(1, 8)}
@@ -147,7 +149,7 @@ def test_caers_accepts_both_anger_spellings(tmp_path):
 
 def test_generic_csv_and_registry_errors(tmp_path):
     for name in ("a.jpg", "b.jpg", "c.jpg"):
-        nf.image(tmp_path / name)
+        media.image(tmp_path / name)
     (tmp_path / "labels.csv").write_text("path,label\na.jpg,Happy\nb.jpg,3\nc.jpg,surprised\n")
     [data] = load_dataset("csv", tmp_path)
     assert found(data) == {"a.jpg": "happiness", "b.jpg": "anger", "c.jpg": "surprise"}

@@ -23,6 +23,7 @@ def test_every_command_has_help(cmd, capsys):
     assert len(capsys.readouterr().out) > 200
 
 
+@pytest.mark.slow
 def test_pipeline_end_to_end(tiny_clip_dir, tiny_blip2_dir, face_pool, face_test, tmp_path, capsys, monkeypatch):
     store = str(tmp_path / "store")
     common = ["--store", store, "--device", "cpu", "--num-workers", "0", "--no-progress"]
@@ -120,6 +121,7 @@ def test_extract_with_nothing_to_extract_is_refused(face_pool, tmp_path, capsys)
     _one_line_error(capsys, "--no-backbone", "--teacher")
 
 
+@pytest.mark.slow
 def test_a_head_trained_from_a_relative_model_path_works_from_any_folder(
         tiny_clip_dir, tiny_blip2_dir, face_pool, face_test, tmp_path, capsys, monkeypatch):
     store = tmp_path / "store"
@@ -152,6 +154,7 @@ def test_an_unwritable_out_is_refused_before_any_work(tiny_head_dir, face_test, 
     _one_line_error(capsys, "--out", str(blocker / "demo"), "is a file")
 
 
+@pytest.mark.slow
 def test_train_refuses_repeated_seeds_and_says_what_differs(tiny_clip_dir, tiny_blip2_dir, face_pool, tmp_path,
                                                             capsys):
     store = tmp_path / "store"

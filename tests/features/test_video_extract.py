@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import native_formats as nf
 import numpy as np
 import pytest
 import torch
@@ -16,16 +15,19 @@ from expclip.features.extract import extract_videos
 from expclip.features.service import find_image_store
 from expclip.features.store import FeatureStore, StoreError
 
+from support import media
+from support import native as nf
+
 
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory):
     """A video ItemList with one clip of every kind the planner must handle."""
     root = tmp_path_factory.mktemp("clips")
-    nf.frame_folder(root / "long", 40)
-    nf.frame_folder(root / "short", 5)
-    nf.frame_folder(root / "overcounted", 20)
+    media.frame_folder(root / "long", 40)
+    media.frame_folder(root / "short", 5)
+    media.frame_folder(root / "overcounted", 20)
     (root / "empty").mkdir()
-    nf.video(root / "movie.mp4", 50)
+    media.video(root / "movie.mp4", 50)
     (root / "broken.mp4").write_bytes(b"\x00not a video" * 50)
     items = [
         {"path": "long", "label": 0, "num_frames": 30},  # the list's count is trusted (<= the 40 found)

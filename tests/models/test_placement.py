@@ -72,3 +72,18 @@ def test_input_movers_carry_activations_across_devices():
     attach_input_movers(net, {"0": "cpu", "1": "meta"})
     out = net(torch.zeros(5, 2))
     assert out.device.type == "meta" and out.shape == (5, 4)
+
+
+@pytest.mark.gpu
+def test_the_tiny_model_scores_on_a_gpu_as_on_the_cpu(tiny_head_dir):
+    """Backbone, head and prompts all go to the GPU: the same probabilities as on the CPU."""
+    from expclip import ExpCLIP
+    from expclip.data.synthetic import draw_face
+
+    face = draw_face("happiness", 64, seed=0)
+    probs = {}
+    for device in ("cpu", "cuda"):
+        [row] = ExpCLIP.from_pretrained(tiny_head_dir, device=device).predict(face, faces="none", as_frame=False)
+        probs[device] = torch.tensor([v for k, v in row.items() if k.startswith("p_")])
+    assert len(probs["cpu"]) == 7
+    torch.testing.assert_close(probs["cuda"], probs["cpu"], rtol=0, atol=1e-3)

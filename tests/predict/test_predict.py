@@ -6,7 +6,6 @@ import json
 import subprocess
 import sys
 
-import av
 import numpy as np
 import pytest
 import torch
@@ -25,7 +24,7 @@ from expclip.predict.table import PredictionTable
 from expclip.prompts import paper_prompts
 from expclip.zeroshot import zero_shot_logits
 
-FPS = 10
+from support.media import FPS, write_face_video, write_frames
 
 
 class FixedDetector:
@@ -177,25 +176,6 @@ def test_inputs_of_every_kind_and_unreadable_files(model, tmp_path):
         model.predict([42])
 
 
-def write_face_video(path, n: int = 40, face_until: int = 30, size=(128, 96)):
-    """A clip whose first ``face_until`` frames show a face (drifting right), the rest a blank background."""
-    c = av.open(str(path), "w")
-    s = c.add_stream("mpeg4", rate=FPS)
-    s.width, s.height = size
-    s.pix_fmt = "yuv420p"
-    s.bit_rate = 8_000_000
-    for i in range(n):
-        canvas = Image.new("RGB", size, (200, 200, 200))
-        if i < face_until:
-            canvas.paste(draw_face("happiness" if i < n // 2 else "surprise", 64, seed=3), (10 + i, 16))
-        for p in s.encode(av.VideoFrame.from_ndarray(np.asarray(canvas), format="rgb24")):
-            c.mux(p)
-    for p in s.encode():
-        c.mux(p)
-    c.close()
-    return path
-
-
 class ShapeDetector:
     """Finds the drawn face of :func:`write_face_video` by its non-grey pixels (independent of OpenCV)."""
 
@@ -251,16 +231,6 @@ def test_video_sampling_by_rate_and_short_clips(model, tmp_path):
 
 # ------------------------------------------------------------------------------------------------ frame folders
 EXPRS = classes_for(7)
-
-
-def write_frames(folder, n: int, start: int = 1, fmt: str = "f{}.png", size: int = 40):
-    """``n`` distinct frames named f1.png ... fn.png (not zero-padded: name order is not frame order)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    files = []
-    for i in range(start, start + n):
-        draw_face(EXPRS[i % len(EXPRS)], size, seed=i).save(folder / fmt.format(i))
-        files.append(folder / fmt.format(i))
-    return files  # in frame order
 
 
 def clip_probs_by_hand(model, images, prompts):

@@ -3,7 +3,7 @@ fed random lines, either returns something valid or raises its documented error 
 
 To cover a new parser, add a :class:`Parser` to :data:`PARSERS`: where the random text goes (``write``), how to
 parse it, which errors it may raise; a reader that returns an :class:`ItemList` is also checked to ``validate()``.
-With ``valid`` (a draw of valid content and the labels PROTOCOL.md gives it, see format_cases.py), valid files
+With ``valid`` (a draw of valid content and the labels PROTOCOL.md gives it, see support/format_cases.py), valid files
 must parse to exactly those labels.
 """
 
@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-import format_cases as fc
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -28,6 +27,8 @@ from expclip.data.safe import AnnotationError, PathEscapeError, read_csv_rows, r
 from expclip.data.video import sample_frame_indices
 from expclip.labels import CLASS_ORDER, SYNONYMS, LabelSpec, canonical_label, label_spec_from_obj, load_label_spec
 from expclip.prompts import custom_prompts
+
+from support import format_cases as fc
 
 FAST = settings(max_examples=60, deadline=None, database=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])

@@ -1,188 +1,38 @@
-"""Fault injection for the tests: a zoo of broken files, processes killed with SIGKILL at chosen points, trees
-compared byte for byte.
+"""The kill harness: processes killed with SIGKILL at chosen points, and trees compared byte for byte.
 
-Three tools:
-- :func:`write_image_zoo` / :func:`write_video_zoo` write every kind of bad (and awkward but valid) input, each
-  with the outcome the package owes it (decoded, or a failure whose reason says why).
 - :func:`kill_points` runs a job in forked children, each SIGKILLed at its k-th commit point (every
   ``os.replace``/``os.unlink``/``os.rmdir`` of the job, before and after the call); :func:`run_and_kill` SIGKILLs a
   subprocess when a file appears. Jobs are plain functions of a JSON spec in :data:`JOBS` (extraction, training,
   ``predict --out``, any CLI command); to cover a new writer, add a job here and a test that resumes and compares.
+- :func:`patch_cli_for_kill_tests` makes the CLI's stores small-chunked (and its encoder slow) so that a kill lands
+  mid-run; :meth:`KillPatch.check` and :func:`check_chunks` assert that it took effect.
 - :func:`tree_bytes` reads a directory into {relative path: bytes} (temporary files of dead writers left out).
 
-Run as a script (``python tests/faultkit.py JOB SPEC_JSON``) it is the driver that the tests spawn.
+Run as a script (``python tests/support/kill.py JOB SPEC_JSON``) it is the driver that the tests spawn.
 """
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import re
 import signal
-import struct
 import subprocess
 import sys
 import time
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
-from PIL import Image
-
-TESTS = Path(__file__).resolve().parent
+TESTS = Path(__file__).resolve().parents[1]
 TMP_NAME = re.compile(r"^\..+\.tmp(-\d+)?$")
 
 
-# ------------------------------------------------------------------------------------------------ the zoo
-@dataclass(frozen=True)
-class Case:
-    """One zoo file and what the package owes it: ``reason`` None = decoded, else a failure mentioning it."""
-
-    name: str
-    reason: str | None = None
-    size: tuple[int, int] | None = None  # (w, h) after decoding, when it matters
-
-
-def _png_chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-
-
-def bomb_png(width: int = 20000, height: int = 20000) -> bytes:
-    """A real, valid 1-bit PNG of width x height black pixels in a few tens of KB (a decompression bomb).
-
-    Built row by row, so neither side ever holds the 50 MB of raw rows.
-    """
-    ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
-    comp, row, parts = zlib.compressobj(9), b"\0" * (1 + (width + 7) // 8), []
-    for _ in range(height):
-        parts.append(comp.compress(row))
-    parts.append(comp.flush())
-    chunks = _png_chunk(b"IHDR", ihdr) + _png_chunk(b"IDAT", b"".join(parts)) + _png_chunk(b"IEND", b"")
-    return b"\x89PNG\r\n\x1a\n" + chunks
-
-
-def _encoded(img: Image.Image, fmt: str, **kw) -> bytes:
-    buf = io.BytesIO()
-    img.save(buf, fmt, **kw)
-    return buf.getvalue()
-
-
-def write_image_zoo(root: str | Path) -> list[Case]:
-    """Write the image zoo into ``root``; returns each file's expected outcome."""
-    root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
-    rgb = Image.fromarray(np.random.default_rng(0).integers(0, 256, (24, 32, 3), dtype=np.uint8))
-    jpg, png = _encoded(rgb, "JPEG", quality=90), _encoded(rgb, "PNG")
-    corrupt_png = bytearray(png)
-    idat = png.index(b"IDAT")
-    corrupt_png[idat + 10 : idat + 30] = b"\xff" * 20  # damaged compressed data (and a wrong CRC)
-    rot = Image.new("RGB", (20, 10), (200, 30, 30))
-    exif = rot.getexif()
-    exif[0x0112] = 6  # "rotate 90° to display"
-    files: dict[str, bytes] = {
-        "ok.jpg": jpg,
-        "png_named.jpg": png,  # a PNG with a JPEG name: decoded by content
-        "truncated.jpg": jpg[: len(jpg) // 2],
-        "truncated.png": png[: len(png) // 2],
-        "corrupt.png": bytes(corrupt_png),
-        "empty.jpg": b"",
-        "text.jpg": b"this is not an image\n",
-        "html.png": b"<html><body>404 Not Found</body></html>",
-        "postscript.jpg": b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\nshowpage\n",  # never Ghostscript
-        "cmyk.jpg": _encoded(Image.new("CMYK", (12, 10), (0, 255, 255, 0)), "JPEG"),
-        "gray16.png": _encoded(Image.fromarray(np.full((10, 12), 32768, np.uint16)), "PNG"),
-        "palette.gif": _encoded(rgb.convert("P", palette=Image.ADAPTIVE), "GIF"),
-        "palette_transparent.png": _encoded(Image.new("P", (12, 10), 0), "PNG", transparency=0),
-        "rgba.png": _encoded(Image.new("RGBA", (12, 10), (255, 0, 0, 0)), "PNG"),
-        "gray.png": _encoded(Image.new("L", (12, 10), 90), "PNG"),
-        "gray_alpha.png": _encoded(Image.new("LA", (12, 10), (90, 255)), "PNG"),
-        "one_pixel.png": _encoded(Image.new("RGB", (1, 1), (10, 20, 30)), "PNG"),
-        "sliver.png": _encoded(Image.new("RGB", (1, 6000), (10, 20, 30)), "PNG"),
-        "bomb.png": bomb_png(),
-        "exif_rotated.jpg": _encoded(rot, "JPEG", exif=exif),
-    }
-    for name, data in files.items():
-        (root / name).write_bytes(data)
-    bad = "corrupt or truncated"
-    return [
-        Case("ok.jpg", size=(32, 24)), Case("png_named.jpg", size=(32, 24)),
-        Case("truncated.jpg", "truncated"), Case("truncated.png", bad), Case("corrupt.png", bad),
-        Case("empty.jpg", "empty file"), Case("text.jpg", "not a recognised image"),
-        Case("html.png", "not a recognised image"), Case("postscript.jpg", "not a recognised image"),
-        Case("cmyk.jpg", size=(12, 10)), Case("gray16.png", size=(12, 10)), Case("palette.gif", size=(32, 24)),
-        Case("palette_transparent.png", size=(12, 10)), Case("rgba.png", size=(12, 10)),
-        Case("gray.png", size=(12, 10)), Case("gray_alpha.png", size=(12, 10)), Case("one_pixel.png", size=(1, 1)),
-        Case("sliver.png", size=(1, 6000)), Case("bomb.png", "decompression bomb"),
-        Case("exif_rotated.jpg", size=(10, 20)),
-    ]
-
-
-EITHER = "decoded or refused"  # a damaged stream that the decoder may conceal: any outcome but a crash
-
-
-@dataclass(frozen=True)
-class ClipCase:
-    """One zoo clip: a video file or a frame folder, the frame count its list line claims, the expected outcome."""
-
-    name: str
-    num_frames: int
-    reason: str | None = None
-
-
-def write_video_zoo(root: str | Path) -> list[ClipCase]:
-    """Write video files and frame folders into ``root``; returns each clip's expected outcome."""
-    import av
-    from test_video import write_video
-
-    root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
-    good = write_video(root / "good.avi", 40, size=32).read_bytes()
-    bad_codec = good.replace(b"FMP4", b"ZZZZ")  # the container is fine, no decoder knows the codec
-    assert bad_codec != good
-    movi = good.index(b"movi")  # the frame data follows
-    corrupt = bytearray(good)
-    first = good.index(b"00dc", movi) + 8
-    corrupt[first : first + 200] = np.random.default_rng(1).integers(0, 256, 200, dtype=np.uint8).tobytes()
-    (root / "bad_codec.avi").write_bytes(bad_codec)
-    (root / "corrupt_packets.avi").write_bytes(bytes(corrupt))
-    # Half the frame data gone, the header still claims 40 frames: the last frame read stands in for the rest.
-    (root / "truncated.avi").write_bytes(good[: movi + (len(good) - movi) // 2])
-    write_video(root / "good.mp4", 40, size=32)
-    (root / "no_index.mp4").write_bytes((root / "good.mp4").read_bytes()[:1500])  # cut before the mp4 index
-    (root / "empty.mp4").write_bytes(b"")
-    (root / "garbage.mp4").write_bytes(b"\x00garbage" * 200)
-    c = av.open(str(root / "no_frames.avi"), "w")
-    s = c.add_stream("mpeg4", rate=25)
-    s.width = s.height = 32
-    s.pix_fmt = "yuv420p"
-    c.start_encoding()
-    c.close()
-    c = av.open(str(root / "audio_only.mp4"), "w")
-    a = c.add_stream("aac", rate=8000)
-    frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
-    frame.sample_rate = 8000
-    for p in [*a.encode(frame), *a.encode()]:
-        c.mux(p)
-    c.close()
-    for name, n in (("frames_ok", 20), ("frames_short", 5), ("frames_bad_frame", 20)):
-        (root / name).mkdir()
-        for i in range(n):
-            Image.new("RGB", (16, 16), (i * 10, 0, 0)).save(root / name / f"{i:05d}.jpg")
-    (root / "frames_bad_frame" / "00010.jpg").write_bytes(b"broken")
-    (root / "frames_empty").mkdir()
-    return [
-        ClipCase("good.avi", 40), ClipCase("good.mp4", 40), ClipCase("truncated.avi", 40),
-        ClipCase("bad_codec.avi", 40, "Decoder not found"), ClipCase("corrupt_packets.avi", 40, EITHER),
-        ClipCase("no_index.mp4", 40, "no video stream"), ClipCase("empty.mp4", 40, "empty file"),
-        ClipCase("garbage.mp4", 40, "cannot open video"), ClipCase("no_frames.avi", 40, "no frames"),
-        ClipCase("audio_only.mp4", 40, "no video stream"), ClipCase("frames_ok", 20),
-        ClipCase("frames_short", 40),  # the list claims 40: sampled from the 5 found, and reported
-        ClipCase("frames_bad_frame", 20, "00010.jpg"),
-        ClipCase("frames_empty", 16, "no frames"),
-    ]
+def _env() -> dict[str, str]:
+    """The driver's environment: this one, with tests/ importable ahead of whatever PYTHONPATH already holds (such
+    as the src/ of a checkout that is not the installed one)."""
+    path = os.pathsep.join(p for p in (str(TESTS), os.environ.get("PYTHONPATH", "")) if p)
+    return {**os.environ, "PYTHONPATH": path}
 
 
 # ------------------------------------------------------------------------------------------------ trees
@@ -247,7 +97,7 @@ def kill_points(job: str, specs: list[dict], timeout: float = 300) -> list[int]:
     1 failed (traceback on the driver's stderr).
     """
     proc = subprocess.run([sys.executable, str(Path(__file__)), job, json.dumps(specs)], capture_output=True,
-                          text=True, timeout=timeout, env={**os.environ, "PYTHONPATH": str(TESTS)})
+                          text=True, timeout=timeout, env=_env())
     if proc.returncode != 0:
         raise RuntimeError(f"driver failed ({proc.returncode}): {proc.stderr[-3000:]}")
     status = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -266,8 +116,7 @@ def run_and_kill(argv: list[str], until: Callable[[], bool], timeout: float = 12
 
     Raises AssertionError if the process ends first (the test then proves nothing), TimeoutError if neither happens.
     """
-    env = {**os.environ, "PYTHONPATH": str(TESTS)}
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env())
     deadline = time.monotonic() + timeout
     try:
         while proc.poll() is None and time.monotonic() < deadline:
@@ -351,21 +200,57 @@ def job_cli(spec: dict):
     return main(spec["argv"])
 
 
-def patch_cli_for_kill_tests(sleep: float = 0.0, chunk_size: int = 16, setattr: Callable = setattr) -> None:
+# The module that calls run_extraction for the CLI (image, teacher, video and prompt stores): the patch swaps the
+# name there, where the call looks it up, not on features.extraction where it is defined.
+CALLER = "expclip.features.extract"
+KILL_CHUNK_SIZE = 16
+
+
+@dataclass
+class KillPatch:
+    """What :func:`patch_cli_for_kill_tests` did: ``calls`` counts the extractions that went through the patch."""
+
+    chunk_size: int
+    calls: int = 0
+
+    def check(self, store: str | Path) -> None:
+        """Assert that the patch took effect: extractions went through it and every store under ``store`` was chunked
+        by it."""
+        assert self.calls > 0, f"no extraction called the patched {CALLER}.run_extraction: patch the module that calls it"
+        check_chunks(store, self.chunk_size)
+
+
+def check_chunks(store: str | Path, chunk_size: int = KILL_CHUNK_SIZE) -> None:
+    """Assert that every store under the folder ``store`` was written in chunks of ``chunk_size`` items (meta.json)."""
+    metas = sorted(Path(store).glob("*/meta.json"))
+    assert metas, f"no store in {store}"
+    sizes = {m.parent.name: json.loads(m.read_text())["chunk_size"] for m in metas}
+    assert set(sizes.values()) == {chunk_size}, f"stores not in chunks of {chunk_size} (the kill tests' patch): {sizes}"
+
+
+def patch_cli_for_kill_tests(sleep: float = 0.0, chunk_size: int = KILL_CHUNK_SIZE,
+                             setattr: Callable = setattr) -> KillPatch:
     """Chunks of ``chunk_size`` items (the CLI's default is 2048) and an optional pause per encoded batch.
 
-    ``setattr``: pass pytest's ``monkeypatch.setattr`` to patch for one test only.
+    ``setattr``: pass pytest's ``monkeypatch.setattr`` to patch for one test only. Returns a :class:`KillPatch` to
+    check, after the run, that the patch took effect.
     """
-    import expclip.features.extract as ex
+    import importlib
+
+    from expclip.features.extraction import run_extraction
     from expclip.models.backbone import Backbone
 
-    original = ex.run_extraction
+    caller = importlib.import_module(CALLER)
+    assert getattr(caller, "run_extraction", None) is run_extraction, \
+        f"{CALLER} no longer calls run_extraction: point CALLER at the module that does"
+    patch = KillPatch(chunk_size)
 
     def small_chunks(*a, **k):
+        patch.calls += 1
         k.setdefault("chunk_size", chunk_size)
-        return original(*a, **k)
+        return run_extraction(*a, **k)
 
-    setattr(ex, "run_extraction", small_chunks)
+    setattr(caller, "run_extraction", small_chunks)
     if sleep:
         encode = Backbone.encode_image
 
@@ -374,6 +259,7 @@ def patch_cli_for_kill_tests(sleep: float = 0.0, chunk_size: int = 16, setattr: 
             return encode(self, x)
 
         setattr(Backbone, "encode_image", slow)
+    return patch
 
 
 JOBS: dict[str, Callable[[dict], object]] = {"extract": job_extract, "fit": job_fit, "lines": job_lines, "cli": job_cli}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import av
 import numpy as np
 import pytest
 from PIL import Image
@@ -12,6 +11,8 @@ from expclip.data.video import (
     VideoDecodeError, list_frames, open_clip, read_frame_folder, read_video_frames, sample_frame_indices, timestamps,
     video_info,
 )
+
+from support.media import frame_index, write_video
 
 
 @pytest.mark.parametrize("n", [17, 20, 47, 144, 1000])
@@ -32,31 +33,6 @@ def test_sampling_refuses_nonsense():
         sample_frame_indices(0)
     with pytest.raises(ValueError):
         sample_frame_indices(10, rule="middle")
-
-
-def write_video(path, n, fps=25, size=48, codec="mpeg4"):
-    """Frame i is flat with red (i % 25) * 10 and green (i // 25) * 30, so a decoded frame tells its index."""
-    c = av.open(str(path), "w")
-    s = c.add_stream(codec, rate=fps)
-    s.width = s.height = size
-    s.pix_fmt = "yuv420p"
-    s.gop_size = 12
-    s.bit_rate = 20_000_000
-    for i in range(n):
-        rgb = np.zeros((size, size, 3), np.uint8)
-        rgb[..., 0], rgb[..., 1] = (i % 25) * 10, (i // 25) * 30
-        frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
-        for p in s.encode(frame):
-            c.mux(p)
-    for p in s.encode():
-        c.mux(p)
-    c.close()
-    return path
-
-
-def frame_index(img) -> int:
-    r, g = np.asarray(img)[10, 10, :2].astype(float)
-    return int(round(r / 10)) + 25 * int(round(g / 30))
 
 
 def test_video_reader_decodes_the_requested_frames(tmp_path):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 
-import native_formats as nf
 import numpy as np
 import pytest
 import torch
@@ -13,6 +12,8 @@ import torch
 from expclip.checkpoint import save_head
 from expclip.cli import main
 from expclip.models.heads import build_head
+
+from support import native as nf
 
 PAPER_COLUMNS = ["RAF-DB", "AffectNet-7", "AffectNet-8", "FERPlus", "DFEW", "FERV39k", "MAFW", "AFEW"]
 
@@ -49,6 +50,7 @@ def common(tmp_path, store=None):
     return ["--store", str(store or tmp_path / "store"), "--device", "cpu", "--num-workers", "0", "--no-progress"]
 
 
+@pytest.mark.slow
 def test_paper_suite_end_to_end(data_root, run_dir, tmp_path, capsys, monkeypatch):
     out = tmp_path / "res"
     args = ["eval", "--suite", "paper", "--data-root", str(data_root), "--head", str(run_dir),

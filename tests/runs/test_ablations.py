@@ -1,4 +1,5 @@
-"""Ablation presets, the paper's table layouts and the report, on the tiny models (one shared run per module)."""
+"""Ablation presets, their CLI and the report of their run, on the tiny models (one shared run per module). The
+table layouts and the report on planted cells: tests/report/test_report.py."""
 
 from __future__ import annotations
 
@@ -7,9 +8,6 @@ import io
 import json
 import os
 import re
-import select
-import subprocess
-import time
 from pathlib import Path
 
 import numpy as np
@@ -19,16 +17,16 @@ import torch.nn.functional as F
 
 from expclip.cli import main
 from expclip.data.datasets import image_folder, unlabelled_images
-from expclip.report.tables import backbone_table, gain_table, table_csv, table_markdown, variants_table
 from expclip.runs.ablations import PRESETS, AblationSetup, run_presets
 from expclip.train import TrainConfig
+
+from support.browser import needs_chromium
 
 CUSTOM = "Describe the mouth and the eyebrows of the person."
 HEAD_ROWS = ["CLIP", "linear (paper)", "2-layer MLP", "3-layer MLP", "Transformer encoder"]
 LLM_ROWS = ["CLIP", "Exp-CLIP", "(a) LLM image · CLIP text + P", "(b) CLIP image + P · LLM text",
             "(c) LLM image · LLM text"]
-CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = Path(os.environ.get("EXPCLIP_TEST_ARTIFACTS", Path(__file__).resolve().parents[1] / "test-artifacts"))
+ARTIFACTS = Path(os.environ.get("EXPCLIP_TEST_ARTIFACTS", Path(__file__).resolve().parents[2] / "test-artifacts"))
 
 
 def _setup(out: Path, clip_dir, blip_dir, pool, test, **kw) -> AblationSetup:
@@ -189,84 +187,6 @@ def test_tsne_preset_gives_coordinates_before_and_after(run):
         assert -1 <= r["values"]["faces"]["silhouette"] <= 1
 
 
-# ------------------------------------------------------------------------------------------------ table layouts
-def _cells() -> list[dict]:
-    """Planted numbers: 2 backbones × (CLIP, Exp-CLIP 2 seeds) × 2 datasets (DFEW with 2 folds) × 2 prompt sets."""
-    out = []
-    for bb, base in (("openai/clip-vit-base-patch32", 0.30), ("openai/clip-vit-large-patch14", 0.40)):
-        for ds, folds in (("RAFDB", [None]), ("DFEW", [1, 2])):
-            for pi, ps in enumerate(("class_name", "ensemble_10")):
-                for fold in folds:
-                    f = 0.0 if fold is None else (fold - 1.5) * 0.02  # folds average out
-                    clip = base + 0.01 * pi + f
-                    out.append({"model": "CLIP", "group": "CLIP", "seed": None, "dataset": ds, "fold": fold,
-                                "prompt_set": ps, "uar": clip, "war": clip + 0.05, "backbone": {"id": bb}})
-                    for seed, g in ((1, 0.04), (2, 0.06)):  # gain UAR 4 / 6 points by seed
-                        out.append({"model": "Exp-CLIP", "group": f"run-{bb[-2:]}", "seed": seed, "dataset": ds,
-                                    "fold": fold, "prompt_set": ps, "uar": clip + g + 0.01 * (ds == "DFEW"),
-                                    "war": clip + 0.05 + g, "backbone": {"id": bb}})
-    return out
-
-
-def test_table2_layout_has_backbone_blocks_with_gain_rows():
-    t = backbone_table(_cells())
-    assert t["columns"] == ["RAFDB", "DFEW"]
-    assert [(r["section"], r["label"], r["kind"]) for r in t["rows"]] == [
-        ("ViT-B/32", "CLIP", "score"), ("ViT-B/32", "run-32", "score"), ("ViT-B/32", "gain (run-32)", "gain"),
-        ("ViT-L/14", "CLIP", "score"), ("ViT-L/14", "run-14", "score"), ("ViT-L/14", "gain (run-14)", "gain")]
-    clip, exp, gain = t["rows"][:3]
-    assert clip["values"]["RAFDB"]["uar"] == pytest.approx(30.5)  # mean over the 2 prompt sets
-    assert clip["values"]["DFEW"]["uar"] == pytest.approx(30.5)  # folds averaged
-    assert exp["values"]["DFEW"]["uar"] == pytest.approx(30.5 + 5 + 1) and exp["values"]["DFEW"]["uar_std"] == \
-        pytest.approx(1.0)
-    assert gain["values"]["RAFDB"]["uar"] == pytest.approx(5.0) and gain["values"]["RAFDB"]["war"] == pytest.approx(5)
-    assert gain["values"]["DFEW"]["uar"] == pytest.approx(6.0)
-    md = table_markdown(t)
-    assert "| ViT-B/32 | *gain (run-32)* | +5.00 ± 1.00 / +5.00 ± 1.00 | +6.00 ± 1.00 / +5.00 ± 1.00 |" in md
-    assert "**35.50 ± 1.00**" in md  # best per column in bold
-    assert t["caption"].endswith("± = std over seeds (DFEW the mean of 2 folds within each seed).")
-    assert variants_table([c for c in _cells() if c["dataset"] == "RAFDB"], "x")["caption"].endswith(
-        "± = std over seeds.")  # no dataset with folds: nothing to say
-    one = backbone_table(_cells(), prompt_set="ensemble_10")
-    assert one["rows"][0]["values"]["RAFDB"]["uar"] == pytest.approx(31.0)
-
-
-def test_mean_gain_over_prompt_sets_per_backbone():
-    t = gain_table(_cells())
-    assert t["columns"] == ["class_name", "ensemble_10", "mean"]
-    assert [r["label"] for r in t["rows"]] == ["ViT-B/32", "ViT-L/14"]
-    v = t["rows"][0]["values"]
-    # gain per dataset: RAFDB 5, DFEW 6 (UAR) -> 5.5 averaged over datasets, for every prompt set; std over seeds 1
-    assert v["class_name"]["uar"] == pytest.approx(5.5) and v["mean"]["uar"] == pytest.approx(5.5)
-    assert v["mean"]["war"] == pytest.approx(5.0) and v["mean"]["uar_std"] == pytest.approx(1.0)
-    assert len(table_csv(t).splitlines()) == 1 + 2 * 3
-
-
-def test_variants_table_orders_rows_and_refuses_unknown_prompt_sets():
-    t = variants_table(_cells(), "x", order=["run-14", "CLIP"])
-    assert [r["label"] for r in t["rows"]] == ["run-14", "CLIP", "run-32"]
-    with pytest.raises(ValueError, match="no result for prompt set"):
-        variants_table(_cells(), "x", prompt_set="ensemble_5")
-
-
-def test_report_of_several_backbones_and_datasets(tmp_path):
-    """The suite's shape (several backbones, datasets, folds): rows get backbone names, Table 2 gets blocks."""
-    from expclip.report.page import build_report
-    from expclip.report.results import write_results
-
-    cells = [{**c, "classes": ["happiness", "sadness"], "confusion_matrix": [[3, 1], [2, 4]], "random_weights": False,
-              "head_dir": None} for c in _cells()]
-    for bb in ("32", "14"):  # one results folder per backbone, as `expclip eval --out results/B32` writes them
-        write_results([c for c in cells if c["backbone"]["id"].endswith(bb)], tmp_path / f"B{bb}", confusion=False)
-    res = build_report(tmp_path, prompt_set="ensemble_10")
-    page = res["html"].read_text()
-    assert not res["random_weights"] and 'class="banner"' not in page
-    for text in ("CLIP (ViT-B/32)", "CLIP (ViT-L/14)", "gain (run-14)", "RAFDB", "DFEW", "Expression Ensemble Ten"):
-        assert text in page, text
-    assert page.index("CLIP (ViT-B/32)") < page.index("CLIP (ViT-L/14)")  # the paper's order, not the folders'
-    assert res["figures"] == 2 * (4 + 1)  # per dataset: a confusion matrix per row (2 CLIPs, 2 runs) + recall bars
-
-
 # ------------------------------------------------------------------------------------------------ CLI
 @pytest.mark.parametrize("cmd", ["ablate", "report"])
 def test_analysis_commands_have_help(cmd, capsys):
@@ -375,128 +295,6 @@ def test_report_is_self_contained_and_complete(report, run):
     assert len(links) == report["figures"] and all((run["out"] / p).is_file() for p in links)
 
 
-class Chromium:
-    """Headless Chromium over the DevTools protocol on a pipe (fd 3 in, fd 4 out): no websocket, no extra package.
-
-    Every host name resolves to nothing and the proxy is a closed port, so any attempt to reach the network fails
-    (and shows up as a request and an error).
-    """
-
-    FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-extensions",
-             "--disable-default-apps", "--mute-audio", "--host-resolver-rules=MAP * ~NOTFOUND",
-             "--proxy-server=127.0.0.1:9", "--remote-debugging-pipe"]
-
-    def __init__(self, profile: Path):
-        to_chrome, self._w = os.pipe()
-        self._r, from_chrome = os.pipe()
-
-        def child():  # fds above 4 first, so that neither dup2 overwrites the other
-            a, b = os.dup(to_chrome), os.dup(from_chrome)
-            os.dup2(a, 3)
-            os.dup2(b, 4)
-
-        self.proc = subprocess.Popen([str(CHROMIUM), *self.FLAGS, f"--user-data-dir={profile}", "about:blank"],
-                                     preexec_fn=child, close_fds=False, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
-        os.close(to_chrome)
-        os.close(from_chrome)
-        self._buf, self._id, self.events = b"", 0, []
-
-    def _next(self, deadline: float) -> dict:
-        while b"\0" not in self._buf:
-            left = deadline - time.monotonic()
-            if left <= 0 or not select.select([self._r], [], [], left)[0]:
-                raise TimeoutError("chromium did not answer in time")
-            chunk = os.read(self._r, 1 << 20)
-            if not chunk:
-                raise RuntimeError("chromium closed the DevTools pipe")
-            self._buf += chunk
-        msg, self._buf = self._buf.split(b"\0", 1)
-        return json.loads(msg)
-
-    def send(self, method: str, params: dict | None = None, session: str | None = None, timeout: float = 60) -> dict:
-        self._id += 1
-        msg = {"id": self._id, "method": method, "params": params or {}, **({"sessionId": session} if session else {})}
-        os.write(self._w, json.dumps(msg).encode() + b"\0")
-        deadline = time.monotonic() + timeout
-        while True:
-            m = self._next(deadline)
-            if m.get("id") == self._id:
-                if "error" in m:
-                    raise RuntimeError(f"{method}: {m['error']}")
-                return m.get("result", {})
-            self.events.append(m)
-
-    def wait_for(self, method: str, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while not any(e.get("method") == method for e in self.events):
-            self.events.append(self._next(deadline))
-
-    def open(self, url: str, width: int = 1280) -> str:
-        target = self.send("Target.createTarget", {"url": "about:blank"})["targetId"]
-        s = self.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
-        for domain in ("Page", "Runtime", "Log", "Network"):
-            self.send(f"{domain}.enable", session=s)
-        self.send("Emulation.setDeviceMetricsOverride", {"width": width, "height": 900, "deviceScaleFactor": 1,
-                                                         "mobile": False}, session=s)
-        self.send("Page.navigate", {"url": url}, session=s)
-        self.wait_for("Page.loadEventFired")
-        return s
-
-    def evaluate(self, session: str, expression: str):
-        return self.send("Runtime.evaluate", {"expression": expression, "returnByValue": True},
-                         session=session)["result"].get("value")
-
-    def problems(self) -> list[str]:
-        """Console errors/warnings, uncaught exceptions, browser log errors and requests that left the machine."""
-        out = []
-        for e in self.events:
-            m, p = e.get("method"), e.get("params", {})
-            if m == "Runtime.consoleAPICalled" and p.get("type") in ("error", "warning", "assert"):
-                out.append(f"console.{p['type']}: {[a.get('value') for a in p.get('args', [])]}")
-            elif m == "Runtime.exceptionThrown":
-                out.append(f"exception: {p.get('exceptionDetails', {}).get('text')}")
-            elif m == "Log.entryAdded" and p.get("entry", {}).get("level") in ("error", "warning"):
-                out.append(f"log: {p['entry'].get('text')} {p['entry'].get('url', '')}")
-            elif m == "Network.requestWillBeSent" and not p["request"]["url"].startswith(("file://", "data:")):
-                out.append(f"network request: {p['request']['url']}")
-        return out
-
-    def screenshot(self, session: str, path: Path) -> Path:
-        height = int(self.evaluate(session, "document.documentElement.scrollHeight"))
-        shot = self.send("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True,
-                                                    "clip": {"x": 0, "y": 0, "width": 1280, "height": height,
-                                                             "scale": 1}}, session=session)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(base64.b64decode(shot["data"]))
-        return path
-
-    def close(self) -> None:
-        try:
-            self.send("Browser.close", timeout=5)
-        except (RuntimeError, TimeoutError, OSError):
-            pass
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        os.close(self._w)
-        os.close(self._r)
-
-
-needs_chromium = pytest.mark.skipif(not CHROMIUM.is_file(), reason="/usr/bin/chromium is not installed (Debian "
-                                    "package 'chromium'; .ci/run installs it when it can): the report is not "
-                                    "rendered in a browser")
-
-
-@pytest.fixture
-def browser(tmp_path):
-    b = Chromium(tmp_path / "profile")
-    yield b
-    b.close()
-
-
 @needs_chromium
 def test_report_renders_offline_in_headless_chromium(report, browser):
     s = browser.open(report["html"].resolve().as_uri())
@@ -519,13 +317,3 @@ def test_report_renders_offline_in_headless_chromium(report, browser):
 
     with Image.open(shot) as im:
         assert im.size[0] == 1280 and im.size[1] > 2000
-
-
-@needs_chromium
-def test_the_browser_check_catches_network_requests_and_console_errors(tmp_path, browser):
-    bad = tmp_path / "bad.html"
-    bad.write_text('<html><body><img src="https://example.org/x.png"><script>console.error("boom")</script>'
-                   "</body></html>")
-    browser.open(bad.as_uri())
-    found = " ".join(browser.problems())
-    assert "network request: https://example.org/x.png" in found and "boom" in found

@@ -7,7 +7,6 @@ import json
 
 import pytest
 import torch
-from faultkit import TOY_KEY, toy_encode, toy_items, toy_load
 
 from expclip.checkpoint import save_head
 from expclip.cli import main
@@ -19,6 +18,8 @@ from expclip.labels import load_label_spec
 from expclip.models.heads import build_head
 from expclip.runs.evaluate import Model, evaluate
 from expclip.train import TrainConfig, train_head
+
+from support.kill import TOY_KEY, toy_encode, toy_items, toy_load
 
 
 def _nothing_computed(store_root) -> bool:

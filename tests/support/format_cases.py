@@ -1,67 +1,36 @@
-"""The annotation files of each benchmark reader, for the property tests of test_faults_parsers.py.
+"""The annotation files of each benchmark reader, for the property tests of tests/faults/test_parsers.py.
 
 For each format: ``write_<format>(root, data)`` lays out the least of a download that the reader needs (empty
-image files, clip folders, see :func:`download`) and puts ``data`` where the reader parses it (the annotation file,
-or folder names), and
+image files, clip folders) and puts ``data`` where the reader parses it (the annotation file, or folder names),
+through the format's one writer in :mod:`support.formats`; and
 ``valid_<format>(draw)`` draws valid content as (bytes, {item path: class}), its classes worked out from
-native_formats' tables (PROTOCOL.md), not from the package's.
+the tables of :mod:`support.formats` (PROTOCOL.md), not from the package's.
 """
 
 from __future__ import annotations
 
-import csv
-import io
+from functools import partial
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable
 
-import native_formats as nf
 import numpy as np
 from hypothesis import strategies as st
+
+from . import formats as nf
+from .formats import csv_lines, mkdir, text, touch
 
 Draw = Callable[[st.SearchStrategy], object]
 ENDINGS = st.sampled_from(["\n", "\r\n", "\r"])
 
 
-def touch(path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.touch()
-    return path
-
-
-def put(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
-
-
 def text_file(draw: Draw, lines: list[str], encoding: str = "utf-8") -> bytes:
     """``lines`` joined by a random line end, with or without a final one (several real files lack it)."""
     end = draw(ENDINGS)
-    return (end.join(lines) + draw(st.sampled_from(["", end]))).encode(encoding)
-
-
-def csv_lines(rows: list[list]) -> list[str]:
-    buf = io.StringIO()
-    csv.writer(buf, lineterminator="\n").writerows(rows)
-    return buf.getvalue().splitlines()
+    return text(lines, end, bool(draw(st.sampled_from(["", end]))), encoding)
 
 
 def subset(draw: Draw, items: list, min_size: int = 1) -> list:
     return draw(st.lists(st.sampled_from(items), min_size=min_size, max_size=len(items), unique=True))
-
-
-def download(annotation: str, files: Iterable[str] = (), dirs: Iterable[str] = ()) -> Callable[[Path, bytes], Path]:
-    """A writer of the least of a download: empty ``files``, ``dirs``, and the data at ``annotation`` (all relative
-    to the root, which it returns)."""
-
-    def write(root: Path, data: bytes) -> Path:
-        for rel in files:
-            touch(root / rel)
-        for rel in dirs:
-            (root / rel).mkdir(parents=True, exist_ok=True)
-        put(root / annotation, data)
-        return root
-
-    return write
 
 
 def folder_names(data: bytes) -> list[str]:
@@ -78,8 +47,8 @@ def folder_names(data: bytes) -> list[str]:
 RAFDB_IMAGES = list(range(1, 9))
 
 
-write_rafdb = download("EmoLabel/list_patition_label.txt", [
-    *(f"Image/aligned/test_{k:04d}_aligned.jpg" for k in RAFDB_IMAGES), "Image/aligned/train_00001_aligned.jpg"])
+write_rafdb = partial(nf.write_rafdb, images=dict.fromkeys(
+    [*(f"test_{k:04d}.jpg" for k in RAFDB_IMAGES), "train_00001.jpg"], touch))
 
 
 def valid_rafdb(draw: Draw) -> tuple[bytes, dict[str, str]]:
@@ -88,18 +57,15 @@ def valid_rafdb(draw: Draw) -> tuple[bytes, dict[str, str]]:
     sep = draw(st.sampled_from([" ", "\t", "  "]))
     lines = [f"test_{k:04d}.jpg{sep}{i}" for k, i in zip(ks, ids)]
     lines += [f"train_{j + 1:05d}.jpg {i}" for j, i in enumerate(draw(st.lists(st.integers(1, 7), max_size=3)))]
-    expected = {f"Image/aligned/test_{k:04d}_aligned.jpg": nf.CANON[nf.RAFDB_TO_INDEX[i - 1]] for k, i in zip(ks, ids)}
+    expected = {nf.rafdb_image(f"test_{k:04d}.jpg"): nf.CANON[nf.RAFDB_TO_INDEX[i - 1]] for k, i in zip(ks, ids)}
     return text_file(draw, draw(st.permutations(lines))), expected
 
 
 # ------------------------------------------------------------------------------------------------ AffectNet
 AFFECTNET_IMAGES = [f"1/a{k}.jpg" for k in range(6)]
-AFFECTNET_HEADER = ["subDirectory_filePath", "face_x", "face_y", "face_width", "face_height", "facial_landmarks",
-                    "expression", "valence", "arousal"]
 
 
-write_affectnet_csv = download("Manually_Annotated_file_lists/validation.csv",
-                               [f"Manually_Annotated_Images/{rel}" for rel in AFFECTNET_IMAGES])
+write_affectnet_csv = partial(nf.write_affectnet_csv, images=dict.fromkeys(AFFECTNET_IMAGES, touch))
 
 
 def valid_affectnet_csv(draw: Draw) -> tuple[bytes, dict[str, str]]:
@@ -110,7 +76,7 @@ def valid_affectnet_csv(draw: Draw) -> tuple[bytes, dict[str, str]]:
         ids[0] = draw(st.integers(0, 7))
     rows = [[rel, draw(st.integers(0, 50)), draw(st.integers(0, 50)), draw(st.integers(1, 60)),
              draw(st.sampled_from(["12", "12.0"])), "1.0;2.0", i, "0.1", "-0.2"] for rel, i in zip(rels, ids)]
-    lines = csv_lines(([AFFECTNET_HEADER] if draw(st.booleans()) else []) + rows)
+    lines = csv_lines(([nf.AFFECTNET_HEADER] if draw(st.booleans()) else []) + rows)
     return text_file(draw, lines), {rel: nf.CANON[nf.AFFECTNET_TO_INDEX[i]] for rel, i in zip(rels, ids) if i < 8}
 
 
@@ -120,28 +86,21 @@ NPY_MAGIC = b"\x93NUMPY"
 def write_affectnet_npy(root: Path, data: bytes) -> Path:
     """``data`` as ``val_set/annotations/10_exp.npy``: a .npy file as is, else by its length raw bytes, a string
     array of its text or a small integer array of its bytes."""
-    touch(root / "val_set/images/10.jpg")
-    path = root / "val_set/annotations/10_exp.npy"
-    path.parent.mkdir(parents=True, exist_ok=True)
     kind = 0 if data.startswith(NPY_MAGIC) else len(data) % 3
-    if kind == 0:
-        path.write_bytes(data)
-    elif kind == 1:
-        np.save(path, np.array(data.decode("utf-8", "replace")))
-    else:
-        np.save(path, np.array(list(data[: len(data) % 5]), dtype=np.int64))
-    return root
+    if kind == 1:
+        data = nf.npy(np.array(data.decode("utf-8", "replace")))
+    elif kind == 2:
+        data = nf.npy(np.array(list(data[: len(data) % 5]), dtype=np.int64))
+    return nf.write_affectnet_npy(root, {"10": data})
 
 
 def valid_affectnet_npy(draw: Draw) -> tuple[bytes, dict[str, str]]:
     native = draw(st.integers(0, 7))
-    buf = io.BytesIO()
-    np.save(buf, draw(st.sampled_from([np.array(native), np.array(str(native)), np.array(float(native))])))
-    return buf.getvalue(), {"images/10.jpg": nf.CANON[nf.AFFECTNET_TO_INDEX[native]]}
+    value = draw(st.sampled_from([np.array(native), np.array(str(native)), np.array(float(native))]))
+    return nf.npy(value), {"images/10.jpg": nf.CANON[nf.AFFECTNET_TO_INDEX[native]]}
 
 
 # -------------------------------------------------------------------------------------------------- FERPlus
-FER_COLUMNS = ["neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt", "unknown", "NF"]
 FER_ROWS = ["Training", "PrivateTest", "PrivateTest", "PrivateTest"]  # fer2013.csv's data rows 0..3
 
 
@@ -165,15 +124,14 @@ def draw_votes(draw: Draw, n: int) -> list[list[int]]:
     return votes
 
 
-def write_fer2013(root: Path) -> None:
-    rows = [["emotion", "pixels", "Usage"]] + [[0, " ".join(["7"] * 2304), usage] for usage in FER_ROWS]
-    put(root / "fer2013.csv", "\n".join(csv_lines(rows)).encode())
+FER2013 = text(csv_lines([nf.FER2013_HEADER] + [[0, " ".join(["7"] * 2304), usage] for usage in FER_ROWS]),
+               final=False)
+VOTES = text(csv_lines([nf.vote_header(True)] + [nf.vote_row("PrivateTest", f"fer{r:07d}.png", [0, 10] + [0] * 8)
+                                                 for r in (1, 2, 3)]), final=False)  # names rows 1..3
 
 
 def write_ferplus_votes(root: Path, data: bytes) -> Path:
-    write_fer2013(root)
-    put(root / "fer2013new.csv", data)
-    return root
+    return nf.write_ferplus(root, FER2013, data)
 
 
 def valid_ferplus_votes(draw: Draw) -> tuple[bytes, dict[str, str]]:
@@ -181,9 +139,8 @@ def valid_ferplus_votes(draw: Draw) -> tuple[bytes, dict[str, str]]:
     named = draw(st.booleans())
     rows_used = subset(draw, [1, 2, 3]) if named else [0, 1, 2, 3]
     votes = draw_votes(draw, len(rows_used)) if named else draw_votes(draw, 1) + draw_votes(draw, 3)  # row 0: Training
-    header = ["Usage", "Image name", *FER_COLUMNS] if named else ["Usage", *FER_COLUMNS]
-    lines = csv_lines([header] + [[FER_ROWS[r], *([f"fer{r:07d}.png"] if named else []), *v]
-                                  for r, v in zip(rows_used, votes)])
+    lines = csv_lines([nf.vote_header(named)] + [nf.vote_row(FER_ROWS[r], f"fer{r:07d}.png" if named else None, v)
+                                                 for r, v in zip(rows_used, votes)])
     expected = {f"fer{r:07d}.png": nf.CANON[nf.FERPLUS_TO_INDEX[majority(v)]] for r, v in zip(rows_used, votes)
                 if FER_ROWS[r] == "PrivateTest" and majority(v) is not None}
     return text_file(draw, lines), expected
@@ -191,23 +148,19 @@ def valid_ferplus_votes(draw: Draw) -> tuple[bytes, dict[str, str]]:
 
 def write_ferplus_pixels(root: Path, data: bytes) -> Path:
     """Random ``fer2013.csv`` under a vote file that names its rows 1..3."""
-    votes = [["Usage", "Image name", *FER_COLUMNS]] + [["PrivateTest", f"fer{r:07d}.png", 0, 10] + [0] * 8
-                                                        for r in (1, 2, 3)]
-    put(root / "fer2013new.csv", "\n".join(csv_lines(votes)).encode())
-    put(root / "fer2013.csv", data)
-    return root
+    return nf.write_ferplus(root, data, VOTES)
 
 
 FER_PNGS = [f"fer{k:07d}.png" for k in range(6)]
 
 
-write_ferplus_png = download("FER2013Test/label.csv", [f"FER2013Test/{name}" for name in FER_PNGS])
+write_ferplus_png = partial(nf.write_ferplus_png, images=dict.fromkeys(FER_PNGS, touch))
 
 
 def valid_ferplus_png(draw: Draw) -> tuple[bytes, dict[str, str]]:
     names = subset(draw, FER_PNGS)
     votes = draw_votes(draw, len(names))
-    lines = csv_lines([[name, "(0, 0, 48, 48)", *v] for name, v in zip(names, votes)])
+    lines = csv_lines([[name, nf.FER_BOX, *v] for name, v in zip(names, votes)])
     expected = {name: nf.CANON[nf.FERPLUS_TO_INDEX[majority(v)]] for name, v in zip(names, votes)
                 if majority(v) is not None}
     return text_file(draw, lines), expected
@@ -219,17 +172,11 @@ AFEW_FOLDERS = CAERS_FOLDERS | {nf.CANON[i].capitalize(): i for i in range(7)}  
 
 
 def write_caers(root: Path, data: bytes) -> Path:
-    (root / "train").mkdir(parents=True)
-    for name in folder_names(data):
-        touch(root / "train" / name / "0001.png")
-    return root
+    return nf.write_caers(root, "train", {f"{name}/0001.png": touch for name in folder_names(data)})
 
 
 def write_afew(root: Path, data: bytes) -> Path:
-    (root / "Val_AFEW").mkdir(parents=True)
-    for name in folder_names(data):
-        (root / "Val_AFEW" / name / "000000001").mkdir(parents=True, exist_ok=True)
-    return root
+    return nf.write_afew(root, {f"{name}/000000001": mkdir for name in folder_names(data)})
 
 
 def valid_folders(table: dict[str, int], clip: str) -> Callable[[Draw], tuple[bytes, dict[str, str]]]:
@@ -247,8 +194,8 @@ def valid_folders(table: dict[str, int], clip: str) -> Callable[[Draw], tuple[by
 DFEW_CLIPS = list(range(1, 9))
 
 
-write_dfew = download("EmoLabel_DataSplit/test(single_labeled)/set_1.csv",
-                      dirs=[f"Clip/clip_224x224/{v:05d}" for v in DFEW_CLIPS])
+def write_dfew(root: Path, data: bytes) -> Path:
+    return nf.write_dfew(root, {1: data}, {f"{v:05d}": mkdir for v in DFEW_CLIPS})
 
 
 def valid_dfew(draw: Draw) -> tuple[bytes, dict[str, str]]:
@@ -260,27 +207,22 @@ def valid_dfew(draw: Draw) -> tuple[bytes, dict[str, str]]:
 
 
 # --------------------------------------------------------------------------------------------------- FERV39k
-FERV39K_CLIPS = [(f"{'Action' if k % 2 else 'War'}/{folder}/{k + 1:04d}", folder, idx)
-                 for k, (folder, idx) in enumerate(zip(nf.BASIC7_FOLDERS, nf.BASIC7_TO_INDEX))]
-
-
-write_ferv39k = download("4_setups/All_scenes/test_All.csv",
-                         dirs=[f"2_ClipsforFaceCrop/{rel}" for rel, _, _ in FERV39K_CLIPS])
+write_ferv39k = partial(nf.write_ferv39k, clips={rel: mkdir for rel, _, _ in nf.FERV39K_CLIPS})
 
 
 def valid_ferv39k(draw: Draw) -> tuple[bytes, dict[str, str]]:
-    clips = subset(draw, FERV39K_CLIPS)
+    clips = subset(draw, nf.FERV39K_CLIPS)
     sep = draw(st.sampled_from([" ", ",", "  "]))
     lines = (["path label"] if draw(st.booleans()) else []) + [f"{rel}{sep}{folder}" for rel, folder, _ in clips]
     return text_file(draw, lines), {rel: nf.CANON[idx] for rel, _, idx in clips}
 
 
 # ------------------------------------------------------------------------------------------------------ MAFW
-MAFW_CLIPS = [f"{k * 1000 + 25:05d}" for k in range(6)]
+MAFW_CLIPS = [nf.mafw_clip(k) for k in range(6)]
 
 
-write_mafw = download("Train & Test Set/single/no_caption/set_1/test.txt",
-                      dirs=[f"data/faces/{c}" for c in MAFW_CLIPS])
+def write_mafw(root: Path, data: bytes) -> Path:
+    return nf.write_mafw(root, {1: data}, dict.fromkeys(MAFW_CLIPS, mkdir))
 
 
 def valid_mafw(draw: Draw) -> tuple[bytes, dict[str, str]]:
@@ -301,7 +243,8 @@ WORDS = {"Happy": "happiness", "angry": "anger", "sad": "sadness", "Surprised": 
          "disgusted": "disgust", "fearful": "fear", "contempt": "contempt"}
 
 
-write_csv_labels = download("labels.csv", CSV_IMAGES)
+def write_csv_labels(root: Path, data: bytes) -> Path:
+    return nf.lay_out(root, dict.fromkeys(CSV_IMAGES, touch), {"labels.csv": data})
 
 
 def valid_csv_labels(draw: Draw) -> tuple[bytes, dict[str, str]]:
@@ -315,7 +258,8 @@ def valid_csv_labels(draw: Draw) -> tuple[bytes, dict[str, str]]:
 LIST_CLIPS = ["c1", "c2", "sub/c3", "c4"]
 
 
-write_list = download("list.txt", dirs=[f"clips/{c}" for c in LIST_CLIPS])
+def write_list(root: Path, data: bytes) -> Path:
+    return nf.lay_out(root, {f"clips/{c}": mkdir for c in LIST_CLIPS}, {"list.txt": data})
 
 
 def valid_list(draw: Draw) -> tuple[bytes, dict[str, str]]:

@@ -7,12 +7,13 @@ import json
 
 import pytest
 from PIL import Image, ImageChops
-from test_predict import write_face_video
 
 from expclip.api import ExpCLIP
 from expclip.cli import main
 from expclip.data.synthetic import draw_face
 from expclip.predict.rowfile import RowFileError, RowWriter, input_complete
+
+from support.media import write_face_video, write_frames
 
 
 @pytest.fixture
@@ -169,8 +170,6 @@ def test_predict_help_and_one_line_errors(tmp_path, capsys, tiny_head_dir):
 @pytest.fixture
 def frame_clips(tmp_path):
     """DFEW-style clips: one folder of frames per clip (one short, one with a broken frame), and an empty one."""
-    from test_predict import write_frames
-
     root = tmp_path / "clips"
     write_frames(root / "c01", 20)
     write_frames(root / "c02", 3)

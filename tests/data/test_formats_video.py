@@ -5,13 +5,15 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import PurePosixPath
 
-import native_formats as nf
 import pytest
 
 from expclip.data.datasets import DatasetError
 from expclip.data.formats.generic import REFERENCE_LISTS, parse_list_file, reference_list_path
 from expclip.data.registry import load_dataset
 from expclip.data.video import sample_frame_indices
+
+from support import media
+from support import native as nf
 
 
 def found(data) -> dict[str, str]:
@@ -87,7 +89,7 @@ def test_afew_class_folders_of_videos_and_frame_folders(tmp_path):
 
 def test_afew_derived_face_layout(tmp_path):
     for name in ("Happiness", "Anger"):
-        nf.frame_folder(tmp_path / "AFEW_Face/validation" / name / f"1_0_00000000{len(name)}", 4)
+        media.frame_folder(tmp_path / "AFEW_Face/validation" / name / f"1_0_00000000{len(name)}", 4)
     [d] = load_dataset("AFEW", tmp_path)
     assert sorted(found(d).values()) == ["anger", "happiness"]
 
@@ -158,7 +160,7 @@ def test_reference_lists_rebase_onto_the_local_media_folder(tmp_path):
 
 
 def test_afew_reference_list_finds_native_clips_by_name(tmp_path):
-    nf.video(tmp_path / "Val_AFEW/Sad/002916200.avi", 10)
+    media.video(tmp_path / "Val_AFEW/Sad/002916200.avi", 10)
     [d] = load_dataset("AFEW", tmp_path, lists="reference")
     assert len(d) == 381 and d.info["missing"] == 380
     hit = next(it for it in d.items if it["path"] == "Sad/002916200.avi")

@@ -13,13 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from faultkit import (
-    TMP_NAME, count_events, driver_argv, job_extract, job_fit, kill_points, patch_cli_for_kill_tests, predict_argv,
-    run_and_kill, tree_bytes,
-)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_predict import write_face_video
 
 from expclip.api import ExpCLIP
 from expclip.checkpoint import expand_head_dirs
@@ -30,6 +25,12 @@ from expclip.features.store import FeatureStore, StoreError
 from expclip.predict.rowfile import RowFileError, RowWriter
 from expclip.predict.run import predict_to_file
 from expclip.predict.table import result_columns
+
+from support.kill import (
+    TMP_NAME, check_chunks, count_events, driver_argv, job_extract, job_fit, kill_points, patch_cli_for_kill_tests,
+    predict_argv, run_and_kill, tree_bytes,
+)
+from support.media import write_face_video
 
 STORE_FILES = ("features.npy", "valid.npy", "meta.json", "items.json")
 
@@ -99,6 +100,7 @@ def test_sigkill_at_every_commit_point_of_training_loses_nothing(toy_stores, tmp
         assert tree_bytes(d) == want, f"killed at point {s['kill_at']}: the resumed heads differ"
 
 
+@pytest.mark.slow
 def test_extract_killed_mid_run_by_sigkill_resumes_to_an_identical_store(tiny_clip_dir, tiny_blip2_dir, face_pool,
                                                                          tmp_path, monkeypatch, capsys):
     def argv(store):
@@ -109,15 +111,17 @@ def test_extract_killed_mid_run_by_sigkill_resumes_to_an_identical_store(tiny_cl
     store = tmp_path / "killed"
     run_and_kill(driver_argv("cli", {"argv": argv(store), "sleep": 0.05}),
                  until=lambda: any(store.glob("image-*/chunks/00000.npy")))
+    check_chunks(store)  # the driver's patch took effect: the killed store is in small chunks
     image_dir = next(store.glob("image-*"))
     assert not (image_dir / "features.npy").exists() and not list(store.glob("teacher-*/features.npy"))
     with pytest.raises(StoreError, match="incomplete"):
         FeatureStore.open(image_dir)
     assert main(["list", "--store", str(store)]) == 0 and "INCOMPLETE" in capsys.readouterr().out
 
-    patch_cli_for_kill_tests(setattr=monkeypatch.setattr)  # the same chunk size as the killed run
+    patch = patch_cli_for_kill_tests(setattr=monkeypatch.setattr)  # the same chunk size as the killed run
     assert main(argv(store)) == 0  # the rerun finishes the job
     assert main(argv(tmp_path / "clean")) == 0  # an uninterrupted run
+    patch.check(tmp_path / "clean")
     out = capsys.readouterr().out
     assert out.count("84 of 84 items") == 4
     assert tree_bytes(store) == tree_bytes(tmp_path / "clean")
@@ -170,7 +174,7 @@ def test_the_cli_reports_a_full_disk_in_one_line_and_the_rerun_finishes(tiny_cli
                                                                         monkeypatch, capsys):
     argv = ["extract", "--data", str(face_pool), "--backbone", str(tiny_clip_dir), "--store", str(tmp_path / "s"),
             "--num-workers", "0", "--no-progress", "--batch-size", "4"]
-    patch_cli_for_kill_tests(setattr=monkeypatch.setattr)
+    patch = patch_cli_for_kill_tests(setattr=monkeypatch.setattr)
     real, calls = os.fsync, {"n": 0}
 
     def fill_up(fd):
@@ -185,6 +189,7 @@ def test_the_cli_reports_a_full_disk_in_one_line_and_the_rerun_finishes(tiny_cli
     assert err.startswith("error: disk full") and "rerun" in err and "Traceback" not in err
     monkeypatch.setattr(os, "fsync", real)
     assert main(argv) == 0 and "84 of 84 items" in capsys.readouterr().out
+    patch.check(tmp_path / "s")
 
 
 @pytest.fixture(scope="module")
@@ -201,6 +206,7 @@ def _predict_spec(inputs: Path, head: Path, out: Path, **kw) -> dict:
     return {"inputs": [str(inputs)], "head": str(head), "path": str(out), **kw}
 
 
+@pytest.mark.slow
 def test_a_predict_killed_mid_run_resumes_to_the_same_file(predict_inputs, tiny_head_dir, tmp_path, capsys):
     ref = tmp_path / "ref.jsonl"
     assert main(predict_argv(_predict_spec(predict_inputs, tiny_head_dir, ref))) == 0  # uninterrupted

@@ -9,11 +9,9 @@ import pickle
 import shutil
 from pathlib import Path
 
-import native_formats as nf
 import numpy as np
 import pytest
 import torch
-from faultkit import job_extract
 
 import expclip
 from expclip.checkpoint import CheckpointError, load_head, save_head
@@ -25,6 +23,9 @@ from expclip.models.backbone import Backbone
 from expclip.models.heads import build_head
 from expclip.models.hub import ModelNotAvailableError
 from expclip.models.teacher import Teacher
+
+from support import media
+from support.kill import job_extract
 
 
 class _Evil:
@@ -182,8 +183,8 @@ def test_folder_readers_refuse_links_out_of_the_dataset_unless_allowed(face_test
 def test_list_file_paths_leave_the_root_only_with_allow_outside_root(tiny_clip_dir, tmp_path, capsys):
     """--dataset and --suite read annotation files whose paths are held to the dataset root, named by line."""
     root = tmp_path / "clips"
-    nf.frame_folder(root / "in", 20)
-    nf.frame_folder(tmp_path / "private" / "c", 20)
+    media.frame_folder(root / "in", 20)
+    media.frame_folder(tmp_path / "private" / "c", 20)
     lst = tmp_path / "list.txt"
     lst.write_text("in 20 0\n../private/c 20 1\n")
     common = ["--backbone", str(tiny_clip_dir), "--num-workers", "0", "--no-progress", "--device", "cpu"]

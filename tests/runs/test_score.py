@@ -2,7 +2,7 @@
 
 Prediction files are generated from the test lists themselves: the shipped reference lists (read here with a
 plain parser of their ``<path> <num_frames> <label>`` lines, not the package's) for the video sets, tiny native
-copies (native_formats) for the static ones.
+copies (support/native.py) for the static ones.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import warnings
 from importlib import resources
 from pathlib import Path
 
-import native_formats as nf
 import numpy as np
 import pytest
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, confusion_matrix, recall_score
@@ -25,6 +24,8 @@ from expclip.prompts import OWN_PREDICTIONS
 from expclip.report.results import write_results
 from expclip.runs.answers import OUTSIDE, answer_class
 from expclip.runs.testsets import ID_RULES
+
+from support import native as nf
 
 CANON = nf.CANON
 LISTS = {"DFEW": "DFEW_set_{fold}_test.txt", "MAFW": "MAFW_set_{fold}_test.txt", "FERV39k": "FERV39k_test.txt",

@@ -11,13 +11,14 @@ import time
 import numpy as np
 import pytest
 import torch
-from faultkit import EITHER, write_image_zoo, write_video_zoo
 
 from expclip.cli import main
 from expclip.data.datasets import ItemList
 from expclip.data.images import ImageDecodeError, Preprocess, load_image, trim_long_side
 from expclip.features.extract import extract_videos
 from expclip.features.extraction import ExtractionFailure
+
+from support.zoo import EITHER, write_image_zoo, write_video_zoo
 
 
 @pytest.fixture(scope="module")
