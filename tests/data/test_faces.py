@@ -282,7 +282,7 @@ def model(tiny_head_dir):
 
 
 def test_rows_carry_the_detectors_score_and_obey_min_face_and_threshold(model):
-    from expclip.results_table import BASE_COLUMNS
+    from expclip.predict.table import BASE_COLUMNS
 
     assert BASE_COLUMNS.index("face_score") == BASE_COLUMNS.index("box_h") + 1
     image = Image.new("RGB", (200, 200), (120, 120, 120))
