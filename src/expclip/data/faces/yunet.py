@@ -60,7 +60,7 @@ class YuNetFaceDetector:
 
     >>> det = YuNetFaceDetector()  # doctest: +SKIP
     >>> [b.score for b in det.detect(Image.open("group.jpg"))]  # doctest: +SKIP
-    [0.945, 0.941, 0.938, 0.932, 0.924]
+    [0.9445, 0.9415, 0.938, 0.9324, 0.9237]
     """
 
     def __init__(self, model: str | Path | None = None, threshold: float = 0.75, nms: float = 0.3,
