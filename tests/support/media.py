@@ -1,4 +1,5 @@
-"""Test media: images, frame folders and videos whose pixels say which frame they are, and clips of drawn faces."""
+"""Test media: images, frame folders and videos whose pixels say which frame they are, clips of drawn faces, and the
+real photos of ``faces/`` (:data:`REAL_FACES`)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from expclip.data.synthetic import draw_face
 from expclip.labels import classes_for
 
 FPS = 10  # the frame rate of write_face_video
+REAL_FACES = Path(__file__).resolve().parent / "faces"  # real photos, public domain / CC0 / MIT (its SOURCE.md)
 EXPRS = classes_for(7)
 
 

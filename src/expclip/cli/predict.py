@@ -15,12 +15,15 @@ def cmd_predict(args) -> int:
     from tqdm.auto import tqdm
 
     from ..api import ExpCLIP
+    from ..data.faces import get_face_detector
     from ..models.backbone import DEFAULT_BACKBONE
     from ..predict.engine import check_frame_folder_options
     from ..predict.run import format_row, predict_to_file
 
     check_frame_folder_options(args.frame_folders, args.video_fps)  # before any model is loaded
     device = _device(args)  # a GPU that is not there is refused before any model is loaded
+    # A detector that is not installed is named (with its pip install) before any model is loaded.
+    faces = get_face_detector(args.faces, args.face_threshold)
     if args.head and args.backbone:
         log.warning("--backbone %s replaces the backbone recorded in the head", args.backbone)
     model = ExpCLIP.from_pretrained(args.head or args.backbone or DEFAULT_BACKBONE, device,
@@ -32,7 +35,8 @@ def cmd_predict(args) -> int:
                             annotate_dir=args.annotate,
                             progress=not args.no_progress,
                             on_rows=None if args.out else lambda rows: [tqdm.write(format_row(r)) for r in rows],
-                            faces=args.faces, margin=args.margin, no_face=args.no_face, max_faces=args.max_faces,
+                            faces=faces, margin=args.margin, no_face=args.no_face, max_faces=args.max_faces,
+                            min_face=args.min_face, face_threshold=args.face_threshold,
                             num_frames=args.frames, video_fps=args.video_fps, batch_size=args.batch_size,
                             num_workers=min(4, os.cpu_count() or 1) if args.num_workers is None else args.num_workers,
                             strict=args.strict)
@@ -47,6 +51,7 @@ def cmd_predict(args) -> int:
 
 
 def add_parsers(sub) -> None:
+    from ..data.faces import FACE_DETECTORS
     from ..data.images import PREPROCESSING_MODES
     from ..models.backbone import DEFAULT_BACKBONE
     from ..predict.engine import NO_FACE_MODES
@@ -78,8 +83,15 @@ def add_parsers(sub) -> None:
     s.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     s.add_argument("--annotate", default=None, metavar="DIR",
                    help="write images with boxes and labels, and a probability timeline PNG per video, into DIR")
-    s.add_argument("--faces", choices=["detect", "none"], default="detect",
-                   help="detect: find faces (OpenCV Haar cascade; default); none: inputs are already face crops")
+    s.add_argument("--faces", choices=list(FACE_DETECTORS), default="detect",
+                   help="detect (default): YuNet, a CNN detector, when installed (pip install 'expclip[faces]'), "
+                        "else OpenCV's Haar cascade with a note; yunet / haar: that detector (an error naming the "
+                        "pip install when it is missing); none: inputs are already face crops")
+    s.add_argument("--min-face", type=int, default=24, metavar="PX",
+                   help="drop faces whose detected box is under PX pixels on its shorter side (24)")
+    s.add_argument("--face-threshold", type=float, default=None, metavar="SCORE",
+                   help="drop faces whose detector score (the face_score column, 0..1) is under SCORE (default: "
+                        "YuNet's 0.75; Haar gives no score)")
     s.add_argument("--margin", type=float, default=0.2, help="grow face boxes by this fraction per side (0.2)")
     s.add_argument("--max-faces", type=int, default=None, help="keep at most N faces per image, largest first")
     s.add_argument("--no-face", choices=NO_FACE_MODES, default="whole",

@@ -56,12 +56,18 @@ class PredictOptions:
     num_workers: int = 0  # threads decoding and detecting images ahead of the model
     strict: bool = False  # raise on an unreadable input instead of recording an error row
     keep_images: bool = False  # hand decoded images to the caller (for annotation)
+    min_face: int = 24  # drop detected faces under this many pixels on the shorter side of their box
+    face_threshold: float | None = None  # drop faces scoring below this (None: the detector's own default)
 
     def __post_init__(self) -> None:
         if self.no_face not in NO_FACE_MODES:
             raise InputError(f"no_face must be one of {NO_FACE_MODES}, got {self.no_face!r}")
         if self.margin < 0 or self.batch_size < 1 or self.num_frames < 1:
             raise InputError("margin must be >= 0, batch_size and num_frames >= 1")
+        if self.min_face < 0:
+            raise InputError(f"min_face is a size in pixels, >= 0; got {self.min_face}")
+        if self.face_threshold is not None and not self.face_threshold >= 0:  # also refuses NaN
+            raise InputError(f"face_threshold is a detector score, >= 0; got {self.face_threshold}")
         if self.video_fps is not None and not self.video_fps > 0:
             raise InputError(f"video_fps must be > 0, got {self.video_fps}")
 
@@ -97,7 +103,7 @@ def _row(item: InputItem, kind: str, frame: int | None = None, timestamp: float 
             "num_faces": num_faces, "face_detected": detected,
             "box_x": box.x if box else None, "box_y": box.y if box else None,
             "box_w": box.w if box else None, "box_h": box.h if box else None,
-            "label": None, "score": None, "error": error}
+            "face_score": box.score if box else None, "label": None, "score": None, "error": error}
 
 
 def _crops(image: Image.Image, item: InputItem, kind: str, opts: PredictOptions, preprocess: Callable,
@@ -106,7 +112,7 @@ def _crops(image: Image.Image, item: InputItem, kind: str, opts: PredictOptions,
     if opts.detector is None:
         box = whole_image_box(image)
         return [_Crop(_row(item, kind, frame, timestamp, 0, 1, None, box), preprocess(image))]
-    boxes = find_faces(image, opts.detector, opts.margin, opts.max_faces)
+    boxes = find_faces(image, opts.detector, opts.margin, opts.max_faces, opts.min_face, opts.face_threshold)
     if boxes:
         return [_Crop(_row(item, kind, frame, timestamp, k, len(boxes), True, b), preprocess(b.crop(image)))
                 for k, b in enumerate(boxes)]

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Iterable, Sequence
 
 BASE_COLUMNS = ("input", "kind", "frame", "timestamp", "face", "num_faces", "face_detected",
-                "box_x", "box_y", "box_w", "box_h", "label", "score")
+                "box_x", "box_y", "box_w", "box_h", "face_score", "label", "score")
 
 
 def prob_column(label: str) -> str:
@@ -35,7 +35,7 @@ class PredictionTable(list):
         df = pd.DataFrame(list(self), columns=self.columns)
         ints = [c for c in INT_COLUMNS if c in df.columns]
         return df.astype({**{c: "Int64" for c in ints}, "face_detected": "boolean", "timestamp": "float64",
-                          "score": "float64"})
+                          "face_score": "float64", "score": "float64"})
 
 
 INT_COLUMNS = ("frame", "face", "num_faces", "box_x", "box_y", "box_w", "box_h")

