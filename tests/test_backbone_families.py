@@ -141,10 +141,29 @@ def test_siglip_text_is_lower_cased_and_padded_to_its_64_positions(family, loade
     assert not torch.allclose(want.pooler_output, other.pooler_output, atol=1e-4)  # why the padding matters
 
 
+def test_a_tokenizer_that_needs_a_missing_package_is_named(tiny, tmp_path):
+    """SigLIP 1 checkpoints ship only spiece.model, read by SiglipTokenizer through the sentencepiece package."""
+    import importlib.util
+    import shutil
+
+    from expclip.errors import ModelNotAvailableError
+
+    if importlib.util.find_spec("sentencepiece") is not None:
+        pytest.skip("sentencepiece is installed here")
+    d = shutil.copytree(tiny("siglip"), tmp_path / "siglip-spm")
+    (d / "tokenizer.json").unlink()
+    cfg = json.loads((d / "tokenizer_config.json").read_text())
+    (d / "tokenizer_config.json").write_text(json.dumps({**cfg, "tokenizer_class": "SiglipTokenizer"}))
+    (d / "spiece.model").write_bytes(b"\0" * 16)
+    with pytest.raises(ModelNotAvailableError, match="pip install sentencepiece"):
+        Backbone.from_pretrained(d)
+
+
 def test_family_table_text_lengths():
     fam = families.get_family
     assert families.text_max_length({"model_type": "altclip", "text_config": {"max_position_embeddings": 514}}) == 512
-    assert families.text_max_length({"model_type": "chinese_clip", "text_config": {"max_position_embeddings": 512}}) == 52
+    cn = {"model_type": "chinese_clip", "text_config": {"max_position_embeddings": 512}}
+    assert families.text_max_length(cn) == 52
     assert families.text_max_length({"model_type": "siglip", "text_config": {"max_position_embeddings": 64}}) == 64
     assert fam("clip").reference_native and not fam("siglip").reference_native
     assert not fam("some_new_clip").verified and fam("some_new_clip").padding == "longest"
@@ -174,7 +193,8 @@ def test_clip_preprocessing_equals_the_familys_own_processor(family, tiny, loade
             assert torch.allclose(inputs["pixel_values"], out["pixel_values"][:, :n], atol=1e-5)
         else:
             assert got.shape == out["pixel_values"][0].shape
-            assert torch.allclose(got, out["pixel_values"][0], atol=1e-5), float((got - out["pixel_values"][0]).abs().max())
+            want = out["pixel_values"][0]
+            assert torch.allclose(got, want, atol=1e-5), float((got - want).abs().max())
 
 
 # The published checkpoints' own preprocessor configs (copied from the hub pages; the processors read them as is).

@@ -209,8 +209,8 @@ def _load(path: Path) -> tuple[nn.Module, object]:
             model = AutoModel.from_pretrained(path, **kw)
         tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
     except ImportError as e:  # e.g. SigLIP's SiglipTokenizer reads spiece.model through the sentencepiece package
-        raise ModelNotAvailableError(f"loading {path} needs a package that is not installed: {e} (SigLIP's "
-                                     "tokenizer: pip install sentencepiece)") from e
+        raise ModelNotAvailableError(f"loading {path} needs a package that is not installed: {' '.join(str(e).split())}"
+                                     " (SigLIP's SiglipTokenizer: pip install sentencepiece)") from e
     except (OSError, ValueError) as e:
         raise ModelNotAvailableError(f"could not load a CLIP-family model from {path}: {e}") from e
     return model, tokenizer

@@ -128,7 +128,7 @@ def text_max_length(config: object, tokenizer: object | None = None) -> int:
     positions = int(text.get("max_position_embeddings", 77)) - fam.position_offset
     n = min(fam.max_length, positions) if fam.max_length else positions
     tok_max = getattr(tokenizer, "model_max_length", None)
-    if isinstance(tok_max, int) and 0 < tok_max < 100_000 and not fam.padding == "max_length":
+    if isinstance(tok_max, int) and 0 < tok_max < 100_000 and fam.padding != "max_length":
         n = min(n, tok_max)
     return n
 

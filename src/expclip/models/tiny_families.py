@@ -110,8 +110,10 @@ def build_tiny_siglip(out_dir: str | Path, seed: int = 0, image_size: int = 32) 
 
     tok = tiny_sentencepiece_tokenizer()
     torch.manual_seed(seed)
+    # SigLIP's text has no bos; any in-vocabulary id keeps the config loadable without a warning (None falls back
+    # to the class default 49406, outside this vocabulary).
     cfg = SiglipConfig(text_config=_text(tok, max_position_embeddings=64, eos_token_id=tok.eos_token_id,
-                                         bos_token_id=None),
+                                         bos_token_id=tok.unk_token_id),
                        vision_config=dict(_VISION, image_size=image_size))
     model = SiglipModel(cfg)
     _sigmoid_init(model)
