@@ -3,8 +3,10 @@
 Each family's image tower is built from its published config's shapes (random weights: speed does not depend on
 the values; nothing is downloaded), wrapped in expclip's ``Backbone`` with the family's conventions (SigLIP 2 NaFlex
 cuts the images into patches inside ``encode_image``, as in extraction), and timed on preprocessed tensors of the
-side its own processor gives. The text towers are small: image extraction never runs them. Per family: warm-up,
-then the median over ``--repeats`` of one batch; float32 on CPU, bfloat16 autocast on CUDA (as the loader does).
+side its own processor gives. The text towers are small: image extraction never runs them. Per family: warm-up
+(which also counts its FLOPs per image, exactly), then the median over ``--repeats`` of one batch, alternating with
+the paper's CLIP L/14 on the same batch size so that the ratio to it is measured side by side (a shared machine's
+load moves the absolute rates, much less the ratios); float32 on CPU, bfloat16 autocast on CUDA (as the loader).
 
     python bench/backbones.py                                   # every family, real sizes, CPU
     python bench/backbones.py --only siglip-so400m laion-bigG   # some of them
@@ -25,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import torch  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
-from _common import Row, load_note, median, print_table, record, timed  # noqa: E402
+from _common import Row, interleaved, load_note, median, print_table, record  # noqa: E402
 
 # Image towers of the presets (models/presets.py), from the checkpoints' published configs (shapes only).
 VIT_L14 = dict(hidden_size=1024, intermediate_size=4096, num_hidden_layers=24, num_attention_heads=16, patch_size=14,
@@ -57,6 +59,7 @@ SMALL = {  # the same families at toy sizes (the smoke test): mechanics, not fig
                                  num_block_repeats=(1,) * 7), 32, 64),
     "altclip": ("altclip", dict(SMALL_VIT, image_size=64), 32, 64),
 }
+REFERENCE = "clip-l14"  # every family is timed side by side with the paper's largest backbone
 TEXT = dict(vocab_size=512, hidden_size=64, intermediate_size=128, num_hidden_layers=1, num_attention_heads=4,
             max_position_embeddings=80, pad_token_id=1, bos_token_id=0, eos_token_id=2)
 
@@ -118,10 +121,13 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"unknown preset(s) {unknown}; choose from {list(table)}")
     dev = torch.device(args.device)
     dtype = "bf16 autocast" if dev.type == "cuda" else "float32"
+    ref = backbone(REFERENCE, table[REFERENCE], dev)
+    x_ref = torch.rand(args.batch_size, 3, table[REFERENCE][3], table[REFERENCE][3], device=dev)
+    ref.encode_image(x_ref[:1])
     rows = []
     for name in args.only or list(table):
         t0 = time.perf_counter()
-        bb = backbone(name, table[name], dev)
+        bb = ref if name == REFERENCE else backbone(name, table[name], dev)
         built = time.perf_counter() - t0
         params = sum(p.numel() for p in bb.model.vision_model.parameters())
         side = table[name][3]
@@ -130,15 +136,20 @@ def main(argv: list[str] | None = None) -> int:
         with fc:  # the warm-up (allocator, kernels) also counts the FLOPs of one image, exactly
             bb.encode_image(x[:1])
         gflop = fc.get_total_flops() / 1e9
-        secs = median([timed(lambda bb=bb, x=x: bb.encode_image(x)) for _ in range(args.repeats)])
-        rate = args.batch_size / secs
+        fns = {name: lambda bb=bb, x=x: bb.encode_image(x)}
+        if name != REFERENCE:
+            fns[REFERENCE] = lambda: ref.encode_image(x_ref)
+        times = {k: median(v) for k, v in interleaved(fns, args.repeats).items()}
+        secs = times[name]
+        ratio = secs / times.get(REFERENCE, secs)
         size = "real size" if args.size == "full" else "toy size"
         rows.append(Row("backbones", f"{name} ({bb.family.display}) images/s, {side}px, {size}, {dtype}, "
                         f"batch {args.batch_size}",
-                        f"{rate:.3g} img/s ({secs / args.batch_size:.3g} s/img; {gflop:.4g} GFLOP/img counted; "
-                        f"image tower {params / 1e6:.3g}M params)"))
+                        f"{args.batch_size / secs:.3g} img/s ({secs / args.batch_size:.3g} s/img, {ratio:.2f}x "
+                        f"{REFERENCE}'s time side by side; {gflop:.4g} GFLOP/img counted; image tower "
+                        f"{params / 1e6:,.4g}M params)"))
         print(f"{name}: built in {built:.0f} s, {rows[-1].value}", flush=True)
-        del bb, x
+        del bb, x, fns
         gc.collect()
     print_table(rows)
     record(rows, args.device, not args.no_record, note=load_note())

@@ -39,7 +39,8 @@ CASES = {
     "backbones": (["--size", "small", "--batch-size", "2", "--repeats", "1", "--only", "siglip2-so400m-naflex",
                    "align-base"],
                   {"siglip2-so400m-naflex (SigLIP 2 (NaFlex)) images/s, 64px, toy size, float32, batch 2":
-                   r"^\S+ img/s \(\S+ s/img; \S+ GFLOP/img counted; image tower \S+M params\)$",
+                   r"^\S+ img/s \(\S+ s/img, \S+x clip-l14's time side by side; \S+ GFLOP/img counted; "
+                   r"image tower \S+M params\)$",
                    "align-base (ALIGN) images/s, 64px, toy size, float32, batch 2": r" img/s "}),
     "teacher_memory": ([], {"peak RSS, load + read every weight once, mid config, float32 CPU": r"= \d+(\.\d+)?%$",
                             "parameters, blip2-flan-t5-xxl, counted on the meta device": r"= (4\d|5[0-4])\.\d%"}),

@@ -249,6 +249,7 @@ def test_store_keys_of_clip_and_blip_preprocessing_are_unchanged(tiny_clip_dir):
 
 
 # ------------------------------------------------------------------------------------------------ end to end
+@pytest.mark.slow
 @pytest.mark.parametrize("family", FAMILIES)
 def test_a_head_trains_and_evaluates_end_to_end(family, tiny, tiny_blip2_dir, face_pool, face_test, tmp_path,
                                                 capsys):
@@ -343,6 +344,7 @@ def test_a_preset_name_works_wherever_a_backbone_is_named(tiny, face_test, tmp_p
 
 
 # ------------------------------------------------------------------------------------------------ sweeps
+@pytest.mark.slow
 def test_ablate_backbones_sweeps_any_list_into_table_2(tiny, tiny_blip2_dir, face_pool, face_test, tmp_path, capsys):
     out, store = tmp_path / "out", tmp_path / "store"
     names = [str(tiny("clip")), str(tiny("siglip"))]
