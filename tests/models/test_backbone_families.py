@@ -159,6 +159,23 @@ def test_a_tokenizer_that_needs_a_missing_package_is_named(tiny, tmp_path):
         Backbone.from_pretrained(d)
 
 
+def test_stored_prompt_features_are_keyed_by_the_familys_text_rule(tiny, loaded, tmp_path):
+    """SigLIP's prompt features depend on its padding and case rule: their store key holds it, so features made
+    under another rule are never reused; CLIP's key is as before (no rule), so existing stores stay valid."""
+    from expclip.features.extract import prompt_features
+    from expclip.features.service import find_prompt_features
+
+    prompts = [["happiness."], ["sadness."]]
+    for family in ("siglip", "clip"):
+        made = prompt_features(loaded(family), prompts, tmp_path / family)
+        key = json.loads(next((tmp_path / family).glob("*/meta.json")).read_text())["key"]
+        assert ("text" in key) == (family == "siglip")
+        found = find_prompt_features(tmp_path / family, str(tiny(family)), prompts)
+        assert found is not None and torch.equal(torch.as_tensor(found), torch.as_tensor(made))
+    assert key.get("text") is None and json.loads(next((tmp_path / "siglip").glob("*/meta.json")).read_text())[
+        "key"]["text"] == {"padding": "max_length", "max_length": None, "position_offset": 0, "lowercase": True}
+
+
 def test_family_table_text_lengths():
     fam = families.get_family
     assert families.text_max_length({"model_type": "altclip", "text_config": {"max_position_embeddings": 514}}) == 512

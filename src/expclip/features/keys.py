@@ -126,6 +126,7 @@ def _prompt_data(unique: list[str]) -> dict:
     return {"name": "prompts", "n": len(unique), "sha256": key_digest({"prompts": unique})[:20]}
 
 
-def prompt_key(model: dict, unique: list[str], dtype: str) -> dict:
-    """Key of the text features of a set of unique prompt strings."""
-    return base_key("text", model, None, _prompt_data(unique), dtype=dtype)
+def prompt_key(model: dict, unique: list[str], dtype: str, text: dict | None = None) -> dict:
+    """Key of the text features of a set of unique prompt strings; ``text``: how the model's family reads text
+    (padding, length, case) where it is not CLIP's rule (:func:`expclip.models.families.text_rule`)."""
+    return base_key("text", model, None, _prompt_data(unique), dtype=dtype, **({"text": text} if text else {}))

@@ -164,6 +164,10 @@ class Backbone:
         """The image transform of preprocessing ``mode`` ("reference" or "clip": the model's own processor)."""
         return families.model_preprocess(self.resolved.path, mode, self.model.config.to_dict(), self.resolved.name)
 
+    def text_rule(self) -> dict | None:
+        """How this family reads text (None: CLIP's rule), part of the key of its stored prompt features."""
+        return families.text_rule(self.model.config)
+
     def identity(self) -> dict:
         """What identifies this model's features in store keys and head configs."""
         return {"id": self.resolved.name, "revision": self.resolved.revision}

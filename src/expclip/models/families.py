@@ -133,6 +133,19 @@ def text_max_length(config: object, tokenizer: object | None = None) -> int:
     return n
 
 
+def text_rule(config: object) -> dict | None:
+    """How the family reads text, for the key of stored prompt features: None for CLIP's rule (padding to the
+    longest prompt, the text tower's positions, case left to the tokenizer: the keys of stores made before families
+    stay valid), else the family's padding, fixed length, reserved positions and lower-casing."""
+    fam = family_of(config)
+    rule = {"padding": fam.padding, "max_length": fam.max_length, "position_offset": fam.position_offset,
+            "lowercase": fam.lowercase}
+    clip = get_family("clip")
+    same = {"padding": clip.padding, "max_length": clip.max_length, "position_offset": clip.position_offset,
+            "lowercase": clip.lowercase}
+    return None if rule == same else rule
+
+
 def tokenize(family: Family, tokenizer, texts: list[str], max_length: int) -> dict[str, torch.Tensor]:
     """``texts`` as the family's model was trained to read them: input_ids (+ attention_mask when the tokenizer
     gives one, as transformers' pipeline passes it)."""
