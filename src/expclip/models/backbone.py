@@ -203,14 +203,15 @@ def _load(path: Path) -> tuple[nn.Module, object]:
     """(model, tokenizer) of a model directory, SDPA attention where the model has it."""
     from transformers import AutoModel, AutoTokenizer
 
-    kw = dict(dtype=torch.float32, use_safetensors=True, trust_remote_code=False)
     try:
         try:
-            model = AutoModel.from_pretrained(path, attn_implementation="sdpa", **kw)
+            model = AutoModel.from_pretrained(path, attn_implementation="sdpa", dtype=torch.float32,
+                                              use_safetensors=True, trust_remote_code=False)
         except ValueError as e:  # a family without an SDPA path (e.g. ALIGN's EfficientNet): transformers' default
             if "sdpa" not in str(e).lower() and "attention" not in str(e).lower():
                 raise
-            model = AutoModel.from_pretrained(path, **kw)
+            model = AutoModel.from_pretrained(path, dtype=torch.float32, use_safetensors=True,
+                                              trust_remote_code=False)
         tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
     except ImportError as e:  # e.g. SigLIP's SiglipTokenizer reads spiece.model through the sentencepiece package
         raise ModelNotAvailableError(f"loading {path} needs a package that is not installed: {' '.join(str(e).split())}"
