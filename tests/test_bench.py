@@ -36,6 +36,12 @@ CASES = {
                "false faces on face photos / on no-face images": r"^yunet 0 / 0 vs haar \d+ / \d+ \(6 / 6 images\)$",
                "video frames called right (a face or none)": r"^yunet 4/4 vs haar \d/4 \(1 clips\)$",
                "CPU ms per image (process time), YuNet vs Haar": r"= \d+\.\d\d× \(16 photos and frames"}),
+    "backbones": (["--size", "small", "--batch-size", "2", "--repeats", "1", "--only", "siglip2-so400m-naflex",
+                   "align-base"],
+                  {"siglip2-so400m-naflex (SigLIP 2 (NaFlex)) images/s, 64px, toy size, float32, batch 2":
+                   r"^\S+ img/s \(\S+ s/img, \S+x clip-l14's time side by side; \S+ GFLOP/img counted; "
+                   r"image tower \S+M params\)$",
+                   "align-base (ALIGN) images/s, 64px, toy size, float32, batch 2": r" img/s "}),
     "teacher_memory": ([], {"peak RSS, load + read every weight once, mid config, float32 CPU": r"= \d+(\.\d+)?%$",
                             "parameters, blip2-flan-t5-xxl, counted on the meta device": r"= (4\d|5[0-4])\.\d%"}),
 }

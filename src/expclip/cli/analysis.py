@@ -23,11 +23,17 @@ def cmd_ablate(args) -> int:
     for p in (spec if isinstance(spec, list) else []) + ([args.prompt_set] if args.prompt_set else []):
         if p not in PAPER_PROMPT_SETS:
             raise InputError(f"unknown prompt set {p!r}; choose from {list(PAPER_PROMPT_SETS)}")
+    backbones = args.backbone or []
+    one_backbone = [n for n in args.presets if n not in ("backbones", "gains")]
+    if len(backbones) > 1 and one_backbone:
+        raise InputError(f"--backbone names {len(backbones)} backbones, but {', '.join(one_backbone)} runs on one: "
+                         "sweep several only with the backbones and gains presets")
     setup = AblationSetup(
         out=writable_dir(args.out) / "ablations", store=args.store,
         train=unlabelled_images(args.train_data) if args.train_data else None,
         tests=[image_folder(d) for d in args.data], results=args.results, head_runs=args.head,
-        backbone=args.backbone, backbone_revision=args.revision, teacher=args.teacher,
+        backbone=backbones[0] if backbones else None, backbones=backbones if len(backbones) > 1 else [],
+        backbone_revision=args.revision, teacher=args.teacher,
         teacher_revision=args.teacher_revision, teacher_dtype=args.teacher_dtype, preprocessing=args.preprocessing,
         seeds=args.seeds, train_cfg=TrainConfig(epochs=args.epochs, batch_size=args.train_batch_size, lr=args.lr),
         prompt_sets=spec, prompt_set=args.prompt_set, instructions=args.instructions, heads=args.heads,
@@ -80,8 +86,9 @@ def add_parsers(sub) -> None:
     s.add_argument("--results", nargs="+", default=[], help="result directories of expclip eval (backbones, gains)")
     s.add_argument("--head", nargs="+", default=[], help="existing heads or run directories to analyse (llm-encoder, "
                    "tsne; backbones/gains score them on --data when no --results is given)")
-    s.add_argument("--backbone", default=None, help=f"CLIP model (default: the --head's backbone, else "
-                   f"{DEFAULT_BACKBONE})")
+    s.add_argument("--backbone", nargs="+", default=None, help=f"backbone: a preset (expclip list), hub id or "
+                   f"folder (default: the --head's backbone, else {DEFAULT_BACKBONE}); several for the backbones and "
+                   "gains presets: a head is trained on each (--train-data) and scored with its CLIP (--data)")
     s.add_argument("--revision", default=None)
     s.add_argument("--teacher", default=DEFAULT_TEACHER)
     s.add_argument("--teacher-revision", default=None)

@@ -26,6 +26,8 @@ def cmd_import(args) -> int:
 def cmd_list(args) -> int:
     from ..labels import CLASS_ORDER, DATASET_NUM_CLASSES
     from ..models.backbone import DEFAULT_BACKBONE, PAPER_BACKBONES
+    from ..models.families import FAMILIES
+    from ..models.presets import PRESETS
     from ..models.teacher import DEFAULT_TEACHER, INSTRUCTIONS
     from ..prompts import PAPER_PROMPT_SETS, prompt_set_display_name
 
@@ -36,6 +38,13 @@ def cmd_list(args) -> int:
     for k, v in INSTRUCTIONS.items():
         print(f"  {k}: {v}")
     print(f"backbones: {', '.join(f'{k}={v}' for k, v in PAPER_BACKBONES.items())} (default {DEFAULT_BACKBONE})")
+    print("backbone presets (--backbone NAME, anywhere a backbone is named; width = feature size = a head's input):")
+    fams = {f.model_type: f.display for f in FAMILIES.values()}
+    w = max(len(p.name) for p in PRESETS.values())
+    h = max(len(p.hub_id) for p in PRESETS.values())
+    for p in PRESETS.values():
+        print(f"  {p.name:<{w}}  {p.hub_id:<{h}}  {fams.get(p.family, p.family):<17}  width {p.feature_dim:<4}  "
+              f"image {p.image_size}  ({p.source})")
     print(f"teacher: {DEFAULT_TEACHER}")
     root = Path(args.store)
     metas = sorted(root.glob("*/meta.json")) if root.is_dir() else []

@@ -138,15 +138,18 @@ def cmd_eval(args) -> int:
     models = [head_model(d, dev) for d in expand_head_dirs(args.head)]
     # A head is evaluated with the backbone and preprocessing it was trained with: an option that says otherwise
     # is refused here, before any feature is computed, instead of being silently ignored.
-    for opt, value, attr, same in (("--preprocessing", args.preprocessing, "preprocessing", str),
-                                   ("--backbone", args.backbone, "backbone", model_name)):
-        clash = [m for m in models if value is not None and same(getattr(m, attr)) != same(value)]
+    # With several backbones (a sweep), every head's backbone must be one of them; each gets its CLIP row.
+    backbones = args.backbone or []
+    for opt, values, attr, same in (("--preprocessing", [args.preprocessing] if args.preprocessing else [],
+                                     "preprocessing", str), ("--backbone", backbones, "backbone", model_name)):
+        clash = [m for m in models if values and same(getattr(m, attr)) not in {same(v) for v in values}]
         if clash:
+            value = " ".join(values)
             raise InputError(f"{opt} {value} contradicts head {clash[0].head_dir}, trained with {attr} "
                              f"{getattr(clash[0], attr)!r}; heads are evaluated as they were trained: drop {opt}, or "
                              f"evaluate a head trained with {value}")
     if not args.no_clip:
-        models = with_clip_baselines(models, args.backbone or DEFAULT_BACKBONE, args.preprocessing or "reference")
+        models = with_clip_baselines(models, backbones or [DEFAULT_BACKBONE], args.preprocessing or "reference")
     if not models:
         raise InputError("nothing to evaluate: give --head and/or leave CLIP in (no --no-clip)")
     spec = args.prompts.split(",") if args.prompts != "all" else "all"
@@ -255,8 +258,9 @@ def add_parsers(sub) -> None:
     _add_dataset_source(s, "labelled image folder (class subfolders)", suite=True)
     s.add_argument("--head", nargs="*", default=[], help="head directories or run directories of seed*/ heads")
     s.add_argument("--no-clip", action="store_true", help="leave out the plain-CLIP baseline")
-    s.add_argument("--backbone", default=None,
-                   help=f"backbone for CLIP when no head is given (default {DEFAULT_BACKBONE}); heads use their own")
+    s.add_argument("--backbone", nargs="+", default=None,
+                   help=f"backbone(s) scored as plain CLIP: presets (expclip list), hub ids or folders (default "
+                        f"{DEFAULT_BACKBONE} when no head is given); heads use their own")
     s.add_argument("--prompts", default="all", help="all (default) or comma-separated prompt-set names")
     s.add_argument("--out", default="results", help="output directory (default ./results)")
     _add_pre(s, default=None, note="default without --head; a head always uses its own")

@@ -2,15 +2,19 @@
 
 ``reference``: what the Exp-CLIP reference code feeds both CLIP and BLIP-2 — squash-resize to a square
 (bilinear), scale to [0,1], no mean/std normalization, no crop.
-``clip``: the model's own processor — resize the short side (bicubic), center crop, scale, normalize by mean/std.
+``clip``: the model's own processor, whatever its family (the name is CLIP's) — read from its
+``preprocessor_config.json``: CLIP resizes the short side (bicubic) and center-crops; SigLIP and BLIP squash to a
+square; SigLIP 2 NaFlex squashes to the square its patch budget gives a square image; ALIGN's EfficientNet processor
+may squash then crop and rescale to [-1, 1]; then scale and normalize by mean/std as configured.
 Heads trained one way must be evaluated the same way, so the mode travels with stores and heads.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -92,9 +96,10 @@ class Preprocess:
     """A picklable image -> tensor transform (it runs in DataLoader workers).
 
     mode "reference": squash-resize to ``image_size`` (bilinear), [0,1], nothing else.
-    mode "clip": the model's processor — resize the short side to ``resize`` and center crop ``image_size`` when
-    ``crop`` (CLIP), else squash-resize to ``image_size`` (BLIP); ``resample`` is a PIL filter code; then
-    normalize with ``mean``/``std``.
+    mode "clip": the model's processor — resize the short side to ``resize`` (or, with ``squash_before_crop``,
+    squash to ``resize`` x ``resize``) and center crop ``image_size`` when ``crop`` (CLIP), else squash-resize to
+    ``image_size`` (SigLIP, BLIP); ``resample`` is a PIL filter code; pixel values are scaled by ``rescale_factor``
+    (1/255: [0,1]), then normalized with ``mean``/``std``.
     """
 
     mode: str = "reference"
@@ -104,6 +109,10 @@ class Preprocess:
     resample: int = int(Image.BILINEAR)
     mean: tuple[float, ...] | None = None
     std: tuple[float, ...] | None = None
+    # Added for other families' processors; describe() leaves them out at their defaults, so that the keys of
+    # stores made before them (CLIP, BLIP) are unchanged.
+    squash_before_crop: bool = False
+    rescale_factor: float = 1 / 255
 
     def __post_init__(self) -> None:
         if self.mode not in PREPROCESSING_MODES:
@@ -111,11 +120,15 @@ class Preprocess:
 
     def __call__(self, img: Image.Image) -> torch.Tensor:
         """PIL RGB image -> float32 tensor (3, image_size, image_size)."""
-        if self.crop:
+        if self.crop and self.squash_before_crop:
+            img = center_crop(img.resize((self.resize, self.resize), self.resample), self.image_size)
+        elif self.crop:
             img = center_crop(resize_short_side(trim_long_side(img), self.resize, self.resample), self.image_size)
         else:
             img = img.resize((self.image_size, self.image_size), self.resample)
         t = pil_to_tensor01(img)
+        if not math.isclose(self.rescale_factor, 1 / 255, rel_tol=1e-12):
+            t = t.mul_(self.rescale_factor * 255.0)
         if self.mean is not None and self.std is not None:
             mean = torch.tensor(self.mean, dtype=torch.float32).view(3, 1, 1)
             std = torch.tensor(self.std, dtype=torch.float32).view(3, 1, 1)
@@ -123,8 +136,15 @@ class Preprocess:
         return t
 
     def describe(self) -> dict:
-        """What is recorded in store keys and head configs."""
-        return asdict(self)
+        """What is recorded in store keys and head configs (fields added later only where they are not default)."""
+        d = asdict(self)
+        for f in fields(self):
+            if f.name in _LATER_FIELDS and d[f.name] == f.default:
+                del d[f.name]
+        return d
+
+
+_LATER_FIELDS = ("squash_before_crop", "rescale_factor")
 
 
 def pil_to_tensor01(img: Image.Image) -> torch.Tensor:
@@ -172,7 +192,10 @@ def preprocess_for_model(model_dir: str | Path, mode: str, vision_image_size: in
     """The :class:`Preprocess` of a model directory for ``mode``.
 
     "reference" ignores the model's processor (square ``vision_image_size``, bilinear, [0,1]: 224 for the paper's
-    models); "clip" follows its ``preprocessor_config.json`` (CLIP: short side + center crop; BLIP: square).
+    models); "clip" follows its ``preprocessor_config.json``: CLIP short side + center crop, a ``height``/``width``
+    size squashes (SigLIP, BLIP; then center-crops where ``do_center_crop``), a NaFlex ``max_num_patches`` budget
+    squashes to ``patch_size · ⌊√max_num_patches⌋`` (what the processor gives a square image), and EfficientNet's
+    ``rescale_offset`` / ``include_top`` fold into the mean and std.
     """
     if mode == "reference":
         return Preprocess("reference", vision_image_size, vision_image_size)
@@ -180,16 +203,41 @@ def preprocess_for_model(model_dir: str | Path, mode: str, vision_image_size: in
         raise InputError(f"unknown preprocessing mode {mode!r}; choose one of {PREPROCESSING_MODES}")
     cfg_path = Path(model_dir) / "preprocessor_config.json"
     cfg = json.loads(cfg_path.read_text()) if cfg_path.is_file() else {}
+    resample = int(cfg.get("resample", int(Image.BICUBIC)))
+    if "max_num_patches" in cfg:  # SigLIP 2 NaFlex: the side its patch budget gives a square image
+        side = int(cfg.get("patch_size", 16)) * math.isqrt(int(cfg["max_num_patches"]))
+        mean, std, factor = _normalization(cfg)
+        return Preprocess("clip", side, side, False, resample, mean, std, rescale_factor=factor)
     size = cfg.get("size", {"shortest_edge": vision_image_size})
     if not isinstance(size, dict):
         size = {"shortest_edge": int(size)}
-    crop = bool(cfg.get("do_center_crop", "shortest_edge" in size))
+    squash = "shortest_edge" not in size
+    if squash and int(size.get("height", 0)) != int(size.get("width", size.get("height", 0))):
+        raise InputError(f"{cfg_path}: a non-square resize {size} is not supported (features are square images)")
+    crop = bool(cfg.get("do_center_crop", not squash))
     resize = int(size.get("shortest_edge", size.get("height", vision_image_size)))
     crop_cfg = cfg.get("crop_size", {"height": vision_image_size})
     crop_size = int(crop_cfg.get("height", vision_image_size) if isinstance(crop_cfg, dict) else crop_cfg)
-    image_size = crop_size if crop else int(size.get("height", resize))
+    image_size = crop_size if crop else resize
+    mean, std, factor = _normalization(cfg)
+    return Preprocess("clip", image_size, resize, crop, resample, mean, std, squash_before_crop=squash and crop,
+                      rescale_factor=factor)
+
+
+def _normalization(cfg: dict) -> tuple[tuple[float, ...] | None, tuple[float, ...] | None, float]:
+    """(mean, std, rescale factor) with ``t = (x · factor − mean) / std`` equal to the processor's steps: rescale
+    (EfficientNet: minus 1 with ``rescale_offset``), normalize, and EfficientNet's ``include_top`` (a second
+    division by std). ``(None, None)`` when nothing is subtracted or divided."""
+    factor = float(cfg.get("rescale_factor", 1 / 255)) if cfg.get("do_rescale", True) else 1.0
     normalize = cfg.get("do_normalize", True)
-    mean = tuple(float(x) for x in cfg.get("image_mean", OPENAI_CLIP_MEAN)) if normalize else None
-    std = tuple(float(x) for x in cfg.get("image_std", OPENAI_CLIP_STD)) if normalize else None
-    resample = int(cfg.get("resample", int(Image.BICUBIC)))
-    return Preprocess("clip", image_size, resize, crop, resample, mean, std)
+    m = [float(x) for x in cfg.get("image_mean", OPENAI_CLIP_MEAN)] if normalize else [0.0, 0.0, 0.0]
+    s = [float(x) for x in cfg.get("image_std", OPENAI_CLIP_STD)] if normalize else [1.0, 1.0, 1.0]
+    offset = 1.0 if cfg.get("rescale_offset", False) else 0.0
+    # include_top exists only in EfficientNet's processor, where it defaults to True
+    include_top = bool(cfg.get("include_top", str(cfg.get("image_processor_type", "")).startswith("EfficientNet")))
+    top = [float(x) for x in cfg.get("image_std", OPENAI_CLIP_STD)] if include_top else [1.0] * 3
+    mean = tuple(offset + mi for mi in m)
+    std = tuple(si * ti for si, ti in zip(s, top))
+    if not normalize and not offset and not include_top:
+        return None, None, factor
+    return mean, std, factor

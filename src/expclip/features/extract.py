@@ -213,7 +213,8 @@ def prompt_features(backbone: ImageEncoder, prompts: list[list[str]], store_root
     unique = sorted({p for cls in prompts for p in cls})
     if store_root is None:
         return per_class(backbone.encode_text(unique), unique, prompts)
-    key = prompt_key(backbone.identity(), unique, compute_dtype_name(backbone.amp_dtype))
+    rule = getattr(backbone, "text_rule", None)  # a backbone's family rule; other text encoders have none
+    key = prompt_key(backbone.identity(), unique, compute_dtype_name(backbone.amp_dtype), rule() if rule else None)
     path, key = store_location(store_root, key)
     store = require_store(run_extraction(
         path, key, [{"path": None, "text": t} for t in unique], _TextLoader(tuple(unique)),

@@ -4,7 +4,6 @@ matched to stores without loading it."""
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,10 +12,12 @@ from typing import Any
 import torch
 
 from ..data.datasets import ItemList
-from ..data.images import Preprocess, preprocess_for_model
+from ..data.images import Preprocess
 from ..data.video import SAMPLING_RULES
 from ..errors import InputError, ModelNotAvailableError, StoreError
+from ..models import families
 from ..models.hub import ResolvedModel, resolve_model
+from ..models.presets import resolve_preset
 from ..models.teacher import resolve_instruction
 from .store import FEATURE_CODE_VERSION, FeatureStore, find_store, key_digest, store_path
 
@@ -37,9 +38,7 @@ def base_key(kind: str, model: dict, preprocess: Preprocess | None, data: ItemLi
 
 def model_preprocess(resolved: ResolvedModel, mode: str) -> Preprocess:
     """The preprocessing of ``mode`` for a model directory, from its config files alone (no weights loaded)."""
-    cfg = json.loads((resolved.path / "config.json").read_text())
-    size = int(cfg.get("vision_config", {}).get("image_size", 224))
-    return preprocess_for_model(resolved.path, mode, size)
+    return families.model_preprocess(resolved.path, mode, name=resolved.name)
 
 
 def compute_dtype_name(amp_dtype: torch.dtype | None) -> str:
@@ -82,7 +81,7 @@ def lookup_model(name: str, revision: str | None) -> _Lookup:
     except ModelNotAvailableError:
         log.info("%s is not available locally; matching stores by its name and any revision", name)
         free = ("dtype",) if revision else ("dtype", "model.revision")
-        return _Lookup({"id": str(name), "revision": revision}, None, free)
+        return _Lookup({"id": resolve_preset(name), "revision": revision}, None, free)
 
 
 def find_keyed(store_root: Path, key: dict, free: tuple[str, ...], resolved: ResolvedModel | None, mode: str,
@@ -127,6 +126,7 @@ def _prompt_data(unique: list[str]) -> dict:
     return {"name": "prompts", "n": len(unique), "sha256": key_digest({"prompts": unique})[:20]}
 
 
-def prompt_key(model: dict, unique: list[str], dtype: str) -> dict:
-    """Key of the text features of a set of unique prompt strings."""
-    return base_key("text", model, None, _prompt_data(unique), dtype=dtype)
+def prompt_key(model: dict, unique: list[str], dtype: str, text: dict | None = None) -> dict:
+    """Key of the text features of a set of unique prompt strings; ``text``: how the model's family reads text
+    (padding, length, case) where it is not CLIP's rule (:func:`expclip.models.families.text_rule`)."""
+    return base_key("text", model, None, _prompt_data(unique), dtype=dtype, **({"text": text} if text else {}))

@@ -1,7 +1,9 @@
 """The student: a CLIP-family dual encoder loaded with transformers ``from_pretrained``.
 
-``encode_image`` / ``encode_text`` return the model's projected, UN-normalized features (the head is applied
-before normalization, as in the reference).
+Any family :mod:`expclip.models.families` knows (CLIP and CLIP-format checkpoints, SigLIP, SigLIP 2, MetaCLIP 2,
+ALIGN, AltCLIP, Chinese-CLIP), each read and scored with its own conventions; a preset name
+(:mod:`expclip.models.presets`) or a hub id or a local folder. ``encode_image`` / ``encode_text`` return the model's
+projected, UN-normalized features (the head is applied before normalization, as in the reference).
 """
 
 from __future__ import annotations
@@ -13,9 +15,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..data.images import Preprocess, preprocess_for_model
+from ..data.images import Preprocess
 from ..devices import resolve_device
+from . import families
+from .families import Family, feature_dim
 from .hub import ModelNotAvailableError, ResolvedModel, resolve_model, weight_files
+from .presets import preset_for_hub_id, resolve_preset
 
 log = logging.getLogger(__name__)
 
@@ -29,17 +34,16 @@ PAPER_FEATURE_DIMS = {PAPER_BACKBONES["B32"]: 512, PAPER_BACKBONES["B16"]: 512, 
 
 
 def backbone_short_name(model_id: str | Path) -> str:
-    """The paper's name of its backbones ("openai/clip-vit-large-patch14" -> "L/14"); other hub ids and local
-    folders by their last part."""
+    """The paper's name of its backbones ("openai/clip-vit-large-patch14" -> "L/14"), a preset's name for its hub id
+    ("google/siglip2-so400m-patch14-384" -> "siglip2-so400m"); other hub ids and local folders by their last part."""
+    model_id = resolve_preset(model_id)
     for short, hub in PAPER_BACKBONES.items():
-        if str(model_id) == hub:
+        if model_id == hub:
             return f"{short[0]}/{short[1:]}"
-    return Path(str(model_id)).name or str(model_id)
-
-
-def feature_dim(config: object) -> int:
-    """Width of a dual encoder's projected features, from its transformers config."""
-    return int(getattr(config, "projection_dim", None) or config.text_config.hidden_size)  # type: ignore[attr-defined]
+    preset = preset_for_hub_id(model_id)
+    if preset is not None:
+        return preset.name
+    return Path(model_id).name or model_id
 
 
 def known_feature_dim(name: str | Path, revision: str | None = None) -> int | None:
@@ -52,8 +56,9 @@ def known_feature_dim(name: str | Path, revision: str | None = None) -> int | No
     try:
         resolved = resolve_model(name, revision, local_files_only=True)
         return feature_dim(AutoConfig.from_pretrained(resolved.path, trust_remote_code=False))
-    except (ModelNotAvailableError, OSError, ValueError, AttributeError):
-        return PAPER_FEATURE_DIMS.get(str(name))
+    except (ModelNotAvailableError, OSError, ValueError, AttributeError, KeyError):
+        preset = preset_for_hub_id(resolve_preset(name))
+        return PAPER_FEATURE_DIMS.get(str(name)) or (preset.feature_dim if preset else None)
 
 
 def _output_tensor(out: object) -> torch.Tensor:
@@ -83,7 +88,7 @@ def _refuse_teacher(name: str | Path, path: Path) -> None:
 
 @dataclass
 class Backbone:
-    """A loaded CLIP-family model with its identity (name + revision) and preprocessing."""
+    """A loaded CLIP-family model with its identity (name + revision), family conventions and preprocessing."""
 
     model: nn.Module
     tokenizer: object
@@ -94,6 +99,8 @@ class Backbone:
     max_text_length: int
     amp_dtype: torch.dtype | None = None  # autocast dtype on GPU (bfloat16); None = full float32
     _logit_scale: float = field(default=100.0, repr=False)
+    family: Family = field(default_factory=lambda: families.get_family("clip"))
+    logit_bias: float | None = None  # SigLIP's learned bias: recorded, never added to scores (argmax-invariant)
 
     @classmethod
     def from_pretrained(
@@ -104,24 +111,15 @@ class Backbone:
         amp: bool = True,
         local_files_only: bool | None = None,
     ) -> "Backbone":
-        """Load a CLIP-family model (hub id or local directory) for inference.
+        """Load a dual image/text encoder (preset name, hub id or local directory) for inference.
 
         On CUDA, forward passes run under bfloat16 autocast when ``amp`` (features are returned in float32).
         """
-        from transformers import AutoModel, AutoTokenizer
-
         resolved = resolve_model(name_or_path, revision, local_files_only)
         weight_files(resolved.path)  # refuse pickled-only repos before transformers would unpickle them
         _refuse_teacher(name_or_path, resolved.path)
         dev = resolve_device(device)
-        try:
-            model = AutoModel.from_pretrained(
-                resolved.path, dtype=torch.float32, attn_implementation="sdpa", use_safetensors=True,
-                trust_remote_code=False,
-            )
-            tokenizer = AutoTokenizer.from_pretrained(resolved.path, trust_remote_code=False)
-        except (OSError, ValueError) as e:
-            raise ModelNotAvailableError(f"could not load a CLIP-family model from {resolved.path}: {e}") from e
+        model, tokenizer = _load(resolved.path)
         if not (hasattr(model, "get_image_features") and hasattr(model, "get_text_features")):
             raise ModelNotAvailableError(
                 f"{name_or_path!r} ({type(model).__name__}) is not a dual image/text encoder "
@@ -129,21 +127,24 @@ class Backbone:
             )
         model.eval().requires_grad_(False).to(dev)
         cfg = model.config
-        vcfg, tcfg = cfg.vision_config, cfg.text_config
-        embed_dim = feature_dim(cfg)
-        scale = getattr(model, "logit_scale", None)
-        logit_scale = float(scale.exp().item()) if scale is not None else 100.0
+        fam = families.family_of(cfg)
+        if not fam.verified:
+            log.warning("%s is a %r model, not one of the families expclip verifies (%s): loaded with CLIP's "
+                        "conventions (text padded to the longest prompt, κ = exp(logit_scale)); check its scores",
+                        name_or_path, fam.model_type, ", ".join(families.FAMILIES))
         amp_dtype = torch.bfloat16 if (amp and dev.type == "cuda") else None
         return cls(
             model=model,
             tokenizer=tokenizer,
             resolved=resolved,
             device=dev,
-            image_size=int(vcfg.image_size),
-            embed_dim=embed_dim,
-            max_text_length=int(getattr(tcfg, "max_position_embeddings", 77)),
+            image_size=families.vision_image_size(cfg),
+            embed_dim=feature_dim(cfg),
+            max_text_length=families.text_max_length(cfg, tokenizer),
             amp_dtype=amp_dtype,
-            _logit_scale=logit_scale,
+            _logit_scale=families.logit_scale(fam, model),
+            family=fam,
+            logit_bias=families.logit_bias(model),
         )
 
     @property
@@ -160,8 +161,12 @@ class Backbone:
         return self._logit_scale
 
     def preprocess(self, mode: str = "reference") -> Preprocess:
-        """The image transform of preprocessing ``mode`` ("reference" or "clip") for this model."""
-        return preprocess_for_model(self.resolved.path, mode, self.image_size)
+        """The image transform of preprocessing ``mode`` ("reference" or "clip": the model's own processor)."""
+        return families.model_preprocess(self.resolved.path, mode, self.model.config.to_dict(), self.resolved.name)
+
+    def text_rule(self) -> dict | None:
+        """How this family reads text (None: CLIP's rule), part of the key of its stored prompt features."""
+        return families.text_rule(self.model.config)
 
     def identity(self) -> dict:
         """What identifies this model's features in store keys and head configs."""
@@ -176,23 +181,41 @@ class Backbone:
     def encode_image(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """(B,3,H,W) preprocessed images -> (B,D) float32 projected image features (not normalized)."""
         x = pixel_values.to(self.device, non_blocking=True)
+        inputs = families.image_inputs(self.family, self.model.config.to_dict() if self.family.naflex else {}, x)
         with self._autocast():
-            out = _output_tensor(self.model.get_image_features(pixel_values=x))
+            out = _output_tensor(self.model.get_image_features(**inputs))
         return out.float()
 
     @torch.inference_mode()
     def encode_text(self, texts: list[str], batch_size: int = 256) -> torch.Tensor:
-        """N strings -> (N,D) float32 projected text features (not normalized)."""
+        """N strings -> (N,D) float32 projected text features (not normalized), tokenized by the family's rule
+        (SigLIP: lower-cased, padded to its 64 positions; others: padded to the longest prompt)."""
         outs = []
         for i in range(0, len(texts), batch_size):
-            tok = self.tokenizer(
-                texts[i : i + batch_size],
-                padding=True,
-                truncation=True,
-                max_length=self.max_text_length,
-                return_tensors="pt",
-            )
-            tok = {k: v.to(self.device) for k, v in tok.items() if k in ("input_ids", "attention_mask")}
+            tok = families.tokenize(self.family, self.tokenizer, texts[i : i + batch_size], self.max_text_length)
+            tok = {k: v.to(self.device) for k, v in tok.items()}
             with self._autocast():
                 outs.append(_output_tensor(self.model.get_text_features(**tok)).float())
         return torch.cat(outs).cpu() if outs else torch.zeros(0, self.embed_dim)
+
+
+def _load(path: Path) -> tuple[nn.Module, object]:
+    """(model, tokenizer) of a model directory, SDPA attention where the model has it."""
+    from transformers import AutoModel, AutoTokenizer
+
+    try:
+        try:
+            model = AutoModel.from_pretrained(path, attn_implementation="sdpa", dtype=torch.float32,
+                                              use_safetensors=True, trust_remote_code=False)
+        except ValueError as e:  # a family without an SDPA path (e.g. ALIGN's EfficientNet): transformers' default
+            if "sdpa" not in str(e).lower() and "attention" not in str(e).lower():
+                raise
+            model = AutoModel.from_pretrained(path, dtype=torch.float32, use_safetensors=True,
+                                              trust_remote_code=False)
+        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
+    except ImportError as e:  # e.g. SigLIP's SiglipTokenizer reads spiece.model through the sentencepiece package
+        raise ModelNotAvailableError(f"loading {path} needs a package that is not installed: {' '.join(str(e).split())}"
+                                     " (SigLIP's SiglipTokenizer: pip install sentencepiece)") from e
+    except (OSError, ValueError) as e:
+        raise ModelNotAvailableError(f"could not load a CLIP-family model from {path}: {e}") from e
+    return model, tokenizer

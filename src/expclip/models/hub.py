@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ModelNotAvailableError
+from .presets import resolve_preset
 
 log = logging.getLogger(__name__)
 
@@ -74,16 +75,20 @@ def directory_fingerprint(path: Path) -> str:
 
 def model_name(name: str | os.PathLike) -> str:
     """How a head config names its model: a local directory by its absolute path (so that a head trained from one
-    folder loads from any other, and ``./clip``, ``clip/`` and ``/abs/clip`` compare equal), a hub id as given."""
-    return os.path.abspath(name) if Path(name).is_dir() else str(name)
+    folder loads from any other, and ``./clip``, ``clip/`` and ``/abs/clip`` compare equal), a hub id as given, a
+    preset (``siglip2-so400m``) by its hub id."""
+    return os.path.abspath(name) if Path(name).is_dir() else resolve_preset(name)
 
 
 def resolve_model(name: str | os.PathLike, revision: str | None = None, local_files_only: bool | None = None) -> ResolvedModel:
-    """Find ``name`` as a local directory, else in the Hugging Face cache or hub.
+    """Find ``name`` as a local directory, else (a preset name first becoming its hub id) in the Hugging Face cache
+    or hub.
 
     Raises:
         ModelNotAvailableError: naming the model and how to make it available offline.
     """
+    if not isinstance(name, os.PathLike):
+        name = resolve_preset(name)  # the one place preset names are resolved: everything below sees the hub id
     p = Path(name)
     if p.is_dir():
         if not (p / "config.json").is_file():

@@ -22,6 +22,7 @@ from ..data.datasets import DatasetError, ItemList, image_folder
 from ..data.registry import PAPER_DATASETS, find_dataset_root, get_spec, load_dataset
 from .evaluate import Model, clip_model, evaluate
 from ..models.backbone import PAPER_BACKBONES, backbone_short_name
+from ..models.hub import model_name
 from ..prompts import resolve_prompt_sets
 from ..errors import InputError
 
@@ -142,16 +143,22 @@ def load_entries(entries: list[SuiteEntry]) -> list[ItemList]:
     return out
 
 
-def with_clip_baselines(models: list[Model], backbone: str, preprocessing: str) -> list[Model]:
-    """``models`` with a plain-CLIP row in front of the heads of each backbone (``backbone`` when there are none).
+def with_clip_baselines(models: list[Model], backbone: str | list[str], preprocessing: str) -> list[Model]:
+    """``models`` with a plain-CLIP row in front of the heads of each backbone; ``backbone`` (one or a list) are
+    scored too: alone when there are no heads, else those the heads do not already use.
 
     Rows follow the paper's tables (CLIP B/32, Exp-CLIP B/32, CLIP B/16, ...); with several backbones the CLIP rows
     are named "CLIP B/16", ... (and by preprocessing when that differs) so that they do not merge.
     """
-    pairs = {(m.backbone, m.backbone_revision, m.preprocessing) for m in models} or {(backbone, None, preprocessing)}
-    rank = {v: i for i, v in enumerate(PAPER_BACKBONES.values())}
+    pairs = {(m.backbone, m.backbone_revision, m.preprocessing) for m in models}
+    named = [backbone] if isinstance(backbone, str) else list(backbone)
+    used = {model_name(b) for b, _, _ in pairs}
+    if not pairs or len(named) > 1:
+        pairs |= {(b, None, preprocessing) for b in named if model_name(b) not in used}
+    rank = {v: i for i, v in enumerate(PAPER_BACKBONES.values())}  # the paper's first, then as named
+    rank |= {model_name(b): len(PAPER_BACKBONES) + i for i, b in enumerate(named) if model_name(b) not in rank}
     out = []
-    for b, rev, pre in sorted(pairs, key=lambda p: (rank.get(p[0], len(rank)), str(p))):
+    for b, rev, pre in sorted(pairs, key=lambda p: (rank.get(model_name(p[0]), len(rank)), str(p))):
         m = clip_model(b, pre, rev)
         if len(pairs) > 1:
             m.group = f"CLIP {backbone_short_name(b)}"

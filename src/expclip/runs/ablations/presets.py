@@ -14,7 +14,8 @@ heads          linear (paper) vs 2-layer MLP vs 3-layer MLP vs Transformer encod
 instructions   teacher targets with the task-related, short, task-unrelated and user-given instructions
 llm-encoder    the LLM as zero-shot encoder in the head's E-d space: (a) image via teacher, text via CLIP+P;
                (b) image via CLIP+P, text via T5 encoder; (c) both via the LLM — against CLIP and Exp-CLIP
-backbones      CLIP vs Exp-CLIP per backbone with the gain row (Table 2's layout), from result cells
+backbones      CLIP vs Exp-CLIP per backbone with the gain row (Table 2's layout), from result cells or a
+               linear head trained on each backbone of a sweep (any list: presets, hub ids, folders)
 gains          the mean gain of Exp-CLIP over CLIP across prompt sets per backbone, from result cells
 tsne           t-SNE of image features before / after the head, coloured by class; silhouette table
 =============  ==========================================================================================
@@ -165,15 +166,16 @@ def _results_cells(setup: AblationSetup) -> list[dict]:
 
 
 def run_backbones(setup: AblationSetup) -> Ablation:
-    """CLIP vs Exp-CLIP per backbone, with the gain row (Table 2's layout)."""
-    cells = _results_cells(setup)
+    """CLIP vs Exp-CLIP per backbone, with the gain row (Table 2's layout): from result cells or given heads, else
+    a head trained on each backbone of the sweep (``--backbone A B ...``)."""
+    cells = _results_cells(setup) if setup.results or setup.head_runs else setup.sweep_backbones()
     return Ablation("backbones", backbone_table(cells, setup.prompt_set), cells, setup.describe(),
                     setup.random_weights(cells))
 
 
 def run_gains(setup: AblationSetup) -> Ablation:
-    """The paper's mean gain of Exp-CLIP over CLIP across prompt sets, per backbone."""
-    cells = _results_cells(setup)
+    """The paper's mean gain of Exp-CLIP over CLIP across prompt sets, per backbone (cells as for backbones)."""
+    cells = _results_cells(setup) if setup.results or setup.head_runs else setup.sweep_backbones()
     return Ablation("gains", gain_table(cells), cells, setup.describe(), setup.random_weights(cells))
 
 
@@ -236,9 +238,9 @@ PRESETS: dict[str, Preset] = {p.name: p for p in [
            ("train", "tests"), run_instructions),
     Preset("llm-encoder", "The LLM as zero-shot image and/or text encoder vs CLIP and Exp-CLIP",
            ("train|head_runs", "tests"), run_llm_encoder),
-    Preset("backbones", "CLIP vs Exp-CLIP per backbone with the gain row (Table 2's layout)", ("results|head_runs",),
-           run_backbones),
-    Preset("gains", "Mean gain of Exp-CLIP over CLIP across prompt sets, per backbone", ("results|head_runs",),
+    Preset("backbones", "CLIP vs Exp-CLIP per backbone with the gain row (Table 2's layout)",
+           ("results|head_runs|train",), run_backbones),
+    Preset("gains", "Mean gain of Exp-CLIP over CLIP across prompt sets, per backbone", ("results|head_runs|train",),
            run_gains),
     Preset("tsne", "Image features before/after the head in t-SNE, coloured by class", ("train|head_runs", "tests"),
            run_tsne),

@@ -48,6 +48,7 @@ class AblationSetup:
     results: list[Path] = field(default_factory=list)
     head_runs: list[Path] = field(default_factory=list)
     backbone: str | None = None  # None: the first --head's backbone, else DEFAULT_BACKBONE
+    backbones: list[str] = field(default_factory=list)  # the backbones preset's sweep (empty: ``backbone`` alone)
     backbone_revision: str | None = None
     teacher: str = DEFAULT_TEACHER
     teacher_revision: str | None = None
@@ -115,7 +116,8 @@ class AblationSetup:
             "train_data": None if self.train is None else {"name": self.train.name, "n": len(self.train)},
             "test_data": [{"name": d.name, "n": len(d), "classes": d.classes} for d in self.tests],
             "results": [str(p) for p in self.results], "head_runs": [str(p) for p in self.head_runs],
-            "backbone": self.backbone, "backbone_revision": self.backbone_revision, "teacher": self.teacher,
+            "backbone": self.backbone, "backbone_revision": self.backbone_revision, "backbones": self.backbones,
+            "teacher": self.teacher,
             "teacher_revision": self.teacher_revision, "preprocessing": self.preprocessing, "seeds": self.seeds,
             "train": self.train_cfg.to_dict(), "logit_scale": self.logit_scale, "prompt_sets": self.prompt_sets,
             "table_prompt_set": self.prompt_set,
@@ -143,9 +145,9 @@ class AblationSetup:
         return prompt_features_for(t5, prompts, self.store)
 
     # -------------------------------------------------------------------------------------------- heads, scoring
-    def train_variant(self, head: str = "linear", instruction: str = "task") -> list[Path]:
+    def train_variant(self, head: str = "linear", instruction: str = "task", under: str | None = None) -> list[Path]:
         """Heads of type ``head`` trained on targets of ``instruction``, one per seed, under
-        ``out/heads/<head>-<instruction>/``; already trained ones are reused. Returns their directories."""
+        ``out/heads/[<under>/]<head>-<instruction>/``; already trained ones are reused. Returns their directories."""
         if self.train is None:
             raise InputError("this preset trains heads: give the unlabelled training pool (--train-data)")
         img = self.image_store(self.train)
@@ -153,7 +155,8 @@ class AblationSetup:
         kappa = self.logit_scale if self.logit_scale is not None else float(img.meta.get("logit_scale", 100.0))
         cfg = replace(self.train_cfg, head=head, logit_scale=kappa)
         tag = f"{head}-{instruction_tag(instruction)}"
-        return fit_heads(img, tgt, self.out / "heads" / tag, self.seeds, cfg, run_name=tag, device=self.device)
+        folder = self.out / "heads" / under / tag if under else self.out / "heads" / tag
+        return fit_heads(img, tgt, folder, self.seeds, cfg, run_name=tag, device=self.device)
 
     def check_head_features(self, m: Model) -> None:
         """Refuse to analyse head ``m`` on image features of another backbone or preprocessing than its own
@@ -189,6 +192,32 @@ class AblationSetup:
         for data in self.tests:
             cells += evaluate(data, models, resolve_prompt_sets(self.prompt_sets, data.classes), self.store,
                               self.device, self.batch_size, self.num_workers, self.progress)
+        return cells
+
+    def sweep_backbones(self) -> list[dict]:
+        """Table 2 over any list of backbones: per backbone, the paper's linear head (every seed) trained on its own
+        features and the shared teacher targets, then CLIP and Exp-CLIP scored on every test set. Each backbone's
+        features live in their own stores (the key holds the model and its revision); its heads go to
+        ``out/heads/<backbone>/linear-task/``."""
+        from ...files import slug
+        from ...models.backbone import backbone_short_name
+
+        if self.train is None or not self.tests:
+            raise InputError("sweeping backbones trains a head on each: give --train-data and --data (or tabulate "
+                             "existing results with --results / --head)")
+        names = list(dict.fromkeys(self.backbones or [self.backbone]))
+        folders = [slug(backbone_short_name(n)) for n in names]
+        if len(set(folders)) < len(folders):  # two local folders of one name: tell their heads apart
+            folders = [f"{f}-{key_digest({'model': model_name(n)})[:6]}" for f, n in zip(folders, names)]
+        cells: list[dict] = []
+        for name, folder in zip(names, folders):
+            sub = replace(self, backbone=name, backbone_revision=None if name != self.backbone else
+                          self.backbone_revision, backbones=[], head_runs=[], results=[], _backbone=None)
+            sub._teacher = self.lazy_teacher()  # one teacher for every backbone (its targets are cached anyway)
+            heads = [head_model(d, self.device) for d in sub.train_variant("linear", "task", under=folder)]
+            for m in heads:
+                m.group = "Exp-CLIP"
+            cells += sub.evaluate([clip_model(name, self.preprocessing, sub.backbone_revision)] + heads)
         return cells
 
     def random_weights(self, cells: Iterable[dict] = ()) -> bool:
