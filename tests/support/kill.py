@@ -29,8 +29,8 @@ TMP_NAME = re.compile(r"^\..+\.tmp(-\d+)?$")
 
 
 def driver_env() -> dict[str, str]:
-    """The driver's environment (for a test that starts a driver itself): this one, with tests/ importable ahead of whatever PYTHONPATH already holds (such
-    as the src/ of a checkout that is not the installed one)."""
+    """The driver's environment (also for a test that starts a driver itself): this one, with tests/ importable
+    ahead of whatever PYTHONPATH already holds (such as the src/ of a checkout that is not the installed one)."""
     path = os.pathsep.join(p for p in (str(TESTS), os.environ.get("PYTHONPATH", "")) if p)
     return {**os.environ, "PYTHONPATH": path}
 
