@@ -200,7 +200,7 @@ def test_two_predict_resume_processes_on_one_file_the_second_is_refused(photos, 
     spec = {"inputs": [str(photos)], "head": str(tiny_head_dir), "path": str(tmp_path / "rows.csv")}
     ref = {**spec, "path": str(tmp_path / "ref.csv")}
     assert main(predict_argv(ref)) == 0
-    proc = subprocess.Popen(driver_argv("lines", {**spec, "sleep": 2.0}), stdout=subprocess.PIPE,
+    proc = subprocess.Popen(driver_argv("lines", {**spec, "sleep": 1.5}), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, env=driver_env())
     try:
         t0 = time.monotonic()
@@ -257,30 +257,36 @@ def test_predict_on_a_full_disk_keeps_no_torn_row_and_says_how_to_resume(tiny_he
     whole row, and --resume finishes it."""
     photos = tmp_path / "photos"
     photos.mkdir()
-    for i in range(24):
+    for i in range(12):
         draw_face("happiness", 32, seed=i).save(photos / f"p{i:02d}.png")
     out = tmp_path / "rows.csv"
-    spec = {"inputs": [str(photos)], "head": str(tiny_head_dir), "path": str(out)}
-    assert main(predict_argv({**spec, "path": str(tmp_path / "ref.csv")})) == 0
+
+    def argv(path: Path) -> list[str]:  # a small run record (two labels, one template); batches of 1: same bytes
+        return ["predict", str(photos), "--out", str(path), "--resume", "--head", str(tiny_head_dir), "--faces",
+                "none", "--labels", "happy,sad", "--template", "a {} face.", "--batch-size", "1", "--num-workers",
+                "0", "--no-progress", "--device", "cpu"]
+
+    assert main(argv(tmp_path / "ref.csv")) == 0
     want = (tmp_path / "ref.csv").read_bytes()
     lines = want.splitlines(keepends=True)
     ends = np.cumsum([len(line) for line in lines])
     record = (tmp_path / "ref.csv.run.json").stat().st_size  # the limit is per file: the run record must fit
     k = int(np.argmax(ends > record + 100))
+    assert 0 < k < len(lines) - 1
     limit = int(ends[k - 1]) + len(lines[k]) // 2  # the disk fills in the middle of row k
 
     def small_disk():
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 
-    proc = subprocess.run(driver_argv("lines", spec), capture_output=True, text=True, timeout=300,
+    proc = subprocess.run(driver_argv("cli", {"argv": argv(out)}), capture_output=True, text=True, timeout=300,
                           env=driver_env(), preexec_fn=small_disk)
     assert proc.returncode == 1, proc.stderr[-3000:]
     err = proc.stderr.strip().splitlines()[-1]
     assert err.startswith(f"error: file too large while writing {out};") and "--resume" in err, err
     assert "Traceback" not in proc.stderr and "cut row was removed" in err
     assert out.read_bytes() == want[: ends[k - 1]]  # whole rows only
-    assert main(predict_argv(spec)) == 0
+    assert main(argv(out)) == 0
     assert out.read_bytes() == want
     assert {p.name for p in tmp_path.iterdir() if p.is_file()} == {"ref.csv", "ref.csv.run.json", "rows.csv",
                                                                     "rows.csv.run.json"}

@@ -220,6 +220,12 @@ class RowWriter:
         finally:
             self._lock.release()
 
+    def __del__(self) -> None:  # a writer dropped without close() still lets others write the file
+        try:
+            self.close()
+        except Exception:
+            pass
+
     def __enter__(self) -> "RowWriter":
         return self
 
