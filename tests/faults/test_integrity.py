@@ -20,7 +20,6 @@ import pytest
 import torch
 from PIL import Image
 
-import expclip.hashes as hashes
 from expclip.api import ExpCLIP
 from expclip.cli import main
 from expclip.data.datasets import unlabelled_images
@@ -68,6 +67,8 @@ def test_an_image_replaced_by_one_of_the_same_size_and_time_gets_a_new_key_and_f
 
 
 def test_content_hashes_are_cached_by_path_size_and_times_so_reruns_read_nothing(tmp_path, monkeypatch):
+    import expclip.hashes as hashes
+
     root = _colour_folder(tmp_path / "faces", [(i, i, i) for i in range(20)])
     monkeypatch.setattr(hashes, "RECENT_NS", 0)  # files this young would be re-hashed (their times may not move yet)
     reads = []
