@@ -47,6 +47,9 @@ class DiskFull(OSError):
         super().__init__(code, os.strerror(code), str(path))
         self.advice = advice
 
+    def __reduce__(self):  # OSError pickles its (errno, strerror, filename) args, not ours
+        return type(self), (self.errno, self.filename, self.advice)
+
 
 def no_space(e: OSError, path: str | Path, advice: str = DISK_FULL_ADVICE) -> DiskFull | None:
     """``e`` as a :class:`DiskFull` naming ``path`` when it means there was no room, else None.

@@ -70,7 +70,8 @@ def read_lines(path: str | Path, encodings: Sequence[str] = ("utf-8",)) -> list[
 
     Accepts a UTF-8 byte-order mark at the start of the file or of any line (lists joined with ``cat``), CRLF or
     CR line ends and a missing final newline (the reference's lists lack one). The file is decoded with the first
-    of ``encodings`` that reads all of it (MAFW's caption splits are GBK: ``("utf-8", "gbk")``). Refuses undecodable bytes and NUL bytes with the line number.
+    of ``encodings`` that reads all of it (MAFW's caption splits are GBK: ``("utf-8", "gbk")``). Refuses
+    undecodable bytes and NUL bytes with the line number.
 
     Raises:
         DatasetError: the file is missing; AnnotationError: a line is not text.
