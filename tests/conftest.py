@@ -4,11 +4,13 @@ the ``gpu`` marker's skip. Shared helpers that are not fixtures live in tests/su
 from __future__ import annotations
 
 import os
+import tempfile
 
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never touch the network
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("EXPCLIP_CACHE_DIR", tempfile.mkdtemp(prefix="expclip-test-cache-"))  # not the user's cache
 
 
 def pytest_collection_modifyitems(config, items):

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -20,6 +21,7 @@ from .data.inputs import expand_inputs
 from .devices import check_visible, resolve_device
 from .errors import CheckpointError, ModelNotAvailableError
 from .models.backbone import DEFAULT_BACKBONE, Backbone
+from .models.hub import model_name
 from .predict.engine import Chunk, PredictOptions, Predictor, check_frame_folder_options
 from .predict.table import make_table, result_columns
 from .prompts import DEFAULT_PROMPTS, LabelPrompts, LabelsArg, resolve_label_prompts
@@ -93,6 +95,21 @@ class ExpCLIP:
         return cls(bb, head, preprocessing or mode, cfg, cfg.name or "Exp-CLIP", amp)
 
     # -------------------------------------------------------------------------------------------- model parts
+    def identity(self) -> dict:
+        """What this model's scores depend on (a results file's run record): its name, the backbone's id and
+        revision, the head's type, dims and a sha256 of its weights (None for plain CLIP), preprocessing, κ."""
+        head = None
+        if self.head is not None:
+            h = hashlib.sha256()
+            for k, v in sorted(self.head.state_dict().items()):
+                h.update(k.encode())
+                h.update(v.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+            spec = self.config.head.to_dict() if self.config is not None else {}
+            head = {**spec, "sha256": h.hexdigest()[:20]}
+        backbone = {**self.backbone.identity(), "id": model_name(self.backbone.name)}  # ./clip and /abs/clip alike
+        return {"name": self.name, "backbone": backbone, "head": head,
+                "preprocessing": self.preprocess.describe(), "logit_scale": float(self.backbone.logit_scale)}
+
     @property
     def device(self) -> torch.device:
         return self.backbone.device

@@ -37,6 +37,12 @@ class HeadSpec:
     out_dim: int
     kwargs: dict | None = None  # the type's extra arguments; None: not recorded (imported heads)
 
+    def __post_init__(self) -> None:
+        for k in ("in_dim", "out_dim"):  # a zero-width head would "work" and score every face alike
+            v = getattr(self, k)
+            if isinstance(v, bool) or not isinstance(v, int) or not 0 < v <= MAX_DIM:
+                raise CheckpointError(f"a {self.type} head with {k} {v!r}: each dimension must be in 1..{MAX_DIM}")
+
     def build(self) -> nn.Module:
         return build_head(self.type, self.in_dim, self.out_dim, **(self.kwargs or {}))
 

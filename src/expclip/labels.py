@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Union
@@ -126,7 +127,10 @@ def load_label_spec(path: str | Path) -> LabelSpec:
         except ImportError as e:
             raise UnavailableError(f"{path}: reading YAML needs PyYAML (pip install pyyaml), or write the file as JSON") from e
         try:
-            data = yaml.safe_load(text)
+            data = yaml.load(text, Loader=_unique_key_loader(yaml))  # a safe loader that refuses repeated keys
+        except _DuplicateKey as e:
+            raise InputError(f"{path}, line {e.line}: key {e.key!r} given more than once (YAML would keep only the "
+                             "last; labels and keys must be unique)") from None
         except (yaml.YAMLError, RecursionError) as e:
             mark = getattr(e, "problem_mark", None)
             where = f" at line {mark.line + 1}" if mark is not None else ""
@@ -134,12 +138,53 @@ def load_label_spec(path: str | Path) -> LabelSpec:
             raise InputError(f"{path}: not valid YAML{where} ({why})") from None
     else:
         try:
-            data = json.loads(text)
+            data = json.loads(text, object_pairs_hook=_unique_keys)
+        except _DuplicateKey as e:
+            raise InputError(f"{path}: key {e.key!r} given more than once (JSON would keep only the last; labels "
+                             "and keys must be unique)") from None
         except json.JSONDecodeError as e:
             raise InputError(f"{path}: not valid JSON ({e.msg} at line {e.lineno})") from e
         except RecursionError:
             raise InputError(f"{path}: JSON nested too deeply") from None
     return label_spec_from_obj(data, source=str(path))
+
+
+class _DuplicateKey(Exception):
+    def __init__(self, key: Any, line: int | None = None):
+        super().__init__(key)
+        self.key, self.line = key, line
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict:
+    """``json.loads`` object hook: an object with a key twice is refused (``dict`` would keep the last)."""
+    seen: set[str] = set()
+    for k, _ in pairs:
+        if k in seen:
+            raise _DuplicateKey(k)
+        seen.add(k)
+    return dict(pairs)
+
+
+def _unique_key_loader(yaml: Any) -> type:
+    """PyYAML's SafeLoader, refusing a mapping with a key twice (SafeLoader keeps the last)."""
+    class UniqueKeyLoader(yaml.SafeLoader):
+        pass
+
+    def mapping(loader: Any, node: Any, deep: bool = False) -> dict:
+        loader.flatten_mapping(node)
+        seen: set = set()
+        for key_node, _ in node.value:
+            key = loader.construct_object(key_node, deep=True)
+            try:
+                if key in seen:
+                    raise _DuplicateKey(key, key_node.start_mark.line + 1)
+                seen.add(key)
+            except TypeError:  # an unhashable key: the constructor below says so
+                pass
+        return loader.construct_mapping(node, deep)
+
+    UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
+    return UniqueKeyLoader
 
 
 def label_spec_from_obj(data: Any, source: str = "labels") -> LabelSpec:
@@ -173,7 +218,7 @@ def check_labels(labels: list[str], source: str = "labels") -> list[str]:
     blank = [i for i, s in enumerate(labels) if not s.strip()]
     if blank:
         raise InputError(f"{source}: label number {blank[0] + 1} is empty")
-    dupes = sorted({s for s in labels if labels.count(s) > 1})
+    dupes = sorted(s for s, n in Counter(labels).items() if n > 1)  # one pass: 100k labels take milliseconds
     if dupes:
         raise InputError(f"{source}: label(s) {dupes} given more than once (labels must be unique)")
     return labels

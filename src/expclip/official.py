@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import HeadConfig, HeadSpec, ModelRecord, read_head_config, save_head
+from .checkpoint import MAX_DIM, HeadConfig, HeadSpec, ModelRecord, read_head_config, save_head
 from .errors import CheckpointError
 from .models.backbone import PAPER_BACKBONES, known_feature_dim
 from .models.heads import build_head
@@ -74,6 +74,9 @@ def import_official(pth: str | Path, out_dir: str | Path, backbone: str | None =
     if weight is None or not isinstance(weight, torch.Tensor) or weight.ndim != 2:
         raise CheckpointError(f"{pth}: no 'mlp.weight' matrix (keys: {list(obj)[:5]})")
     out_dim, in_dim = weight.shape
+    if not (0 < in_dim <= MAX_DIM and 0 < out_dim <= MAX_DIM):  # a 16->0 head would score every face alike
+        raise CheckpointError(f"{pth}: mlp.weight is {out_dim}x{in_dim}, not a usable head: each dimension must be "
+                              f"in 1..{MAX_DIM} (the reference's heads are 4096 x 512 or 4096 x 768)")
     backbone = model_name(backbone) if backbone else guess_official_backbone(pth, in_dim)
     want = known_feature_dim(backbone, backbone_revision)
     if want is not None and want != in_dim:

@@ -248,7 +248,9 @@ def uninterrupted(predictor, predict_inputs, tmp_path_factory):
     d = tmp_path_factory.mktemp("uninterrupted")
     for fmt in ("jsonl", "csv"):
         _predict_to(predictor, predict_inputs, d / f"ref.{fmt}")
-    return {fmt: (d / f"ref.{fmt}").read_bytes() for fmt in ("jsonl", "csv")}
+    # A crash leaves the run record (written before the first row) beside the rows: the cut test copies both.
+    return {**{fmt: (d / f"ref.{fmt}").read_bytes() for fmt in ("jsonl", "csv")},
+            **{f"{fmt}.run.json": (d / f"ref.{fmt}.run.json").read_bytes() for fmt in ("jsonl", "csv")}}
 
 
 @settings(max_examples=30, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -259,6 +261,7 @@ def test_a_predict_output_cut_anywhere_resumes_to_the_same_file(predictor, predi
     want = uninterrupted[fmt]
     out = tmp_path_factory.mktemp("cut") / f"out.{fmt}"
     out.write_bytes(want[: cut % (len(want) + 1)])
+    out.with_name(f"{out.name}.run.json").write_bytes(uninterrupted[f"{fmt}.run.json"])
     _predict_to(predictor, predict_inputs, out)
     assert out.read_bytes() == want
     with RowWriter(out, result_columns(predictor.label_prompts().labels), resume=True) as w:

@@ -163,6 +163,26 @@ def test_valid_annotations_parse_to_the_labels_of_the_protocol(parser, data, tmp
     assert {it["path"]: result.classes[it["label"]] for it in result.items} == expected
 
 
+TEXT_PARSERS = [p for p in PARSERS if p.valid and p.name not in ("AffectNet npy", "CAER-S folders", "AFEW folders")]
+
+
+@pytest.mark.parametrize("parser", TEXT_PARSERS, ids=lambda p: p.name)
+@settings(FAST, max_examples=15)
+@given(data=st.data())
+def test_a_byte_order_mark_starting_any_line_changes_nothing(parser, data, tmp_path_factory):
+    """Lists joined with `cat` carry a BOM into the middle of the file: the line is read, never dropped."""
+    content, expected = parser.valid(data.draw)
+    lines = content.splitlines(keepends=True)
+    try:
+        content.decode("utf-8")
+    except UnicodeDecodeError:  # a GBK file (MAFW's captions): a UTF-8 BOM can only start it
+        marked = [b"\xef\xbb\xbf" + lines[0], *lines[1:]] if data.draw(st.booleans()) else lines
+    else:
+        marked = [b"\xef\xbb\xbf" + line if data.draw(st.booleans()) else line for line in lines]
+    result = parser.parse(parser.write(tmp_path_factory.mktemp("b"), b"".join(marked)))
+    assert {it["path"]: result.classes[it["label"]] for it in result.items} == expected
+
+
 JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
                     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4),
                     max_leaves=12)

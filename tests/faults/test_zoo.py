@@ -147,6 +147,8 @@ def test_every_zoo_clip_is_decoded_or_recorded_and_the_run_goes_on(clip_zoo, tmp
     assert np.allclose(red["frames_short"], 0, atol=2)
     report = store.meta["clips"]
     assert report["frame_count_above_found"] == 1 and report["short_clips"] == 1
+    assert report["examples"]["header_count_wrong"] == [{"path": "lying.avi", "header": 2**31 - 1, "found": 40}]
+    assert np.allclose(red["lying.avi"], red["good.avi"], atol=4)  # the real frames, not the last one 16 times
     assert report["examples"]["frame_count_above_found"] == [{"path": "frames_short", "listed": 40, "found": 5}]
     with pytest.raises(ExtractionFailure, match="bad_codec.avi"):
         extract_videos(ColourMean(), data, tmp_path / "strict", num_workers=0, progress=False, batch_size=48,

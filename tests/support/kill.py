@@ -28,9 +28,9 @@ TESTS = Path(__file__).resolve().parents[1]
 TMP_NAME = re.compile(r"^\..+\.tmp(-\d+)?$")
 
 
-def _env() -> dict[str, str]:
-    """The driver's environment: this one, with tests/ importable ahead of whatever PYTHONPATH already holds (such
-    as the src/ of a checkout that is not the installed one)."""
+def driver_env() -> dict[str, str]:
+    """The driver's environment (also for a test that starts a driver itself): this one, with tests/ importable
+    ahead of whatever PYTHONPATH already holds (such as the src/ of a checkout that is not the installed one)."""
     path = os.pathsep.join(p for p in (str(TESTS), os.environ.get("PYTHONPATH", "")) if p)
     return {**os.environ, "PYTHONPATH": path}
 
@@ -97,7 +97,7 @@ def kill_points(job: str, specs: list[dict], timeout: float = 300) -> list[int]:
     1 failed (traceback on the driver's stderr).
     """
     proc = subprocess.run([sys.executable, str(Path(__file__)), job, json.dumps(specs)], capture_output=True,
-                          text=True, timeout=timeout, env=_env())
+                          text=True, timeout=timeout, env=driver_env())
     if proc.returncode != 0:
         raise RuntimeError(f"driver failed ({proc.returncode}): {proc.stderr[-3000:]}")
     status = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -116,7 +116,7 @@ def run_and_kill(argv: list[str], until: Callable[[], bool], timeout: float = 12
 
     Raises AssertionError if the process ends first (the test then proves nothing), TimeoutError if neither happens.
     """
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env())
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=driver_env())
     deadline = time.monotonic() + timeout
     try:
         while proc.poll() is None and time.monotonic() < deadline:

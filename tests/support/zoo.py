@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from .integrity import lying_avi, rotated_mp4
 from .media import write_video
 
 
@@ -85,6 +86,8 @@ def write_image_zoo(root: str | Path) -> list[Case]:
         "sliver.png": _encoded(Image.new("RGB", (1, 6000), (10, 20, 30)), "PNG"),
         "bomb.png": bomb_png(),
         "exif_rotated.jpg": _encoded(rot, "JPEG", exif=exif),
+        "float.tif": _encoded(Image.fromarray(np.full((10, 12), 0.5, np.float32), "F"), "TIFF"),  # 0..1 floats
+        "nan.tif": _encoded(Image.fromarray(np.full((10, 12), np.nan, np.float32), "F"), "TIFF"),
     }
     for name, data in files.items():
         (root / name).write_bytes(data)
@@ -98,7 +101,8 @@ def write_image_zoo(root: str | Path) -> list[Case]:
         Case("palette_transparent.png", size=(12, 10)), Case("rgba.png", size=(12, 10)),
         Case("gray.png", size=(12, 10)), Case("gray_alpha.png", size=(12, 10)), Case("one_pixel.png", size=(1, 1)),
         Case("sliver.png", size=(1, 6000)), Case("bomb.png", "decompression bomb"),
-        Case("exif_rotated.jpg", size=(10, 20)),
+        Case("exif_rotated.jpg", size=(10, 20)), Case("float.tif", size=(12, 10)),
+        Case("nan.tif", "no finite pixel"),
     ]
 
 
@@ -154,6 +158,8 @@ def write_video_zoo(root: str | Path) -> list[ClipCase]:
             Image.new("RGB", (16, 16), (i * 10, 0, 0)).save(root / name / f"{i:05d}.jpg")
     (root / "frames_bad_frame" / "00010.jpg").write_bytes(b"broken")
     (root / "frames_empty").mkdir()
+    lying_avi(root / "lying.avi", 2**31 - 1, n=40)  # its headers claim 2**31 - 1 frames
+    rotated_mp4(root / "rotated.mp4", -90, n=20)  # a phone's portrait clip
     return [
         ClipCase("good.avi", 40), ClipCase("good.mp4", 40), ClipCase("truncated.avi", 40),
         ClipCase("bad_codec.avi", 40, "Decoder not found"), ClipCase("corrupt_packets.avi", 40, EITHER),
@@ -162,5 +168,5 @@ def write_video_zoo(root: str | Path) -> list[ClipCase]:
         ClipCase("audio_only.mp4", 40, "no video stream"), ClipCase("frames_ok", 20),
         ClipCase("frames_short", 40),  # the list claims 40: sampled from the 5 found, and reported
         ClipCase("frames_bad_frame", 20, "00010.jpg"),
-        ClipCase("frames_empty", 16, "no frames"),
+        ClipCase("frames_empty", 16, "no frames"), ClipCase("lying.avi", 40), ClipCase("rotated.mp4", 20),
     ]

@@ -14,7 +14,7 @@ import sys
 import threading
 
 from ..errors import ExpclipError
-from ..files import __version__
+from ..files import __version__, no_space
 from . import analysis, catalog, pipeline, predict, score
 from .options import EPILOG
 
@@ -62,9 +62,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except OSError as e:
-        if e.errno == errno.ENOSPC:
-            print(f"error: disk full while writing ({e.filename or e}); nothing half-written is kept and finished "
-                  "work (store chunks, trained seeds) is: free space and rerun the same command", file=sys.stderr)
+        full = no_space(e, e.filename or "a file")
+        if full is not None:  # a full disk, a quota, a file-size limit or a short write: one line, what to do
+            what = "disk full" if full.errno == errno.ENOSPC else full.strerror.lower()
+            print(f"error: {what} while writing {full.filename}; {full.advice}", file=sys.stderr)
             return 1
         if args.verbose:
             raise

@@ -17,10 +17,12 @@ def cmd_predict(args) -> int:
     from ..api import ExpCLIP
     from ..data.faces import get_face_detector
     from ..models.backbone import DEFAULT_BACKBONE
-    from ..predict.engine import check_frame_folder_options
+    from ..predict.engine import check_frame_folder_options, check_max_faces, check_video_fps
     from ..predict.run import format_row, predict_to_file
 
     check_frame_folder_options(args.frame_folders, args.video_fps)  # before any model is loaded
+    check_max_faces(args.max_faces)
+    check_video_fps(args.video_fps)
     device = _device(args)  # a GPU that is not there is refused before any model is loaded
     # A detector that is not installed is named (with its pip install) before any model is loaded.
     faces = get_face_detector(args.faces, args.face_threshold)

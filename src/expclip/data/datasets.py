@@ -12,6 +12,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..hashes import ContentHashes
 from ..labels import CLASS_ORDER, canonical_label, order_classes
 from .images import IMAGE_EXTENSIONS
 from .safe import DatasetError, safe_join
@@ -82,19 +83,21 @@ class ItemList:
         return self
 
     def fingerprint(self) -> dict:
-        """Identity of the data for store keys: name, count and a hash of paths, labels and file sizes.
+        """Identity of the data for store keys: name, count and a hash of paths, labels and file contents.
 
-        The absolute root is left out so that a moved dataset keeps its features.
+        Contents are hashed (sha256 of each file, of each file of a frame folder), so that an image replaced by
+        another of the same size is other data; the hashes are cached by path, size and times
+        (:class:`~expclip.hashes.ContentHashes`), so that a rerun reads no unchanged file. The absolute root is
+        left out so that a moved dataset keeps its features.
         """
         h = hashlib.sha256()
-        for it in self.items:
-            p = self.root / it["path"]
-            try:
-                size = p.stat().st_size if p.is_file() else (len(list(p.iterdir())) if p.is_dir() else -1)
-            except OSError:
-                size = -1
-            extra = [it[k] for k in ("num_frames", "box", "row") if k in it]  # plain items hash as before
-            h.update(json.dumps([it["path"], it.get("label"), size, it.get("frames"), *extra], sort_keys=True).encode())
+        with ContentHashes() as hashes:
+            hashes.preload(self.root)
+            for it in self.items:
+                content = hashes.content(self.root / it["path"])
+                extra = [it[k] for k in ("num_frames", "box", "row") if k in it]
+                h.update(json.dumps([it["path"], it.get("label"), content, it.get("frames"), *extra],
+                                    sort_keys=True).encode("utf-8", "surrogateescape"))
         if self.decoder is not None and hasattr(self.decoder, "fingerprint"):
             h.update(str(self.decoder.fingerprint()).encode())
         return {"name": self.name, "n": len(self.items), "kind": self.kind, "classes": self.classes,

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import math
-import warnings
+import stat
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -34,17 +34,40 @@ IMAGE_FORMATS = ("JPEG", "PNG", "BMP", "WEBP", "TIFF", "GIF", "PPM")  # JPEG inc
 # In "clip" mode the long side is trimmed beyond this aspect ratio before resizing (the center crop keeps only
 # the middle anyway); without it a 1x20000 sliver would be resized to 224x4,480,000 pixels.
 MAX_ASPECT_BEFORE_CROP = 4
+# Model inputs larger than this are refused before anything is allocated: CLIP-family encoders take 224-1024
+# pixels, and one 30000x30000 float image alone is 10 GB.
+MAX_INPUT_SIZE = 4096
 OPENAI_CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
-def to_rgb(img: Image.Image) -> Image.Image:
-    """Any PIL mode (L, P, RGBA, CMYK, I;16, I, F, LA...) to 8-bit RGB; transparency is composited on white."""
+def _file_kind(mode: int) -> str:
+    return {stat.S_IFIFO: "a FIFO", stat.S_IFSOCK: "a socket", stat.S_IFCHR: "a character device",
+            stat.S_IFBLK: "a block device", stat.S_IFDIR: "a folder"}.get(stat.S_IFMT(mode), "not a plain file")
+
+
+def to_rgb(img: Image.Image, name: str | Path = "image") -> Image.Image:
+    """Any PIL mode (L, P, RGBA, CMYK, I;16, I, F, LA...) to 8-bit RGB; transparency is composited on white.
+
+    Wide integer and float images are scaled by their range: 16-bit by 65535; floats in 0..1 (HDR and scientific
+    TIFFs) by 1, in 0..255 by 255, above that by 65535 or their maximum. NaN/Inf pixels become 0; an image with no
+    finite pixel is an ImageDecodeError naming ``name``.
+    """
     if img.mode == "RGB":
         return img
     if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         arr = np.asarray(img, dtype=np.float64)
-        hi = 65535.0 if img.mode.startswith("I;16") or arr.max() > 255 else 255.0
+        finite = np.isfinite(arr)
+        if not finite.any():
+            raise ImageDecodeError(name, "no finite pixel (every value is NaN or infinite)")
+        arr = np.where(finite, arr, 0.0)
+        top = float(arr.max())
+        if img.mode.startswith("I;16"):
+            hi = 65535.0
+        elif img.mode == "F" and top <= 1.0:
+            hi = 1.0
+        else:
+            hi = 255.0 if top <= 255 else 65535.0 if top <= 65535 else top
         arr = np.clip(arr / hi * 255.0, 0, 255).astype(np.uint8)
         return Image.fromarray(arr, "L").convert("RGB")
     if img.mode == "P" and "transparency" in img.info:
@@ -64,28 +87,31 @@ def load_image(path: str | Path, max_pixels: int = MAX_IMAGE_PIXELS) -> Image.Im
     """
     path = Path(path)
     try:
-        size = path.stat().st_size
+        st = path.stat()
     except OSError as e:
         raise ImageDecodeError(path, f"cannot open ({e.strerror or e})") from e
-    if size == 0:
+    if not stat.S_ISREG(st.st_mode):  # a FIFO would block the reader forever, a device never end
+        raise ImageDecodeError(path, f"not a regular file ({_file_kind(st.st_mode)}): skipped")
+    if st.st_size == 0:
         raise ImageDecodeError(path, "empty file (0 bytes)")
     try:
         with Image.open(path, formats=IMAGE_FORMATS) as im:
+            # Our own bound, checked per call: PIL's DecompressionBombWarning between its limit and twice it is only
+            # a warning, and switching the warnings filter to make it an error is not thread-safe (decoding threads
+            # would see each other's filter and refuse valid images).
             w, h = im.size
             if w * h > max_pixels:
                 raise ImageDecodeError(path, f"image is {w}x{h} pixels, over the {max_pixels:,} limit (decompression bomb guard)")
-            with warnings.catch_warnings():
-                warnings.simplefilter("error", Image.DecompressionBombWarning)
-                im.load()
+            im.load()
             im = ImageOps.exif_transpose(im)
-            return to_rgb(im)
+            return to_rgb(im, path)
     except ImageDecodeError:
         raise
     except Image.DecompressionBombError as e:
         raise ImageDecodeError(path, f"decompression bomb guard: {e}") from e
     except Image.UnidentifiedImageError:
         raise ImageDecodeError(path, "not a recognised image format") from None
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombWarning) as e:
+    except (OSError, ValueError, SyntaxError) as e:
         raise ImageDecodeError(path, f"corrupt or truncated image ({type(e).__name__}: {e})") from e
     except Exception as e:  # PIL's decoders raise anything on malformed input; one bad file must not end the run
         raise ImageDecodeError(path, f"undecodable image ({type(e).__name__}: {e})") from e
@@ -117,6 +143,8 @@ class Preprocess:
     def __post_init__(self) -> None:
         if self.mode not in PREPROCESSING_MODES:
             raise InputError(f"unknown preprocessing mode {self.mode!r}; choose one of {PREPROCESSING_MODES}")
+        for name in ("image_size", "resize"):
+            check_size(getattr(self, name), name, "the preprocessing")
 
     def __call__(self, img: Image.Image) -> torch.Tensor:
         """PIL RGB image -> float32 tensor (3, image_size, image_size)."""
@@ -188,6 +216,17 @@ def center_crop(img: Image.Image, size: int) -> Image.Image:
     return img.crop((left, top, left + size, top + size))
 
 
+def check_size(value: object, name: str, source: str | Path) -> int:
+    """An image side length from a config (``name`` in ``source``): an integer in 1..MAX_INPUT_SIZE, or an
+    InputError naming both."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_INPUT_SIZE:
+        raise InputError(f"{source}: {name} {value!r} is not an image size expclip uses (1..{MAX_INPUT_SIZE} pixels; "
+                         "CLIP-family models take 224-1024): fix the file")
+    return value
+
+
 def preprocess_for_model(model_dir: str | Path, mode: str, vision_image_size: int) -> Preprocess:
     """The :class:`Preprocess` of a model directory for ``mode``.
 
@@ -197,6 +236,7 @@ def preprocess_for_model(model_dir: str | Path, mode: str, vision_image_size: in
     squashes to ``patch_size · ⌊√max_num_patches⌋`` (what the processor gives a square image), and EfficientNet's
     ``rescale_offset`` / ``include_top`` fold into the mean and std.
     """
+    check_size(vision_image_size, "image_size", Path(model_dir) / "config.json")
     if mode == "reference":
         return Preprocess("reference", vision_image_size, vision_image_size)
     if mode != "clip":
@@ -205,7 +245,8 @@ def preprocess_for_model(model_dir: str | Path, mode: str, vision_image_size: in
     cfg = json.loads(cfg_path.read_text()) if cfg_path.is_file() else {}
     resample = int(cfg.get("resample", int(Image.BICUBIC)))
     if "max_num_patches" in cfg:  # SigLIP 2 NaFlex: the side its patch budget gives a square image
-        side = int(cfg.get("patch_size", 16)) * math.isqrt(int(cfg["max_num_patches"]))
+        side = check_size(int(cfg.get("patch_size", 16)) * math.isqrt(int(cfg["max_num_patches"])),
+                          "patch_size · √max_num_patches", cfg_path)
         mean, std, factor = _normalization(cfg)
         return Preprocess("clip", side, side, False, resample, mean, std, rescale_factor=factor)
     size = cfg.get("size", {"shortest_edge": vision_image_size})
@@ -215,9 +256,11 @@ def preprocess_for_model(model_dir: str | Path, mode: str, vision_image_size: in
     if squash and int(size.get("height", 0)) != int(size.get("width", size.get("height", 0))):
         raise InputError(f"{cfg_path}: a non-square resize {size} is not supported (features are square images)")
     crop = bool(cfg.get("do_center_crop", not squash))
-    resize = int(size.get("shortest_edge", size.get("height", vision_image_size)))
+    key = "shortest_edge" if "shortest_edge" in size else "height"
+    resize = check_size(size.get(key, vision_image_size), f"size.{key}", cfg_path)
     crop_cfg = cfg.get("crop_size", {"height": vision_image_size})
-    crop_size = int(crop_cfg.get("height", vision_image_size) if isinstance(crop_cfg, dict) else crop_cfg)
+    crop_size = check_size(crop_cfg.get("height", vision_image_size) if isinstance(crop_cfg, dict) else crop_cfg,
+                           "crop_size", cfg_path)
     image_size = crop_size if crop else resize
     mean, std, factor = _normalization(cfg)
     return Preprocess("clip", image_size, resize, crop, resample, mean, std, squash_before_crop=squash and crop,

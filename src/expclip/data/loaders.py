@@ -94,8 +94,15 @@ def plan_clip(root: Path, item: dict, num_segments: int, rule: str) -> dict:
     then the real count is used and the item is marked "frames_listed" so that the store reports it.
     """
     out = dict(item)
+    path = root / item["path"]
     try:
-        found = count_frames(root / item["path"])
+        if is_video_file(path):  # the frames the stream holds, and what its header claimed when that differs
+            info = video_info(path)
+            found = info.num_frames
+            if info.header_frames is not None:
+                out["frames_header"] = info.header_frames
+        else:
+            found = count_frames(path)
     except VideoDecodeError as e:
         out["error"] = e.reason
         return out
@@ -127,9 +134,14 @@ def plan_clips(data: ItemList, num_segments: int = 16, rule: str = "reference",
     adjusted = [{"path": it["path"], "listed": it["frames_listed"], "found": it["frames_found"]}
                 for it in items if "frames_listed" in it]
     errors = [{"path": it["path"], "reason": it["error"]} for it in items if "error" in it]
+    header = [{"path": it["path"], "header": it["frames_header"], "found": it["frames_found"]}
+              for it in items if "frames_header" in it]
     report = {"clips": len(items), "num_segments": num_segments, "rule": rule, "short_clips": len(short),
               "frame_count_above_found": len(adjusted), "unreadable": len(errors),
               "examples": {"short": short[:20], "frame_count_above_found": adjusted[:20], "unreadable": errors[:20]}}
+    if header:  # only when it happened: stores without such clips keep their meta.json as before
+        report["header_count_wrong"] = len(header)
+        report["examples"]["header_count_wrong"] = header[:20]
     if short:
         log.info("%s: %d of %d clips have at most %d frames (sampled by the %r rule)", data.name, len(short),
                  len(items), num_segments, rule)

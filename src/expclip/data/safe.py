@@ -68,9 +68,10 @@ def safe_join(root: str | Path, rel: str | os.PathLike, allow_outside: bool = Fa
 def read_lines(path: str | Path, encodings: Sequence[str] = ("utf-8",)) -> list[tuple[int, str]]:
     """The non-blank lines of a text annotation file as (1-based line number, stripped text).
 
-    Accepts a UTF-8 byte-order mark, CRLF or CR line ends and a missing final newline (the reference's lists
-    lack one). The file is decoded with the first of ``encodings`` that reads all of it (MAFW's caption splits
-    are GBK: ``("utf-8", "gbk")``). Refuses undecodable bytes and NUL bytes with the line number.
+    Accepts a UTF-8 byte-order mark at the start of the file or of any line (lists joined with ``cat``), CRLF or
+    CR line ends and a missing final newline (the reference's lists lack one). The file is decoded with the first
+    of ``encodings`` that reads all of it (MAFW's caption splits are GBK: ``("utf-8", "gbk")``). Refuses
+    undecodable bytes and NUL bytes with the line number.
 
     Raises:
         DatasetError: the file is missing; AnnotationError: a line is not text.
@@ -89,7 +90,7 @@ def read_lines(path: str | Path, encodings: Sequence[str] = ("utf-8",)) -> list[
     # Only b"\n", b"\r" and b"\r\n" end a line of bytes; GBK's second bytes are never one of them.
     for n, raw in enumerate(data.splitlines(), 1):
         try:
-            text = raw.decode(encoding).strip()
+            text = raw.decode(encoding).lstrip("\ufeff").strip()
         except UnicodeDecodeError as e:
             names = " or ".join(enc.upper() for enc in encodings)
             reason = f"not {names} text (byte {raw[e.start]:#04x} at column {e.start + 1})"
@@ -149,7 +150,8 @@ def iter_csv_records(path: str | Path) -> Iterator[tuple[int, list[str]]]:
     """Records of a CSV file (no header handling) as (line number, stripped fields), blank records skipped.
 
     Streams the file (FER2013's 290 MB of pixels are never held as text). Line numbers are physical lines, as in
-    :func:`read_lines` (a record spanning lines gets its last one).
+    :func:`read_lines` (a record spanning lines gets its last one). A byte-order mark starting the file or a line
+    is dropped.
 
     Raises:
         DatasetError: the file is missing; AnnotationError: not UTF-8 text, a NUL byte, or not CSV.
@@ -160,7 +162,7 @@ def iter_csv_records(path: str | Path) -> Iterator[tuple[int, list[str]]]:
     reader = None
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
-            reader = csv.reader(f)
+            reader = csv.reader(line.lstrip("\ufeff") for line in f)
             for record in reader:
                 fields = [c.strip() for c in record]
                 if not any(fields):

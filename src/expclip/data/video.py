@@ -98,11 +98,24 @@ class VideoInfo:
     num_frames: int
     fps: float
     duration: float  # seconds
+    header_frames: int | None = None  # what the header claimed, when the stream holds another number of frames
+
+
+# A header claiming more frames than a file of this many bytes per frame could hold is checked by counting the
+# stream's packets (real frames take hundreds of bytes and more; an AVI header can say 2**31 - 1 for 40 frames).
+MIN_FRAME_BYTES = 64
 
 
 def _open(path: Path):
     import av
+    import stat
 
+    try:  # a FIFO would block the demuxer forever, a device never end
+        mode = path.stat().st_mode
+    except OSError as e:
+        raise VideoDecodeError(path, f"cannot open ({e.strerror or e})") from e
+    if not stat.S_ISREG(mode):
+        raise VideoDecodeError(path, "not a regular file (a FIFO, socket or device): skipped")
     try:
         container = av.open(str(path))
     except Exception as e:  # FFmpegError, OSError, UnicodeDecodeError, ...: the file is not a readable video
@@ -122,17 +135,30 @@ def video_info(path: str | Path) -> VideoInfo:
     try:
         stream = container.streams.video[0]
         fps = float(stream.average_rate or stream.guessed_rate or 0) or 25.0
-        n = int(stream.frames or 0)
-        if n <= 0:
+        n = header = int(stream.frames or 0)
+        if n <= 0 or n * MIN_FRAME_BYTES > path.stat().st_size:  # no count, or more than the file holds: count
             try:
                 n = sum(1 for p in container.demux(stream) if p.size > 0)
             except Exception as e:  # any demuxing error means the same: the stream cannot be counted
                 raise VideoDecodeError(path, f"unreadable stream ({type(e).__name__}: {e})") from e
         if n <= 0:
             raise VideoDecodeError(path, "no frames")
-        return VideoInfo(n, fps, n / fps)
+        if 0 < header != n:
+            log.warning("%s: its header claims %d frames, its stream holds %d: those are used", path, header, n)
+        return VideoInfo(n, fps, n / fps, header if 0 < header != n else None)
     finally:
         container.close()
+
+
+def _upright(frame) -> Image.Image:
+    """A decoded frame as it is shown: the rotation of its display matrix applied (phones store portrait video as
+    landscape frames plus "rotate by -90"; ``frame.rotation`` is counter-clockwise degrees, as PIL's)."""
+    img = frame.to_image().convert("RGB")
+    turn = round(getattr(frame, "rotation", 0) or 0) % 360
+    exact = {90: Image.Transpose.ROTATE_90, 180: Image.Transpose.ROTATE_180, 270: Image.Transpose.ROTATE_270}
+    if turn in exact:
+        return img.transpose(exact[turn])
+    return img.rotate(turn, expand=True) if turn else img
 
 
 def read_video_frames(path: str | Path, indices: list[int], info: VideoInfo | None = None) -> list[Image.Image]:
@@ -154,7 +180,7 @@ def read_video_frames(path: str | Path, indices: list[int], info: VideoInfo | No
         decoder, pos, last, ended = None, -1, None, False
         for target in sorted(set(indices)):
             if target <= pos and last is not None:
-                got[target] = got.get(target) or last.to_image().convert("RGB")
+                got[target] = got.get(target) or _upright(last)
                 continue
             if decoder is None or target - pos > gap:
                 if target > 0:
@@ -169,12 +195,12 @@ def read_video_frames(path: str | Path, indices: list[int], info: VideoInfo | No
                 ended = True
             if last is None:
                 raise VideoDecodeError(path, "no decodable frames")
-            got[target] = last.to_image().convert("RGB")
+            got[target] = _upright(last)
             if ended:
                 break
         for target in indices:  # past the end: the last frame stands in
             if target not in got:
-                got[target] = last.to_image().convert("RGB")  # type: ignore[union-attr]
+                got[target] = _upright(last)
     except VideoDecodeError:
         raise
     except Exception as e:  # FFmpeg and PyAV raise many types on damaged streams; one bad clip must not end the run

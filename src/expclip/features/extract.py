@@ -108,6 +108,8 @@ def extract_teacher(
     if data.kind != "image":
         raise InputError(f"{data.name} is a {data.kind} dataset; teacher targets are computed for training images")
     name, text = resolve_instruction(instruction)
+    if hasattr(teacher, "check_instruction"):  # the exact token count, before any store is made
+        teacher.check_instruction(text)
     data.validate(check_files=False)
     pre = teacher.preprocess(preprocessing)
     key = teacher_key(teacher.identity(), pre, data, text, str(teacher.dtype).split(".")[-1])

@@ -9,11 +9,12 @@ would, so the finished store is byte-identical.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -22,7 +23,7 @@ from tqdm.auto import tqdm
 
 from ..data.images import ImageDecodeError
 from ..errors import ExtractionFailure, InputError
-from ..files import __version__, atomic_save_npy, atomic_write_json, sweep_stale_tmp
+from ..files import FileLock, __version__, atomic_save_npy, atomic_write_json, no_space, sweep_stale_tmp
 from .store import (
     STALE_HOW, STORE_FORMAT, FeatureStore, StaleStoreError, StoreError, canonical, describe_key_difference, key_digest,
     remove_chunks,
@@ -117,6 +118,31 @@ def run_extraction(
     n = len(items)
     if n == 0:
         raise InputError(f"nothing to extract for {store_dir.name}: the item list is empty")
+    store_dir.mkdir(parents=True, exist_ok=True)
+    with _sole_writer(store_dir, shard):
+        return _run_locked(store_dir, key, items, load, encode, feature_shape, batch_size, chunk_size, num_workers,
+                           progress, strict, desc, shard, pin_memory, extra_meta)
+
+
+@contextlib.contextmanager
+def _sole_writer(store_dir: Path, shard: tuple[int, int]) -> Iterator[None]:
+    """Hold the lock that makes this process the only writer of ``store_dir`` (the ranks of one distributed run
+    share it, each rank alone); another process asking for it is refused with a one-line StoreError."""
+    rank, world = shard
+    locks = [FileLock(store_dir / ".lock", shared=world > 1)] + ([FileLock(store_dir / f".lock-rank{rank}")]
+                                                                 if world > 1 else [])
+    with contextlib.ExitStack() as held:
+        for lock in locks:
+            if not lock.acquire():
+                raise StoreError(f"another process is writing the feature store {store_dir} (it holds {lock.path}): "
+                                 "wait for it to finish (rerun then to use its result), or give another --store")
+            held.callback(lock.release)
+        yield
+
+
+def _run_locked(store_dir, key, items, load, encode, feature_shape, batch_size, chunk_size, num_workers, progress,
+                strict, desc, shard, pin_memory, extra_meta) -> FeatureStore | None:
+    n = len(items)
     meta_file = store_dir / "meta.json"
     items_sha = key_digest({"items": list(items)})
     if meta_file.is_file():
@@ -147,7 +173,6 @@ def run_extraction(
         chunk_size = chunk_size or batch_size * max(1, 2048 // batch_size)
         if chunk_size % batch_size:
             raise InputError(f"chunk_size {chunk_size} must be a multiple of batch_size {batch_size}")
-        store_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_json(store_dir / "items.json", list(items))
         meta = {
             "format": STORE_FORMAT, "key": key, "items_sha256": items_sha, "n": n,
@@ -259,6 +284,11 @@ def _finalize(store_dir: Path, meta: dict, items: Sequence[dict], n_chunks: int,
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, store_dir / "features.npy")
+    except OSError as e:
+        full = no_space(e, store_dir / "features.npy")
+        if full is None:
+            raise
+        raise full from e
     finally:
         tmp.unlink(missing_ok=True)
     atomic_save_npy(store_dir / "valid.npy", valid)

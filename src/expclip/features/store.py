@@ -8,6 +8,7 @@ Layout of a store directory::
     chunks/NNNNN.json  which of those items failed, and why
     features.npy       (N, *shape) float32, written when every chunk is done; rows of failed items are zero
     valid.npy          (N,) bool
+    .lock              held (flock) by the one process writing the store, removed when it is done
 
 Every file is written under a temporary name and renamed into place, so a crash never leaves a file that a later
 run would trust. Readers check the key and refuse a store computed under another one.

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ModelNotAvailableError
+from ..hashes import ContentHashes
 from .presets import resolve_preset
 
 log = logging.getLogger(__name__)
@@ -54,22 +55,20 @@ def offline_help(name: str) -> str:
 
 
 def directory_fingerprint(path: Path) -> str:
-    """A cheap content fingerprint of a model directory: names, sizes and head/tail bytes of its files.
+    """A content fingerprint of a model directory: the names and sha256 of its files (hidden ones left out).
 
-    Hashing whole multi-GB shards would cost minutes; head+tail+size changes whenever weights are re-saved.
+    Every byte counts (a tensor changed in the middle of a shard is another model). Hashing costs about a second
+    per GB the first time; the hashes are cached by path, size and times (:class:`~expclip.hashes.ContentHashes`),
+    so later runs only stat the files.
     """
     h = hashlib.sha256()
-    for f in sorted(p for p in path.rglob("*") if p.is_file()):
-        rel = f.relative_to(path).as_posix()
-        if rel.startswith(".") or "/." in rel:
-            continue
-        size = f.stat().st_size
-        h.update(f"{rel}\0{size}\0".encode())
-        with open(f, "rb") as fh:
-            h.update(fh.read(1 << 20))
-            if size > 2 << 20:
-                fh.seek(-(1 << 20), os.SEEK_END)
-                h.update(fh.read(1 << 20))
+    with ContentHashes() as hashes:
+        hashes.preload(path)
+        for f in sorted(p for p in path.rglob("*") if p.is_file()):
+            rel = f.relative_to(path).as_posix()
+            if rel.startswith(".") or "/." in rel:
+                continue
+            h.update(f"{rel}\0{hashes.file(f)}\0".encode("utf-8", "surrogateescape"))
     return h.hexdigest()[:16]
 
 

@@ -46,12 +46,27 @@ _PREFIXES = {
 }
 
 
+# Flan-T5 reads 512 tokens (its tokenizer's model_max_length), and BLIP-2 puts 32 query tokens of the image in
+# front of the instruction. Every word is at least one token, so more words than this cannot fit.
+LLM_CONTEXT = 512
+
+
 def resolve_instruction(spec: str) -> tuple[str, str]:
-    """Preset name or free text -> (name, text). Free text is named "custom"."""
+    """Preset name or free text -> (name, text). Free text is named "custom".
+
+    Refused before any model is loaded: an empty text, and one that cannot fit the LLM's context (more words than
+    :data:`LLM_CONTEXT` tokens; :meth:`Teacher.check_instruction` counts the exact tokens once the tokenizer is
+    there).
+    """
     if spec in INSTRUCTIONS:
         return spec, INSTRUCTIONS[spec]
     if not spec.strip():
         raise InputError("the instruction is empty; use a preset (task, short, unrelated) or a sentence")
+    words = len(spec.split())
+    if words > LLM_CONTEXT or len(spec) > 16 * LLM_CONTEXT:
+        raise InputError(f"--instruction has {words} words ({len(spec)} characters), more than the teacher's LLM "
+                         f"reads: at most {LLM_CONTEXT} tokens, its image's among them, and a word is at least one "
+                         f"token; shorten it (the paper's task instruction has {len(INSTRUCTIONS['task'].split())})")
     return "custom", spec
 
 
@@ -220,10 +235,28 @@ class Teacher(nn.Module):
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
+    @property
+    def context_length(self) -> int:
+        """Tokens the LLM reads: the tokenizer's limit (512 for Flan-T5); tokenizers without one count as 512."""
+        n = getattr(self.tokenizer, "model_max_length", None)
+        return int(n) if isinstance(n, int) and 0 < n < 1_000_000 else LLM_CONTEXT
+
+    def check_instruction(self, text: str) -> None:
+        """Refuse an instruction that does not fit the LLM's context beside the image's query tokens (a longer one
+        is never silently cut: the targets would be of another instruction)."""
+        limit = self.context_length - int(self.config.num_query_tokens)
+        n = len(self.instruction_ids(text))
+        if n > limit:
+            raise InputError(f"--instruction is {n} tokens for {self.info.resolved.name}, whose LLM reads "
+                             f"{self.context_length} tokens, {self.config.num_query_tokens} of them the image's: "
+                             f"shorten it to at most {limit} tokens")
+
     # ----------------------------------------------------------------------------------------------------- forward
     def instruction_ids(self, text: str) -> torch.Tensor:
         """(L,) token ids of ``text`` from the T5 tokenizer alone (with its ``</s>``; no ``<image>`` tokens)."""
         if text not in self._instruction_cache:
+            if len(text.split()) > LLM_CONTEXT:  # more words than tokens that fit: not worth tokenizing
+                resolve_instruction(text)
             ids = self.tokenizer(text, add_special_tokens=True, return_tensors="pt")["input_ids"][0]
             self._instruction_cache[text] = ids
         return self._instruction_cache[text]
@@ -244,9 +277,11 @@ class Teacher(nn.Module):
 
         ``instruction``: one string for the batch, or one per image (padded; the mean ignores padding).
         """
+        texts = [instruction] * len(pixel_values) if isinstance(instruction, str) else list(instruction)
+        for t in set(texts):  # before the image encoder runs
+            self.check_instruction(t)
         tokens = self.image_tokens(pixel_values)
         b, q, _ = tokens.shape
-        texts = [instruction] * b if isinstance(instruction, str) else list(instruction)
         if len(texts) != b:
             raise InputError(f"{len(texts)} instructions for {b} images")
         ids = [self.instruction_ids(t) for t in texts]

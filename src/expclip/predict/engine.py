@@ -41,6 +41,17 @@ def check_frame_folder_options(frame_folders: bool, video_fps: float | None) -> 
                          "num_frames (--frames) instead")
 
 
+def check_max_faces(max_faces: int | None) -> None:
+    """Refuse a face limit below 1 (0 would silently mean no limit, -1 drop the largest face)."""
+    if max_faces is not None and (isinstance(max_faces, bool) or not isinstance(max_faces, int) or max_faces < 1):
+        raise InputError(f"max_faces (--max-faces) must be an integer >= 1 (or None: every face), got {max_faces!r}")
+
+
+def check_video_fps(video_fps: float | None) -> None:
+    if video_fps is not None and not (video_fps > 0 and math.isfinite(video_fps)):
+        raise InputError(f"video_fps (--video-fps) must be a finite number > 0, got {video_fps}")
+
+
 @dataclass(frozen=True)
 class PredictOptions:
     """How inputs become crops. ``no_face``: "whole" scores the whole image/frame when no face is found
@@ -68,8 +79,8 @@ class PredictOptions:
             raise InputError(f"min_face is a size in pixels, >= 0; got {self.min_face}")
         if self.face_threshold is not None and not self.face_threshold >= 0:  # also refuses NaN
             raise InputError(f"face_threshold is a detector score, >= 0; got {self.face_threshold}")
-        if self.video_fps is not None and not self.video_fps > 0:
-            raise InputError(f"video_fps must be > 0, got {self.video_fps}")
+        check_video_fps(self.video_fps)
+        check_max_faces(self.max_faces)
 
 
 @dataclass
@@ -121,10 +132,18 @@ def _crops(image: Image.Image, item: InputItem, kind: str, opts: PredictOptions,
     return [_Crop(_row(item, kind, frame, timestamp, 0, 0, False, box), pixels)]
 
 
+NON_FINITE = "non-finite (NaN/Inf) scores from the model"
+
+
 def _fill(crops: list[_Crop], labels: Sequence[str], logits: torch.Tensor) -> None:
-    """Write label, score and probabilities (softmax over the averaged logits) into the crops' rows."""
+    """Write label, score and probabilities (softmax over the averaged logits) into the crops' rows; a row whose
+    scores are not finite is an error row without a label (as extraction records NaN features)."""
+    finite = torch.isfinite(logits).all(dim=-1).cpu().tolist()
     probs = torch.softmax(logits.float(), dim=-1).cpu().tolist()
-    for crop, p in zip(crops, probs):
+    for crop, p, ok in zip(crops, probs, finite):
+        if not ok:
+            crop.row["error"] = NON_FINITE
+            continue
         best = max(range(len(p)), key=p.__getitem__)
         crop.row["label"], crop.row["score"] = labels[best], p[best]
         crop.row.update({prob_column(c): v for c, v in zip(labels, p)})
@@ -222,7 +241,9 @@ class Predictor:
         if fps is None:
             raise InputError("video_fps needs a frame rate, which a frame folder does not have; use num_frames")
         step = fps / self.opts.video_fps
-        return sorted({min(num_frames - 1, int(k * step)) for k in range(max(1, math.ceil(num_frames / step)))})
+        if step <= 1:  # as many samples a second as frames, or more: each frame once (never 10^12 loop turns)
+            return list(range(num_frames))
+        return sorted({min(num_frames - 1, int(k * step)) for k in range(math.ceil(num_frames / step))})
 
     def _video(self, item: InputItem) -> Iterator[Chunk]:
         pooled: dict[int, torch.Tensor] = {}  # frame -> features of the crop that stands for it in the clip

@@ -12,7 +12,8 @@ from ..data.inputs import expand_inputs
 from ..prompts import DEFAULT_PROMPTS
 from .annotate import annotate_image, plot_timeline
 from .engine import check_frame_folder_options
-from .rowfile import RowWriter
+from .record import run_identity
+from .rowfile import RowWriter, csv_escape
 from .table import result_columns
 
 log = logging.getLogger(__name__)
@@ -46,7 +47,7 @@ def format_row(r: dict) -> str:
            else "no face (whole image)" if r["face_detected"] is False and r["label"] else
            "no face" if r["face_detected"] is False else "image")
     what = f"error: {r['error']}" if r["error"] else f"{r['label']} {r['score']:.2f}" if r["label"] else "-"
-    return f"{r['input']}{where} {who}: {what}"
+    return f"{csv_escape(r['input'])}{where} {who}: {what}"  # a name with a line break or not UTF-8 prints too
 
 
 def annotated_path(annotate_dir: Path, rel: str, suffix: str) -> Path:
@@ -62,7 +63,8 @@ def predict_to_file(model: Any, inputs: Any, out: str | Path | None = None, labe
 
     Args:
         model: an :class:`expclip.ExpCLIP`.
-        resume: continue ``out``: inputs whose rows are complete there are skipped, unfinished ones redone.
+        resume: continue ``out``: inputs whose rows are complete there are skipped, unfinished ones redone; refused
+            when ``out`` was written by another run (its record ``<out>.run.json``: model, labels, prompts, options).
         frame_folders: folders of extracted frames are videos, one per folder (see :meth:`ExpCLIP.predict`).
         annotate_dir: write ``<input>.jpg`` with boxes and labels for images, ``<input>.timeline.png`` for videos.
         on_rows: called with each batch of rows (the CLI prints them).
@@ -72,7 +74,8 @@ def predict_to_file(model: Any, inputs: Any, out: str | Path | None = None, labe
     check_frame_folder_options(frame_folders, predict_kwargs.get("video_fps"))
     items = expand_inputs(inputs, frame_folders)
     summary = RunSummary(inputs=len(items), out=Path(out) if out else None)
-    writer = RowWriter(out, result_columns(lp.labels), resume, overwrite) if out else None
+    identity = run_identity(model, lp, {**predict_kwargs, "frame_folders": frame_folders}) if out else None
+    writer = RowWriter(out, result_columns(lp.labels), resume, overwrite, identity=identity) if out else None
     annotate_dir = Path(annotate_dir) if annotate_dir else None
     summary.annotate_dir = annotate_dir
     try:

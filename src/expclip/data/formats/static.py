@@ -117,15 +117,16 @@ def _affectnet_legacy(root: Path, num_classes: int, csv_path: Path, allow_outsid
                       "AffectNet Manually_Annotated_Images folder")
     rows, dropped, no_box = [], 0, 0
     col = {c: i for i, c in enumerate(LEGACY_COLUMNS)}
+    width = len(LEGACY_COLUMNS)
     for k, (n, rec) in enumerate(iter_csv_records(csv_path)):
         if k == 0 and rec[0] == "subDirectory_filePath":  # some copies have no header
-            col = {c: i for i, c in enumerate(rec)}
+            col, width = {c: i for i, c in enumerate(rec)}, len(rec)
             missing = [c for c in ("subDirectory_filePath", *BOX, "expression") if c not in col]
             if missing:
                 raise AnnotationError(csv_path, n, f"header lacks the columns {missing}")
             continue
-        if len(rec) <= max(col[c] for c in ("subDirectory_filePath", *BOX, "expression")):
-            raise AnnotationError(csv_path, n, f"expected {len(LEGACY_COLUMNS)} columns, got {len(rec)}")
+        if len(rec) != width:  # a missing field would shift the expression into another column
+            raise AnnotationError(csv_path, n, f"expected {width} columns, got {len(rec)}")
         native = int_field(csv_path, n, rec[col["expression"]], "expression")
         cls = mapped_field(csv_path, n, native, "expression id", labelmaps.AFFECTNET)
         if not _keep(cls, num_classes):
