@@ -16,7 +16,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "expclip"
 # Lowest first. Units of one layer may not import each other (runs and predict are peers).
 LAYERS: list[set[str]] = [
     {"errors"},
-    {"files", "devices", "hashes"},
+    {"files", "devices", "hashes", "schema"},
     {"labels", "metrics"},
     {"data"},
     {"models"},

@@ -8,7 +8,6 @@ stores it was trained from, and the package and library versions. It is written 
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,15 +16,16 @@ from typing import Any
 import torch
 from torch import nn
 
-from .errors import CheckpointError, MissingError
+from .data.images import PREPROCESSING_MODES
+from .errors import CheckpointError, InputError, MissingError
 from .files import atomic_write_bytes, atomic_write_json, sweep_stale_tmp, versions
-from .models.heads import HEADS, build_head
+from .models.heads import HEADS, MAX_DIM, build_head, check_head
+from .schema import Fields, read_json
 
 log = logging.getLogger(__name__)
 
 HEAD_FORMAT = "expclip-head"
 HEAD_FORMAT_VERSION = 1
-MAX_DIM = 1 << 20  # no CLIP-family feature or LLM width comes near it; a larger one is a damaged file
 
 
 @dataclass(frozen=True)
@@ -114,41 +114,35 @@ class HeadConfig:
 
     @classmethod
     def from_dict(cls, d: Any, source: str = "head config") -> "HeadConfig":
-        """Validate and read a config (``source`` names it in errors): the one check of what a head records."""
-        def bad(field: str, want: str, got: Any) -> CheckpointError:
-            return CheckpointError(f"{source}: {field} must be {want}, got {got!r}"[:300])
-
-        if not isinstance(d, dict):
-            raise bad("the config", "a JSON object", type(d).__name__)
-        h = d.get("head")
-        if not isinstance(h, dict):
-            raise bad("'head'", "an object {type, in_dim, out_dim}", h)
-        if h.get("type") not in HEADS:
-            raise bad("head.type", f"one of {list(HEADS)}", h.get("type"))
-        for k in ("in_dim", "out_dim"):
-            v = h.get(k)
-            if not isinstance(v, int) or isinstance(v, bool) or not 0 < v <= MAX_DIM:
-                raise bad(f"head.{k}", f"an integer in 1..{MAX_DIM}", v)
-        if h.get("kwargs") is not None and not isinstance(h["kwargs"], dict):
-            raise bad("head.kwargs", "an object", h["kwargs"])
-        bb = d.get("backbone")
-        if bb is not None and not (isinstance(bb, dict) and isinstance(bb.get("id"), str)
-                                   and isinstance(bb.get("revision"), (str, type(None)))):
-            raise bad("'backbone'", "an object {id, revision}", bb)
-        for k in ("preprocessing", "teacher", "train", "data", "stores", "final", "source", "versions"):
-            if d.get(k) is not None and not isinstance(d[k], dict):
-                raise bad(f"'{k}'", "an object", d[k])
-        for k in ("name", "run_name"):
-            if d.get(k) is not None and not isinstance(d[k], str):
-                raise bad(f"'{k}'", "a string", d[k])
-        if d.get("seed") is not None and (not isinstance(d["seed"], int) or isinstance(d["seed"], bool)):
-            raise bad("'seed'", "an integer", d["seed"])
-        return cls(
-            head=HeadSpec(h["type"], h["in_dim"], h["out_dim"], h.get("kwargs")),
-            backbone=ModelRecord(bb["id"], bb.get("revision")) if bb else None,
-            **{k: d.get(k) for k in ("preprocessing", "teacher", "train", "seed", "name", "run_name", "data", "stores",
-                                     "final", "source", "versions")},
-        )
+        """Validate and read a config (``source`` names it in errors): the one check of what a head records,
+        including the head's dims and arguments (:func:`~expclip.models.heads.check_head`: nothing absurd is
+        ever allocated)."""
+        f = Fields(d, source, CheckpointError)
+        h = f.obj("head")
+        kind = h.str("type", choices=list(HEADS))
+        in_dim, out_dim = h.int("in_dim", lo=1, hi=MAX_DIM), h.int("out_dim", lo=1, hi=MAX_DIM)
+        kwargs = h.dict("kwargs", None)
+        try:
+            check_head(kind, in_dim, out_dim, kwargs)
+        except InputError as e:
+            raise CheckpointError(f"{source}: {e}") from None
+        bb = f.obj("backbone", None)
+        backbone = ModelRecord(bb.str("id", empty=False), bb.str("revision", None)) if bb else None
+        opt = {k: f.dict(k, None) for k in ("preprocessing", "teacher", "train", "data", "stores", "final", "source",
+                                            "versions")}
+        if opt["preprocessing"] is not None:
+            f.obj("preprocessing").str("mode", "reference", choices=PREPROCESSING_MODES)
+        if opt["teacher"] is not None:
+            t = f.obj("teacher")
+            t.str("id", None)
+            t.str("revision", None)
+            t.str("instruction", None)
+        if opt["train"] is not None:
+            train_kwargs = f.obj("train").dict("head_kwargs", None)
+            if train_kwargs is not None and train_kwargs != (kwargs or {}):
+                raise CheckpointError(f"{source}: train.head_kwargs {train_kwargs} differ from head.kwargs {kwargs}")
+        return cls(head=HeadSpec(kind, in_dim, out_dim, kwargs), backbone=backbone,
+                   seed=f.int("seed", None), name=f.str("name", None), run_name=f.str("run_name", None), **opt)
 
     def check_features(self, dim: int, what: str, where: str | Path) -> None:
         """The one check that features of width ``dim`` (from ``what``, e.g. a backbone) fit this head."""
@@ -181,19 +175,18 @@ def is_head_dir(path: str | Path) -> bool:
     if not cfg.is_file():
         return False
     try:
-        return json.loads(cfg.read_text()).get("format") == HEAD_FORMAT
-    except (OSError, ValueError, AttributeError):
+        data = read_json(cfg, CheckpointError)
+    except CheckpointError:
         return False
+    return isinstance(data, dict) and data.get("format") == HEAD_FORMAT
 
 
 def read_head_config(head_dir: str | Path) -> HeadConfig:
+    """The :class:`HeadConfig` of a head directory, read through its one schema (errors name the file and field)."""
     path = Path(head_dir) / "config.json"
     if not path.is_file():
         raise CheckpointError(f"{head_dir}: not a head directory (no config.json)")
-    try:
-        cfg = json.loads(path.read_text())
-    except ValueError as e:
-        raise CheckpointError(f"{path}: invalid JSON ({e})") from e
+    cfg = read_json(path, CheckpointError, "head config")
     if not isinstance(cfg, dict) or cfg.get("format") != HEAD_FORMAT:
         got = cfg.get("format") if isinstance(cfg, dict) else type(cfg).__name__
         raise CheckpointError(f"{path}: not an expclip head config (format={got!r})")

@@ -57,7 +57,7 @@ def build_classifier(prompt_features: PromptFeatures, head: nn.Module | None = N
 
 def is_affine(head: nn.Module | None) -> bool:
     """True for heads that commute with averaging (identity, nn.Linear, the paper's LinearHead)."""
-    from .models.heads import LinearHead
+    from .models.head_modules import LinearHead
 
     return head is None or isinstance(head, (nn.Linear, LinearHead))
 
