@@ -80,3 +80,103 @@ def test_absurd_head_arguments_are_refused_before_anything_is_allocated():
         build_head("linear", 4, 4, width=3)
     with pytest.raises(InputError, match="not divisible"):
         build_head("transformer", 4, 4, width=10, heads=3)
+
+
+# ------------------------------------------------------------------------------------------------ store meta.json/items
+@pytest.fixture()
+def toy_store(tmp_path):
+    from faultkit import TOY_KEY, toy_encode, toy_items, toy_load
+
+    from expclip.features.extraction import run_extraction
+
+    root = tmp_path / "stores"
+    from expclip.features.store import store_path
+
+    store = run_extraction(store_path(root, TOY_KEY), TOY_KEY, toy_items(10), toy_load, toy_encode, (4,),
+                           batch_size=4, chunk_size=8, progress=False)
+    return root, store.path, TOY_KEY
+
+
+@pytest.mark.parametrize("edit,says", [
+    (lambda m: [m], "must be a JSON object"),
+    (lambda m: m.update(key="image") or m, "key must be an object"),
+    (lambda m: m.update(n="10") or m, "n must be an integer"),
+    (lambda m: m["key"]["model"].pop("id") and m, "the field 'key.model.id' is missing"),
+    (lambda m: m["key"].update(data=[]) or m, "key.data must be an object"),
+    (lambda m: m.update(failures=[{"index": 99, "reason": "x"}]) or m, "failures[0].index must be an integer"),
+    (lambda m: m.update(feature_shape=[10 ** 12]) or m, "feature_shape must be a list of integers"),
+])
+def test_a_damaged_store_meta_is_named_with_its_field(toy_store, edit, says):
+    from expclip.errors import StoreError
+    from expclip.features.store import FeatureStore
+
+    root, path, key = toy_store
+    meta = json.loads((path / "meta.json").read_text())
+    (path / "meta.json").write_text(json.dumps(edit(meta)))
+    with pytest.raises(StoreError) as e:
+        FeatureStore.open(path, key)
+    assert str(path / "meta.json") in str(e.value) and says in str(e.value)
+
+
+def test_a_non_utf8_store_meta_is_named(toy_store):
+    from expclip.errors import StoreError
+    from expclip.features.store import FeatureStore
+
+    root, path, key = toy_store
+    (path / "meta.json").write_bytes(b"\xff\xfe\x00{")
+    with pytest.raises(StoreError, match="meta.json: the store meta.json is not UTF-8"):
+        FeatureStore.open(path, key)
+
+
+@pytest.mark.parametrize("items,says", [
+    ({"path": "a"}, "items.json must be a JSON list"),
+    ([{"path": 3}] * 10, "entry 0.path must be a string"),
+    ([{"path": "a", "label": "happy"}] * 10, "entry 0.label must be an integer"),
+    ([{"path": "a"}], "holds 1 items but meta.json says 10"),
+])
+def test_a_damaged_items_json_is_named(toy_store, items, says):
+    from expclip.errors import StoreError
+    from expclip.features.store import FeatureStore
+
+    root, path, key = toy_store
+    (path / "items.json").write_text(json.dumps(items))
+    with pytest.raises(StoreError) as e:
+        FeatureStore.open(path, key).labels()
+    assert str(path / "items.json") in str(e.value) and says in str(e.value)
+
+
+@pytest.mark.parametrize("junk", [b"[1, 2]", b'{"key": "x"}', b"\xff\xfe", b'{"complete": true, "key": {"kind": 1}}'])
+def test_one_damaged_meta_json_does_not_hide_the_other_stores(toy_store, junk, caplog):
+    from expclip.features.store import find_store
+
+    root, path, key = toy_store
+    (root / "image-junk").mkdir()
+    (root / "image-junk" / "meta.json").write_bytes(junk)
+    other = {**key, "dtype": "bfloat16-autocast"}  # not the exact directory: every store is looked at
+    with caplog.at_level("WARNING"):
+        assert find_store(root, other, ("dtype",)).path == path
+    assert "image-junk" in caplog.text
+
+
+def test_list_names_a_damaged_store_and_goes_on(toy_store, capsys):
+    root, path, key = toy_store
+    for name, junk in (("image-a", b"[]"), ("image-b", b"\xff"), ("image-c", b'{"key": {"kind": "image"}}')):
+        (root / name).mkdir()
+        (root / name / "meta.json").write_bytes(junk)
+    assert main(["list", "--store", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert out.count("damaged meta.json") == 3 and f"{path.name}: image model=toy" in out
+
+
+def test_a_damaged_chunk_failure_list_is_named(tmp_path):
+    from faultkit import TOY_KEY, toy_encode, toy_items, toy_load
+
+    from expclip.errors import StoreError
+    from expclip.features.extraction import run_extraction
+
+    d = tmp_path / "s"
+    args = (d, TOY_KEY, toy_items(16), toy_load, toy_encode, (4,))
+    run_extraction(*args, batch_size=4, chunk_size=8, progress=False, shard=(1, 2))  # chunk 1 only, no finalize
+    (d / "chunks" / "00001.json").write_text('{"x": 1}')
+    with pytest.raises(StoreError, match="00001.json: expected {item index: reason}"):
+        run_extraction(*args, batch_size=4, chunk_size=8, progress=False)

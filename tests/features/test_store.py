@@ -192,7 +192,7 @@ def test_a_damaged_meta_json_is_named(tmp_path):
     items, key, load = _toy()
     (tmp_path / "s").mkdir()
     (tmp_path / "s" / "meta.json").write_text("{")
-    with pytest.raises(StoreError, match=r"s/meta.json is damaged"):
+    with pytest.raises(StoreError, match=r"s/meta.json: the store meta.json is not valid JSON"):
         run_extraction(tmp_path / "s", key, items, load, _encode, (4,), progress=False)
 
 

@@ -24,6 +24,8 @@ def cmd_import(args) -> int:
 
 
 def cmd_list(args) -> int:
+    from ..errors import StoreError
+    from ..features.meta import read_meta
     from ..labels import CLASS_ORDER, DATASET_NUM_CLASSES
     from ..models.backbone import DEFAULT_BACKBONE, PAPER_BACKBONES
     from ..models.families import FAMILIES
@@ -51,16 +53,15 @@ def cmd_list(args) -> int:
     print(f"stores in {root}: {len(metas)}")
     for m in metas:
         try:
-            meta = json.loads(m.read_text())
-        except (OSError, json.JSONDecodeError):
-            print(f"  {m.parent.name}: unreadable meta.json")
+            meta = read_meta(m)
+        except StoreError as e:
+            print(f"  {m.parent.name}: damaged meta.json ({str(e).removeprefix(str(m) + ': ')})")
             continue
-        k = meta.get("key", {})
+        k = meta["key"]
         state = "complete" if meta.get("complete") else "INCOMPLETE (rerun to resume)"
         extra = f" instruction={k['instruction'][:40]!r}" if "instruction" in k else ""
         pre = (k.get("preprocessing") or {}).get("mode", "-")
-        print(f"  {m.parent.name}: {k.get('kind')} model={k.get('model', {}).get('id')} "
-              f"data={k.get('data', {}).get('name')} "
+        print(f"  {m.parent.name}: {k['kind']} model={k['model']['id']} data={k['data']['name']} "
               f"n={meta.get('n')} preprocessing={pre}{extra} {state}")
     return 0
 

@@ -24,10 +24,12 @@ from tqdm.auto import tqdm
 from ..data.images import ImageDecodeError
 from ..errors import ExtractionFailure, InputError
 from ..files import FileLock, __version__, atomic_save_npy, atomic_write_json, no_space, sweep_stale_tmp
+from ..schema import read_json
 from .store import (
     STALE_HOW, STORE_FORMAT, FeatureStore, StaleStoreError, StoreError, canonical, describe_key_difference, key_digest,
     remove_chunks,
 )
+from .meta import read_meta
 
 log = logging.getLogger(__name__)
 
@@ -147,9 +149,9 @@ def _run_locked(store_dir, key, items, load, encode, feature_shape, batch_size, 
     items_sha = key_digest({"items": list(items)})
     if meta_file.is_file():
         try:
-            meta = json.loads(meta_file.read_text())
-        except ValueError as e:
-            raise StoreError(f"{meta_file} is damaged ({e}); delete {store_dir} and rerun") from None
+            meta = read_meta(meta_file)
+        except StoreError as e:
+            raise StoreError(f"{e}; delete {store_dir} and rerun") from None
         if meta.get("key") != key or meta.get("items_sha256") != items_sha:
             diffs = describe_key_difference(key, meta.get("key", {})) or ["the item list differs"]
             raise StaleStoreError(f"{store_dir} holds features under another key: " + "; ".join(diffs[:6])
@@ -166,6 +168,8 @@ def _run_locked(store_dir, key, items, load, encode, feature_shape, batch_size, 
                 remove_chunks(store_dir)  # left behind when a run was killed right after completing the store
                 sweep_stale_tmp(store_dir)
                 return check_strict(store) if strict else store
+        if meta.get("batch_size") is None or meta.get("chunk_size") is None:
+            raise StoreError(f"{meta_file}: batch_size or chunk_size is missing; delete {store_dir} and rerun")
         if meta.get("batch_size") != batch_size:
             log.info("%s: resuming with the store's batch size %s (asked %s)", desc, meta["batch_size"], batch_size)
         batch_size, chunk_size = int(meta["batch_size"]), int(meta["chunk_size"])
@@ -278,9 +282,9 @@ def _finalize(store_dir: Path, meta: dict, items: Sequence[dict], n_chunks: int,
                     raise StoreError(f"{chunk_dir / f'{c:05d}.npy'}: unexpected {arr.dtype} {arr.shape}; delete it to "
                                      "recompute that chunk")
                 f.write(np.ascontiguousarray(arr).tobytes())
-                for k, v in json.loads((chunk_dir / f"{c:05d}.json").read_text()).items():
-                    valid[int(k)] = False
-                    failures.append({"index": int(k), "path": items[int(k)].get("path"), "reason": v})
+                for k, v in _chunk_failures(chunk_dir / f"{c:05d}.json", range(c * chunk_size, c * chunk_size + rows)):
+                    valid[k] = False
+                    failures.append({"index": k, "path": items[k].get("path"), "reason": v})
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, store_dir / "features.npy")
@@ -302,6 +306,21 @@ def _finalize(store_dir: Path, meta: dict, items: Sequence[dict], n_chunks: int,
     if len(failures) > 10:
         log.warning("  ... and %d more (see %s/meta.json)", len(failures) - 10, store_dir)
     return FeatureStore.open(store_dir, meta["key"])
+
+
+def _chunk_failures(path: Path, rows: range) -> list[tuple[int, str]]:
+    """The failed items a chunk's .json lists: {item index: reason} for indices of its ``rows``."""
+    obj = read_json(path, StoreError, "chunk failure list")
+    bad = StoreError(f"{path}: expected {{item index: reason}} for items {rows.start}..{rows.stop - 1}; delete it "
+                     "and its .npy to recompute that chunk")
+    if not isinstance(obj, dict):
+        raise bad
+    out = []
+    for k, v in obj.items():
+        if not (k.isascii() and k.isdigit() and int(k) in rows and isinstance(v, str)):
+            raise bad
+        out.append((int(k), v))
+    return out
 
 
 def require_store(store: FeatureStore | None, what: str) -> FeatureStore:

@@ -29,6 +29,8 @@ import torch
 
 from ..errors import StaleStoreError, StoreError
 from ..files import slug
+from ..schema import read_json
+from .meta import check_items, read_meta
 
 log = logging.getLogger(__name__)
 
@@ -88,10 +90,7 @@ class FeatureStore:
         meta_file = path / "meta.json"
         if not meta_file.is_file():
             raise StoreError(f"no feature store at {path} (missing meta.json)")
-        try:
-            meta = json.loads(meta_file.read_text())
-        except json.JSONDecodeError as e:
-            raise StoreError(f"{meta_file}: unreadable ({e})") from e
+        meta = read_meta(meta_file)
         if expect_key is not None and meta.get("key") != canonical(expect_key):
             diffs = describe_key_difference(expect_key, meta.get("key", {}))
             raise StaleStoreError(
@@ -109,7 +108,8 @@ class FeatureStore:
     @property
     def items(self) -> list[dict]:
         if self._items is None:
-            self._items = json.loads((self.path / "items.json").read_text())
+            f = self.path / "items.json"
+            self._items = check_items(read_json(f, StoreError, "store items.json"), len(self), f)
         return self._items
 
     def __len__(self) -> int:
@@ -193,8 +193,9 @@ def find_store(root: str | Path, key: dict, free: tuple[str, ...] = ()) -> Featu
     found = []
     for meta_file in sorted(Path(root).glob(f"{key['kind']}-*/meta.json")):
         try:
-            meta = json.loads(meta_file.read_text())
-        except (OSError, json.JSONDecodeError):
+            meta = read_meta(meta_file)
+        except StoreError as e:  # one damaged store must not hide the others
+            log.warning("skipping a damaged store: %s", e)
             continue
         if meta.get("complete") and _without(meta.get("key", {}), free) == want:
             found.append(FeatureStore(meta_file.parent, meta))
