@@ -180,3 +180,82 @@ def test_a_damaged_chunk_failure_list_is_named(tmp_path):
     (d / "chunks" / "00001.json").write_text('{"x": 1}')
     with pytest.raises(StoreError, match="00001.json: expected {item index: reason}"):
         run_extraction(*args, batch_size=4, chunk_size=8, progress=False)
+
+
+# ------------------------------------------------------------------------------------------------ model folders
+@pytest.fixture()
+def clip_copy(tiny_clip_dir, tmp_path):
+    d = tmp_path / "clip"
+    shutil.copytree(tiny_clip_dir, d)
+    return d
+
+
+@pytest.fixture()
+def blip_copy(tiny_blip2_dir, tmp_path):
+    d = tmp_path / "blip"
+    shutil.copytree(tiny_blip2_dir, d)
+    return d
+
+
+@pytest.mark.parametrize("file,edit,says", [
+    ("config.json", lambda c: [c], "a model config must be a JSON object"),
+    ("config.json", lambda c: c["vision_config"].update(hidden_size=10 ** 9), "vision_config.hidden_size must be an "
+                                                                             "integer in 1..65536, got 1000000000"),
+    ("config.json", lambda c: c["text_config"].update(num_attention_heads=3), "text_config.hidden_size 32 is not "
+                                                                              "divisible by"),
+    ("config.json", lambda c: c["vision_config"].update(patch_size=64), "patch_size 64 is larger than"),
+    ("config.json", lambda c: c.update(projection_dim=24), "does not match the weights"),
+    ("config.json", lambda c: c["text_config"].update(vocab_size="many"), "text_config.vocab_size must be an integer"),
+    ("preprocessor_config.json", lambda c: [c], "preprocessor_config.json: the file must be a JSON object"),
+    ("preprocessor_config.json", lambda c: c.update(size="big"), "size must be an integer or an object"),
+    ("preprocessor_config.json", lambda c: c.update(crop_size={"height": 10 ** 6}), "crop_size.height must be an "
+                                                                                   "integer in 1..4096"),
+    ("preprocessor_config.json", lambda c: c.update(image_std=[0, 0, 0]), "image_std must be a list of 3 finite "
+                                                                          "numbers > 0"),
+    ("preprocessor_config.json", lambda c: c.update(image_mean="grey"), "image_mean must be a list"),
+    ("preprocessor_config.json", lambda c: c.update(resample=99), "resample must be an integer in 0..5"),
+])
+def test_a_damaged_backbone_folder_is_named_before_any_work(clip_copy, face_pool, tmp_path, capsys, file, edit,
+                                                            says):
+    _edit(clip_copy / file, edit)
+    user_error(["extract", "--data", face_pool, "--backbone", clip_copy, "--preprocessing", "clip", "--store",
+                tmp_path / "s", "--no-progress"], capsys, file, says)
+    assert not list((tmp_path / "s").glob("*/meta.json"))
+
+
+def test_a_non_utf8_model_config_is_named(clip_copy, face_pool, tmp_path, capsys):
+    (clip_copy / "config.json").write_bytes(b'{"model_type": "clip\xff"}')
+    user_error(["extract", "--data", face_pool, "--backbone", clip_copy, "--store", tmp_path / "s"], capsys,
+               "config.json: the model config is not UTF-8 text")
+
+
+@pytest.mark.parametrize("header", [(10 ** 12).to_bytes(8, "little"), (5).to_bytes(8, "little") + b"[1,2]",
+                                    (30).to_bytes(8, "little") + b'{"w": {"dtype": "F32", "shape": [1000000000], '])
+def test_a_damaged_safetensors_header_is_refused_unread(clip_copy, face_pool, tmp_path, capsys, header):
+    (clip_copy / "model.safetensors").write_bytes(header + b"\0" * 64)
+    user_error(["extract", "--data", face_pool, "--backbone", clip_copy, "--store", tmp_path / "s"], capsys,
+               "model.safetensors")
+
+
+def test_a_safetensors_entry_larger_than_its_file_is_refused(clip_copy):
+    import struct
+
+    from expclip.errors import ModelNotAvailableError
+    from expclip.models.checks import read_header
+
+    head = json.dumps({"w": {"dtype": "F32", "shape": [10 ** 9], "data_offsets": [0, 4 * 10 ** 9]}}).encode()
+    (clip_copy / "model.safetensors").write_bytes(struct.pack("<Q", len(head)) + head + b"\0" * 16)
+    with pytest.raises(ModelNotAvailableError, match="tensor 'w' has a damaged header entry"):
+        read_header(clip_copy / "model.safetensors")
+
+
+@pytest.mark.parametrize("edit,says", [
+    (lambda c: c["text_config"].update(d_model=48), "does not match the weights"),
+    (lambda c: c.update(num_query_tokens=10 ** 6), "num_query_tokens must be an integer in 1..4096"),
+    (lambda c: c.update(qformer_config=[]), "qformer_config must be an object"),
+    (lambda c: c["vision_config"].update(layer_norm_eps="x"), "not a BLIP-2 config transformers can read"),
+])
+def test_a_damaged_teacher_folder_is_named_before_any_work(blip_copy, face_pool, tmp_path, capsys, edit, says):
+    _edit(blip_copy / "config.json", edit)
+    user_error(["extract", "--data", face_pool, "--no-backbone", "--teacher", blip_copy, "--store", tmp_path / "s"],
+               capsys, *(["config.json", says] if says else []))

@@ -21,7 +21,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-from ..errors import ImageDecodeError, InputError
+from ..errors import ImageDecodeError, InputError, ModelNotAvailableError
+from ..schema import Fields, is_int, is_number, read_json
 
 PREPROCESSING_MODES = ("reference", "clip")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif")
@@ -242,7 +243,8 @@ def preprocess_for_model(model_dir: str | Path, mode: str, vision_image_size: in
     if mode != "clip":
         raise InputError(f"unknown preprocessing mode {mode!r}; choose one of {PREPROCESSING_MODES}")
     cfg_path = Path(model_dir) / "preprocessor_config.json"
-    cfg = json.loads(cfg_path.read_text()) if cfg_path.is_file() else {}
+    cfg = read_json(cfg_path, ModelNotAvailableError, "image processor config") if cfg_path.is_file() else {}
+    check_processor_config(cfg, cfg_path)
     resample = int(cfg.get("resample", int(Image.BICUBIC)))
     if "max_num_patches" in cfg:  # SigLIP 2 NaFlex: the side its patch budget gives a square image
         side = check_size(int(cfg.get("patch_size", 16)) * math.isqrt(int(cfg["max_num_patches"])),
@@ -265,6 +267,36 @@ def preprocess_for_model(model_dir: str | Path, mode: str, vision_image_size: in
     mean, std, factor = _normalization(cfg)
     return Preprocess("clip", image_size, resize, crop, resample, mean, std, squash_before_crop=squash and crop,
                       rescale_factor=factor)
+
+
+def check_processor_config(cfg: object, source: str | Path) -> dict:
+    """The schema of a ``preprocessor_config.json``: the fields :func:`preprocess_for_model` reads, typed (sizes
+    in 1..MAX_INPUT_SIZE, flags true/false, three finite means and positive stds, a PIL filter code); a wrong shape
+    is a ModelNotAvailableError naming the file and the field."""
+    f = Fields(cfg, source, ModelNotAvailableError)
+    for key in ("size", "crop_size"):
+        value = f.get(key, None)
+        if value is None or is_int(value):
+            f.int(key, None, lo=1, hi=MAX_INPUT_SIZE)
+            continue
+        if not isinstance(value, dict):
+            raise f.fail(key, "an integer or an object {shortest_edge | height, width}", value)
+        g = f.obj(key)
+        for k in ("shortest_edge", "longest_edge", "height", "width"):
+            g.int(k, None, lo=1, hi=MAX_INPUT_SIZE)
+    for key in ("do_center_crop", "do_normalize", "do_rescale", "rescale_offset", "include_top"):
+        f.bool(key, None)
+    for key in ("image_mean", "image_std"):
+        values = f.list(key, None, lambda v: is_number(v) and (key == "image_mean" or v > 0),
+                        "a list of 3 finite numbers" + (" > 0" if key == "image_std" else ""), 3)
+        if values is not None and len(values) != 3:
+            raise f.fail(key, "a list of 3 numbers (R, G, B)", values)
+    f.int("resample", None, lo=0, hi=5)
+    f.number("rescale_factor", None, lo=1e-12)
+    f.int("patch_size", None, lo=1, hi=MAX_INPUT_SIZE)
+    f.int("max_num_patches", None, lo=1, hi=1 << 20)
+    f.str("image_processor_type", None)
+    return cfg  # type: ignore[return-value]
 
 
 def _normalization(cfg: dict) -> tuple[tuple[float, ...] | None, tuple[float, ...] | None, float]:

@@ -16,6 +16,7 @@ from ..data.images import Preprocess
 from ..data.video import SAMPLING_RULES
 from ..errors import InputError, ModelNotAvailableError, StoreError
 from ..models import families
+from ..models.checks import check_config
 from ..models.hub import ResolvedModel, resolve_model
 from ..models.presets import resolve_preset
 from ..models.teacher import resolve_instruction
@@ -38,6 +39,7 @@ def base_key(kind: str, model: dict, preprocess: Preprocess | None, data: ItemLi
 
 def model_preprocess(resolved: ResolvedModel, mode: str) -> Preprocess:
     """The preprocessing of ``mode`` for a model directory, from its config files alone (no weights loaded)."""
+    check_config(resolved.path / "config.json")  # a damaged config is named before it is read
     return families.model_preprocess(resolved.path, mode, name=resolved.name)
 
 

@@ -3,5 +3,5 @@
 the projection heads registry, hub resolution and content fingerprints, multi-GPU placement of the teacher, and tiny
 random-weight models of every family for tests and the demo.
 
-May import: ``data`` (preprocessing), ``files``, ``devices``, ``errors``. Never features, runs or anything above.
+May import: ``data`` (preprocessing), ``files``, ``devices``, ``schema``, ``errors``. Never features, runs or anything above.
 """

@@ -18,6 +18,7 @@ from torch import nn
 from ..data.images import Preprocess
 from ..devices import resolve_device
 from . import families
+from .checks import check_config, check_shapes, meta_shapes, weight_headers
 from .families import Family, feature_dim
 from .hub import ModelNotAvailableError, ResolvedModel, resolve_model, weight_files
 from .presets import preset_for_hub_id, resolve_preset
@@ -56,7 +57,7 @@ def known_feature_dim(name: str | Path, revision: str | None = None) -> int | No
     try:
         resolved = resolve_model(name, revision, local_files_only=True)
         return feature_dim(AutoConfig.from_pretrained(resolved.path, trust_remote_code=False))
-    except (ModelNotAvailableError, OSError, ValueError, AttributeError, KeyError):
+    except (ModelNotAvailableError, OSError, ValueError, AttributeError, TypeError, KeyError):
         preset = preset_for_hub_id(resolve_preset(name))
         return PAPER_FEATURE_DIMS.get(str(name)) or (preset.feature_dim if preset else None)
 
@@ -71,19 +72,32 @@ def _output_tensor(out: object) -> torch.Tensor:
     return pooled
 
 
-def _refuse_teacher(name: str | Path, path: Path) -> None:
-    """A BLIP-2 model has get_image_features/get_text_features too, but it is a teacher, not a dual encoder: its
-    "features" do not live in one space and their width is not the config's. Refused from config.json alone, before
-    (possibly many GB of) weights are read."""
-    import json
+def check_backbone(name: str | Path, revision: str | None = None, local_files_only: bool | None = None) -> ResolvedModel:
+    """Resolve ``name`` and check, from its config files and the weights' headers alone (nothing allocated, no
+    weights read), that it is a dual encoder transformers can load with those weights: config.json within bounds
+    (:func:`~expclip.models.checks.check_config`), not a BLIP-2 teacher, .safetensors weights whose headers are sound
+    and whose shapes are the config's. Returns the resolved model; raises ModelNotAvailableError naming the file."""
+    from transformers import AutoConfig, AutoModel
 
-    try:
-        model_type = json.loads((path / "config.json").read_text()).get("model_type", "")
-    except (OSError, ValueError, AttributeError):
-        return  # transformers will say what is wrong with the file
+    resolved = resolve_model(name, revision, local_files_only)
+    files = weight_files(resolved.path)  # refuse pickled-only repos before transformers would unpickle them
+    raw = check_config(resolved.path / "config.json")
+    model_type = raw.get("model_type", "")
+    # A BLIP-2 model has get_image_features/get_text_features too, but it is a teacher, not a dual encoder: its
+    # "features" do not live in one space and their width is not the config's.
     if model_type in ("blip-2", "instructblip"):
         raise ModelNotAvailableError(f"{str(name)!r} is a {model_type} model (a teacher), not a CLIP-family dual "
                                      "encoder: give it as the teacher (--teacher) and a CLIP model as the backbone")
+    weights = weight_headers(files)
+    try:
+        config = AutoConfig.from_pretrained(resolved.path, trust_remote_code=False)
+    except Exception as e:  # transformers' own validation raises many kinds: all mean a config it cannot use
+        raise ModelNotAvailableError(f"{resolved.path / 'config.json'}: not a config transformers can read "
+                                     f"({type(e).__name__}: {e})") from None
+    shapes = meta_shapes(lambda: AutoModel.from_config(config, trust_remote_code=False))
+    if shapes is not None:
+        check_shapes(shapes, weights, resolved.path / "config.json")
+    return resolved
 
 
 @dataclass
@@ -115,9 +129,7 @@ class Backbone:
 
         On CUDA, forward passes run under bfloat16 autocast when ``amp`` (features are returned in float32).
         """
-        resolved = resolve_model(name_or_path, revision, local_files_only)
-        weight_files(resolved.path)  # refuse pickled-only repos before transformers would unpickle them
-        _refuse_teacher(name_or_path, resolved.path)
+        resolved = check_backbone(name_or_path, revision, local_files_only)
         dev = resolve_device(device)
         model, tokenizer = _load(resolved.path)
         if not (hasattr(model, "get_image_features") and hasattr(model, "get_text_features")):
@@ -216,6 +228,7 @@ def _load(path: Path) -> tuple[nn.Module, object]:
     except ImportError as e:  # e.g. SigLIP's SiglipTokenizer reads spiece.model through the sentencepiece package
         raise ModelNotAvailableError(f"loading {path} needs a package that is not installed: {' '.join(str(e).split())}"
                                      " (SigLIP's SiglipTokenizer: pip install sentencepiece)") from e
-    except (OSError, ValueError) as e:
-        raise ModelNotAvailableError(f"could not load a CLIP-family model from {path}: {e}") from e
+    except (OSError, ValueError, RuntimeError) as e:  # RuntimeError: sizes that do not fit (checked before, too)
+        raise ModelNotAvailableError(f"could not load a CLIP-family model from {path}: "
+                                     f"{str(e).splitlines()[0][:300]}") from e
     return model, tokenizer

@@ -7,7 +7,6 @@ loaded: the T5 decoder and LM head (about half of the LLM) never reach memory. N
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,8 @@ from ..data.images import Preprocess, preprocess_for_model
 from ..data.safe import safe_join
 from ..devices import resolve_device
 from ..errors import InputError
+from ..schema import Fields, read_json
+from .checks import TensorInfo, check_config, check_shapes, meta_shapes, read_header, weight_headers
 from .hub import ModelNotAvailableError, ResolvedModel, resolve_model, weight_files
 
 log = logging.getLogger(__name__)
@@ -87,23 +88,57 @@ def teacher_dtype(device: torch.device, dtype: str | torch.dtype | None) -> torc
     return dtype
 
 
-def _checkpoint_keys(path: Path) -> dict[str, Path]:
-    """Map every tensor name in the model's safetensors files to the file holding it."""
-    from safetensors import safe_open
-
+def _checkpoint_keys(path: Path) -> dict[str, TensorInfo]:
+    """Every tensor of the model's safetensors files (name -> dtype, shape and file), from their headers alone."""
     index = path / "model.safetensors.index.json"
     if index.is_file():
-        wm = json.loads(index.read_text())["weight_map"]
-        bad = sorted({v for v in wm.values() if not str(v).endswith(".safetensors")})
+        wm = Fields(read_json(index, ModelNotAvailableError, "weight index"), index, ModelNotAvailableError).dict(
+            "weight_map")
+        bad = sorted({str(v) for v in wm.values() if not str(v).endswith(".safetensors")})
         if bad:
             raise ModelNotAvailableError(f"{index} maps weights to {bad[:3]}: only .safetensors shards are loaded")
         # Lexical check only: files of the hub cache are links into its blobs/ folder.
-        return {k: safe_join(path, v, source=str(index), resolve=False) for k, v in wm.items()}
-    out = {}
-    for f in weight_files(path):
-        with safe_open(f, "pt") as fh:
-            out.update({k: f for k in fh.keys()})
-    return out
+        files = {v: safe_join(path, v, source=str(index), resolve=False) for v in set(wm.values())}
+        headers = {v: read_header(f) for v, f in files.items()}
+        missing = sorted(k for k, v in wm.items() if k not in headers[v])
+        if missing:
+            raise ModelNotAvailableError(f"{index} lists {missing[:3]} in shards that do not hold them")
+        return {k: headers[v][k] for k, v in wm.items()}
+    return weight_headers(weight_files(path))
+
+
+def _model_name(key: str) -> str | None:
+    """Our module's name of a Blip2ForConditionalGeneration checkpoint tensor, or None for one we do not load."""
+    if key == "query_tokens":
+        return key
+    return next((v + key[len(p):] for p, v in _PREFIXES.items() if key.startswith(p)), None)
+
+
+def check_teacher(name: str | Path, revision: str | None = None, local_files_only: bool | None = None):
+    """Resolve ``name`` and check, from its config files and the weights' headers alone (nothing allocated, no
+    weights read), that it is a BLIP-2 with a T5 (encoder-decoder) LLM whose weights fit its config.
+
+    Returns (resolved model, Blip2Config, checkpoint tensors); raises ModelNotAvailableError naming the file."""
+    from transformers import Blip2Config
+
+    resolved = resolve_model(name, revision, local_files_only)
+    check_config(resolved.path / "config.json")
+    try:
+        config = Blip2Config.from_pretrained(resolved.path, trust_remote_code=False)
+    except Exception as e:  # transformers' own validation raises many kinds: all mean a config it cannot use
+        raise ModelNotAvailableError(f"{resolved.path / 'config.json'}: not a BLIP-2 config transformers can "
+                                     f"read ({type(e).__name__}: {str(e).splitlines()[0][:200]})") from None
+    if getattr(config, "model_type", "") != "blip-2" or not getattr(config.text_config, "is_encoder_decoder", False):
+        raise ModelNotAvailableError(
+            f"{name!r} is not BLIP-2 with a T5 (encoder-decoder) language model "
+            f"(model_type={getattr(config, 'model_type', '?')}, text model={config.text_config.model_type}); "
+            "the teacher needs an LLM encoder, e.g. Salesforce/blip2-flan-t5-xxl"
+        )
+    keys = _checkpoint_keys(resolved.path)
+    shapes = meta_shapes(lambda: Teacher(config, None, TeacherInfo(resolved, torch.float32)))
+    if shapes is not None:
+        check_shapes(shapes, keys, resolved.path / "config.json", rename=_model_name)
+    return resolved, config, keys
 
 
 @dataclass(frozen=True)
@@ -152,30 +187,19 @@ class Teacher(nn.Module):
         ``{module prefix: device}``; see :mod:`expclip.models.placement`. ``device`` then only picks the dtype.
         """
         from safetensors import safe_open
-        from transformers import AutoTokenizer, Blip2Config
+        from transformers import AutoTokenizer
 
         from .placement import attach_input_movers, device_of, primary_device, resolve_device_map
 
         # With a device map, its first device holds the image path and decides the dtype.
         dev = resolve_device(device) if device_map is None else primary_device(device_map)
         dt = teacher_dtype(dev, dtype)
-        resolved = resolve_model(name_or_path, revision, local_files_only)
-        try:
-            config = Blip2Config.from_pretrained(resolved.path, trust_remote_code=False)
-        except (OSError, ValueError) as e:
-            raise ModelNotAvailableError(f"{resolved.path} does not hold a BLIP-2 config: {e}") from e
-        if getattr(config, "model_type", "") != "blip-2" or not getattr(config.text_config, "is_encoder_decoder", False):
-            raise ModelNotAvailableError(
-                f"{name_or_path!r} is not BLIP-2 with a T5 (encoder-decoder) language model "
-                f"(model_type={getattr(config, 'model_type', '?')}, text model={config.text_config.model_type}); "
-                "the teacher needs an LLM encoder, e.g. Salesforce/blip2-flan-t5-xxl"
-            )
+        resolved, config, keymap = check_teacher(name_or_path, revision, local_files_only)
         tokenizer = AutoTokenizer.from_pretrained(resolved.path, trust_remote_code=False)
         with torch.device("meta"):
             model = cls(config, tokenizer, TeacherInfo(resolved, dt))
         placement = resolve_device_map(device_map, model) if device_map is not None else {}
-        keymap = _checkpoint_keys(resolved.path)
-        wanted = {k: v for k, v in keymap.items() if k == "query_tokens" or k.startswith(tuple(_PREFIXES))}
+        wanted = {k: v.file for k, v in keymap.items() if _model_name(k) is not None}
         state: dict[str, torch.Tensor] = {}
         by_file: dict[Path, list[str]] = {}
         for k, f in wanted.items():
@@ -183,7 +207,7 @@ class Teacher(nn.Module):
         for f, keys in by_file.items():
             with safe_open(f, "pt", device="cpu") as fh:
                 for k in keys:
-                    name = k if k == "query_tokens" else next(v + k[len(p):] for p, v in _PREFIXES.items() if k.startswith(p))
+                    name = _model_name(k)
                     if name == "t5.encoder.embed_tokens.weight":
                         continue  # tied to shared
                     # Q-Former and query tokens stay float32 (as transformers keeps them), the rest in dt.
