@@ -44,12 +44,24 @@ def cmd_extract(args) -> int:
         raise InputError("--no-backbone without --teacher leaves nothing to extract: give --teacher MODEL")
     datasets = _all_datasets(args)  # every dataset is read before any work starts
     checked = _device(args)  # a GPU that is not there is refused before any work
+    device_map = _device_map(getattr(args, "teacher_device_map", None))
     if args.teacher:  # refuse bad teacher options before the backbone's extraction, not after it
         if any(d.kind == "video" for d in datasets):
             raise InputError("teacher targets are computed for training images, not for video datasets")
         teacher_dtype(checked, args.teacher_dtype)
         for instr in args.instruction:
             resolve_instruction(instr)
+    # Every model named is resolved and checked (files, config, weights' headers) before the first encoder runs: a
+    # wrong --teacher fails now, not after the whole CLIP pass.
+    if not args.no_backbone:
+        from ..models.backbone import check_backbone
+
+        for name in args.backbone:
+            check_backbone(name, args.revision)
+    if args.teacher:
+        from ..models.teacher import check_teacher
+
+        check_teacher(args.teacher, args.teacher_revision)
     tag = (lambda d: f" {d.name}" + (f" fold {d.info['fold']}" if d.info.get("fold") else "")) \
         if len(datasets) > 1 else (lambda d: "")
     # Under torchrun each process computes its share of every store's chunks; rank 0 assembles the stores.
@@ -70,7 +82,7 @@ def cmd_extract(args) -> int:
                 del bb
         if args.teacher:
             te = Teacher.from_pretrained(args.teacher, args.teacher_revision, device=dev, dtype=args.teacher_dtype,
-                                         device_map=_device_map(getattr(args, "teacher_device_map", None)))
+                                         device_map=device_map)
             for instr in args.instruction:
                 for data in datasets:
                     say(f"teacher{tag(data)} [{instr[:30]}]", ctx.run(lambda shard: extract_teacher(
@@ -95,15 +107,23 @@ def cmd_train(args) -> int:
     writable_dir(args.out)
     dev = _device(args)
     if args.extract:  # what is missing is extracted now, loading only the models it needs
-        from ..features.service import LazyModel
-        from ..models.backbone import Backbone
-        from ..models.teacher import Teacher
+        from ..features.service import LazyModel, check_needed
+        from ..models.backbone import Backbone, check_backbone
+        from ..models.teacher import Teacher, check_teacher, resolve_instruction, teacher_dtype
 
+        teacher_dtype(dev, args.teacher_dtype)
+        resolve_instruction(args.instruction)
         run = dict(num_workers=args.num_workers, progress=not args.no_progress, strict=args.strict)
         bb = LazyModel(args.backbone, args.revision,
-                       lambda: Backbone.from_pretrained(args.backbone, args.revision, device=dev))
+                       lambda: Backbone.from_pretrained(args.backbone, args.revision, device=dev),
+                       check=lambda: check_backbone(args.backbone, args.revision))
         te = LazyModel(args.teacher, args.teacher_revision, lambda: Teacher.from_pretrained(
-            args.teacher, args.teacher_revision, device=dev, dtype=args.teacher_dtype))
+            args.teacher, args.teacher_revision, device=dev, dtype=args.teacher_dtype),
+            check=lambda: check_teacher(args.teacher, args.teacher_revision))
+        # Both models are checked before either runs: a missing teacher fails before the CLIP pass, not after it.
+        check_needed(lambda: find_image_store(args.store, args.backbone, data, args.preprocessing, args.revision), bb)
+        check_needed(lambda: find_teacher_store(args.store, args.teacher, data, args.instruction, args.preprocessing,
+                                                args.teacher_revision), te)
         img = image_store(data, bb, args.preprocessing, args.store, batch_size=args.batch_size, **run)
         tgt = teacher_store(data, te, args.instruction, args.preprocessing, args.store,
                             batch_size=args.teacher_batch_size, **run)

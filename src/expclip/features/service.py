@@ -31,11 +31,20 @@ M = TypeVar("M")
 
 class LazyModel(Generic[M]):
     """A model named by id and revision, loaded by ``load()`` on first :meth:`get` — only when a store it would
-    fill is missing."""
+    fill is missing. ``check()`` (optional) makes sure, without loading it, that it can be: its files are there and
+    sound (e.g. :func:`~expclip.models.backbone.check_backbone`)."""
 
-    def __init__(self, name: str, revision: str | None, load: Callable[[], M]):
-        self.name, self.revision, self._load = name, revision, load
+    def __init__(self, name: str, revision: str | None, load: Callable[[], M],
+                 check: Callable[[], object] | None = None):
+        self.name, self.revision, self._load, self._check = name, revision, load, check
         self._model: M | None = None
+        self._checked = False
+
+    def check(self) -> None:
+        """Resolve and check the model's files (once) without loading it; a missing or damaged model raises here."""
+        if not self._checked and self._model is None and self._check is not None:
+            self._check()
+        self._checked = True
 
     def get(self) -> M:
         if self._model is None:
@@ -86,6 +95,24 @@ def find_prompt_features(store_root: str | Path, backbone: str, prompts: list[li
     except StoreError:
         return None
     return per_class(torch.from_numpy(store.features()[:].copy()), unique, prompts)
+
+
+def check_needed(find: Callable[[], FeatureStore], model: LazyModel) -> None:
+    """Before any encoder runs: when the store ``find()`` looks for is missing, the model that would fill it must be
+    there and sound (:meth:`LazyModel.check`), so that a missing or wrong model fails in seconds, not after another
+    model's pass. A store under another key raises StaleStoreError now too."""
+    try:
+        find()
+    except StaleStoreError:
+        raise
+    except StoreError:
+        model.check()
+
+
+def check_prompts_needed(model: LazyModel, prompts: list[list[str]], store_root: str | Path) -> None:
+    """:func:`check_needed` for the prompt features of ``prompts``."""
+    if find_prompt_features(store_root, model.name, prompts, model.revision) is None:
+        model.check()
 
 
 def get_or_extract(find: Callable[[], FeatureStore], extract: Callable[[], FeatureStore | None], what: str,

@@ -17,10 +17,13 @@ from torch import nn
 from ..checkpoint import HeadConfig, load_head
 from ..data.datasets import ItemList
 from ..errors import CheckpointError, InputError
-from ..features.service import LazyModel, image_store, prompt_features_for
+from ..features.service import (
+    LazyModel, check_needed, check_prompts_needed, find_image_store, image_store, prompt_features_for,
+)
 from ..files import versions
 from ..metrics import summarize
-from ..models.backbone import Backbone, known_feature_dim
+from ..models.backbone import Backbone, check_backbone, known_feature_dim
+from ..prompts import resolve_prompt_sets
 from ..models.hub import declares_random_weights
 from ..zeroshot import build_classifier, classify, embed_images
 
@@ -58,7 +61,29 @@ def head_model(head_dir: str | Path, device: str | torch.device = "cpu") -> Mode
 
 def lazy_backbone(name: str, revision: str | None, device: str | torch.device) -> LazyModel[Backbone]:
     """The backbone ``name``, loaded only if something is missing from the store."""
-    return LazyModel(name, revision, lambda: Backbone.from_pretrained(name, revision, device=device))
+    return LazyModel(name, revision, lambda: Backbone.from_pretrained(name, revision, device=device),
+                     check=lambda: check_backbone(name, revision))
+
+
+def model_groups(models: list[Model]) -> dict[tuple, list[Model]]:
+    """Models by (backbone, revision, preprocessing): each group scores one image store."""
+    groups: dict[tuple, list[Model]] = {}
+    for m in models:
+        groups.setdefault((m.backbone, m.backbone_revision, m.preprocessing), []).append(m)
+    return groups
+
+
+def check_models_needed(datasets: list[ItemList], models: list[Model], prompts: str | list[str],
+                        store_root: str | Path, backbones: dict, device: str | torch.device = "cpu",
+                        sampling: str = "reference", num_segments: int = 16) -> None:
+    """Before the first encoder runs: every backbone whose features (of any dataset) or prompt features are missing
+    from the store is resolved and checked (:func:`~expclip.features.service.check_needed`)."""
+    for data in datasets:
+        for (bb, rev, mode), _ in model_groups(models).items():
+            lazy = backbones.setdefault((bb, rev), lazy_backbone(bb, rev, device))
+            check_needed(lambda: find_image_store(store_root, bb, data, mode, rev, sampling, num_segments), lazy)
+            for plist in resolve_prompt_sets(prompts, data.classes).values():
+                check_prompts_needed(lazy, plist, store_root)
 
 
 def check_head_dims(models: list[Model]) -> None:
@@ -117,10 +142,7 @@ def evaluate(
     check_head_dims(models)
     store_root = Path(store_root)
     results = []
-    groups: dict[tuple, list[Model]] = {}
-    for m in models:
-        groups.setdefault((m.backbone, m.backbone_revision, m.preprocessing), []).append(m)
-    for (bb_name, bb_rev, mode), group in groups.items():
+    for (bb_name, bb_rev, mode), group in model_groups(models).items():
         lazy = (backbones if backbones is not None else {}).setdefault((bb_name, bb_rev),
                                                                         lazy_backbone(bb_name, bb_rev, device))
         store = image_store(data, lazy, mode, store_root, sampling=sampling, num_segments=num_segments,

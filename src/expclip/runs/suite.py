@@ -20,7 +20,7 @@ import torch
 
 from ..data.datasets import DatasetError, ItemList, image_folder
 from ..data.registry import PAPER_DATASETS, find_dataset_root, get_spec, load_dataset
-from .evaluate import Model, clip_model, evaluate
+from .evaluate import Model, check_models_needed, clip_model, evaluate
 from ..models.backbone import PAPER_BACKBONES, backbone_short_name
 from ..models.hub import model_name
 from ..prompts import resolve_prompt_sets
@@ -177,6 +177,7 @@ def run_suite(datasets: list[ItemList], models: list[Model], prompts: str | list
     seed and prompt set; each backbone is loaded at most once. ``kw``: batch_size, num_workers, progress, strict.
     """
     backbones: dict = {}
+    check_models_needed(datasets, models, prompts, store_root, backbones, device, sampling, num_segments)
     results = []
     for data in datasets:
         results += evaluate(data, models, resolve_prompt_sets(prompts, data.classes), store_root, device=device,

@@ -278,6 +278,7 @@ def run_presets(names: list[str], setup: AblationSetup) -> dict[str, Ablation]:
         if missing:
             raise InputError(f"ablation {n} needs " + " and ".join(
                 " or ".join(_OPTION[f] for f in need.split("|")) for need in missing))
+    setup.check_models(names)  # and the models they would run, before any encoder does
     done = {}
     for n in names:
         log.info("ablation %s: %s", n, PRESETS[n].summary)

@@ -17,12 +17,14 @@ import torch
 from ...checkpoint import expand_head_dirs, read_head_config
 from ...data.datasets import ItemList
 from ...errors import InputError
-from ...features.service import LazyModel, image_store, prompt_features_for, teacher_store
+from ...features.service import (
+    LazyModel, check_needed, find_image_store, find_teacher_store, image_store, prompt_features_for, teacher_store,
+)
 from ...features.store import FeatureStore, key_digest
 from ...models.backbone import DEFAULT_BACKBONE, Backbone
 from ...models.heads import HEADS
 from ...models.hub import declares_random_weights, model_name
-from ...models.teacher import DEFAULT_TEACHER, Teacher, resolve_instruction
+from ...models.teacher import DEFAULT_TEACHER, Teacher, check_teacher, resolve_instruction
 from ...prompts import resolve_prompt_sets
 from ...train import TrainConfig
 from ...zeroshot import PromptFeatures
@@ -99,8 +101,35 @@ class AblationSetup:
         """The teacher, loaded on first use (only when a store it would fill is missing)."""
         if self._teacher is None:
             self._teacher = LazyModel(self.teacher, self.teacher_revision, lambda: Teacher.from_pretrained(
-                self.teacher, self.teacher_revision, device=self.device, dtype=self.teacher_dtype))
+                self.teacher, self.teacher_revision, device=self.device, dtype=self.teacher_dtype),
+                check=lambda: check_teacher(self.teacher, self.teacher_revision))
         return self._teacher
+
+    def check_models(self, presets: list[str]) -> None:
+        """Before any preset extracts or trains: the backbone and the teacher are resolved and checked when a store
+        those presets would fill is missing (:func:`~expclip.features.service.check_needed`)."""
+        trains = any(p in ("heads", "instructions") or (p in ("llm-encoder", "tsne") and not self.head_runs)
+                     for p in presets)
+        scores = any(p not in ("backbones", "gains") or not self.results for p in presets)
+        for data in ([self.train] if trains and self.train is not None else []) + (self.tests if scores else []):
+            check_needed(lambda: find_image_store(self.store, self.backbone, data, self.preprocessing,
+                                                  self.backbone_revision), self.lazy_backbone())
+        needs: list[tuple[ItemList, str]] = []
+        if trains and self.train is not None:
+            needs += [(self.train, i) for i in (self.instructions if "instructions" in presets else [])]
+            needs += [(self.train, "task")]
+        if "llm-encoder" in presets:
+            heads = expand_head_dirs(self.head_runs) if self.head_runs else []
+            instr = (read_head_config(heads[0]).instruction if heads else None) or "task"
+            needs += [(d, instr) for d in self.tests]
+        seen: set[tuple[int, str]] = set()
+        for data, instr in needs:
+            resolve_instruction(instr)  # an empty sentence is refused now, not after the CLIP pass
+            if (id(data), instr) in seen:
+                continue
+            seen.add((id(data), instr))
+            check_needed(lambda: find_teacher_store(self.store, self.teacher, data, instr, self.preprocessing,
+                                                    self.teacher_revision), self.lazy_teacher())
 
     def use_models(self, backbone=None, teacher: Teacher | None = None) -> "AblationSetup":
         """Hand over models that are already loaded (they must be the ones named by ``backbone``/``teacher``)."""
