@@ -76,3 +76,33 @@ def test_ablate_checks_the_teacher_before_the_clip_pass(face_pool, face_test, ti
                 "--teacher", tmp_path / "gone", "--store", store, "--out", tmp_path / "a", "--no-progress"],
                capsys, "gone")
     assert no_store(store)
+
+
+# ------------------------------------------------------------------------------------------------ 2. outputs first
+@pytest.mark.parametrize("out,says", [
+    ("/proc/nope/x.csv", "--out /proc/nope/x.csv: cannot write there"),
+    ("results.txt", "--out results.txt: the results file must end in .csv or .jsonl"),
+    ("EXISTING", "exists: add --resume"),
+    ("FOLDER", "is a folder"),
+])
+def test_predict_checks_out_before_loading_the_model(face_pool, tmp_path, capsys, monkeypatch, out, says):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "old.csv").write_text("input\n")
+    (tmp_path / "dir.csv").mkdir()
+    out = {"EXISTING": "old.csv", "FOLDER": "dir.csv"}.get(out, out)
+    # the backbone does not exist: only an --out checked before loading gives this error rather than that one
+    user_error(["predict", face_pool, "--faces", "none", "--backbone", tmp_path / "no-model", "--out", out], capsys,
+               says)
+
+
+def test_predict_checks_annotate_before_loading_the_model(face_pool, tmp_path, capsys):
+    user_error(["predict", face_pool, "--faces", "none", "--backbone", tmp_path / "no-model", "--annotate",
+                "/proc/nope/viz"], capsys, "--annotate /proc/nope/viz: cannot write there")
+
+
+@pytest.mark.parametrize("cmd", ["eval", "train", "ablate", "demo", "import-official"])
+def test_an_out_folder_that_cannot_be_written_is_named(cmd, face_pool, face_test, tmp_path, capsys):
+    argv = {"eval": ["eval", "--data", face_test], "train": ["train", "--data", face_pool],
+            "ablate": ["ablate", "tsne", "--data", face_test], "demo": ["demo"],
+            "import-official": ["import-official", tmp_path / "x.pth"]}[cmd]
+    user_error([*argv, "--out", "/proc/nope/out"], capsys, "--out /proc/nope/out: cannot write there")

@@ -100,17 +100,37 @@ def atomic_save_npy(path: Path, array: Any) -> None:
     _atomic_write(path, lambda f: np.save(f, np.ascontiguousarray(array), allow_pickle=False))
 
 
-def writable_dir(path: str | Path, option: str = "--out") -> Path:
+def writable_dir(path: str | Path, option: str = "--out", shown: str | Path | None = None) -> Path:
     """Check, before hours of work that would end in writing there, that ``path`` is (or can be created as) a
-    writable folder; nothing is created. Raises ValueError naming ``option``."""
+    writable folder: a folder is made and removed in its nearest existing parent (permissions alone do not tell:
+    root may write anywhere but in /proc). Nothing is left behind. Raises InputError naming ``option`` (and
+    ``shown``, the path the user gave, when it is not ``path``)."""
+    import tempfile
+
     path = Path(path)
+    if not str(path).strip():
+        raise InputError(f"{option}: an empty path")
+    shown = path if shown is None else shown
     probe = path.absolute()
     while not probe.exists() and probe != probe.parent:
         probe = probe.parent
     if not probe.is_dir():
-        raise InputError(f"{option} {path}: cannot write there ({probe} is a file, not a folder)")
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise InputError(f"{option} {path}: cannot write there ({probe} is not writable)")
+        raise InputError(f"{option} {shown}: cannot write there ({probe} is a file, not a folder)")
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".expclip-probe-", dir=probe))
+    except OSError as e:
+        raise InputError(f"{option} {shown}: cannot write there ({probe}: {e.strerror or e})") from None
+    return path
+
+
+def writable_file(path: str | Path, option: str = "--out") -> Path:
+    """:func:`writable_dir` for the folder of a file to write, and ``path`` itself not a folder."""
+    path = Path(path)
+    if not str(path).strip():
+        raise InputError(f"{option}: an empty path")
+    if path.is_dir():
+        raise InputError(f"{option} {path} is a folder; give a file name")
+    writable_dir(path.parent, option, path)
     return path
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+from pathlib import Path
 
 from ..errors import InputError
 from .options import EPILOG, _add_pre, _add_recipe, _add_runtime, _add_store, _device
@@ -55,8 +56,11 @@ def cmd_ablate(args) -> int:
 
 
 def cmd_report(args) -> int:
+    from ..files import writable_dir
     from ..report.page import build_report
 
+    if Path(args.run_dir).is_dir():
+        writable_dir(args.run_dir, "RUN_DIR")  # report.html is written into it
     res = build_report(args.run_dir, prompt_set=args.prompt_set, title=args.title)
     print(f"report: {res['html']} ({res['tables']} tables, {res['figures']} figures; sections: "
           f"{', '.join(res['sections'])}); Markdown twin: {res['markdown']}")

@@ -14,8 +14,10 @@ log = logging.getLogger("expclip")
 
 def cmd_import(args) -> int:
     from ..checkpoint import read_head_config
+    from ..files import writable_dir
     from ..official import import_official
 
+    writable_dir(args.out)
     out = import_official(args.pth, args.out, args.backbone)
     cfg = read_head_config(out)
     print(f"imported {args.pth} -> {out} (linear {cfg.head.in_dim}->{cfg.head.out_dim}, "

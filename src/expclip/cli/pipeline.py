@@ -101,10 +101,10 @@ def cmd_train(args) -> int:
     from ..runs.fit import fit_heads
     from ..train import TrainConfig
 
+    writable_dir(args.out)
     data = _data(args)
     if data.kind != "image":
         raise InputError(f"{data.name} is a {data.kind} dataset; heads are trained on images (e.g. CAER-S)")
-    writable_dir(args.out)
     dev = _device(args)
     if args.extract:  # what is missing is extracted now, loading only the models it needs
         from ..features.service import LazyModel, check_needed
@@ -153,6 +153,7 @@ def cmd_eval(args) -> int:
     from ..runs.evaluate import head_model
     from ..runs.suite import run_suite, with_clip_baselines
 
+    writable_dir(args.out)  # before anything is loaded or computed, not after
     datasets = _all_datasets(args)  # every dataset is read before any feature is computed
     dev = _device(args)
     models = [head_model(d, dev) for d in expand_head_dirs(args.head)]
@@ -176,7 +177,6 @@ def cmd_eval(args) -> int:
     unknown = [p for p in (spec if isinstance(spec, list) else []) if p not in PAPER_PROMPT_SETS]
     if unknown:
         raise InputError(f"unknown prompt set(s) {unknown}; choose from {list(PAPER_PROMPT_SETS)} or 'all'")
-    writable_dir(args.out)  # before the features are computed, not after
     results = run_suite(datasets, models, spec, args.store, device=dev, sampling=args.sampling,
                         num_segments=args.segments, batch_size=args.batch_size, num_workers=args.num_workers,
                         progress=not args.no_progress, strict=args.strict)

@@ -23,6 +23,14 @@ def cmd_predict(args) -> int:
     check_frame_folder_options(args.frame_folders, args.video_fps)  # before any model is loaded
     check_max_faces(args.max_faces)
     check_video_fps(args.video_fps)
+    if args.out:  # an output that cannot be written is refused before the model is loaded, not after
+        from ..predict.rowfile import check_out
+
+        check_out(args.out, args.resume, args.overwrite)
+    if args.annotate:
+        from ..files import writable_dir
+
+        writable_dir(args.annotate, "--annotate")
     device = _device(args)  # a GPU that is not there is refused before any model is loaded
     # A detector that is not installed is named (with its pip install) before any model is loaded.
     faces = get_face_detector(args.faces, args.face_threshold)

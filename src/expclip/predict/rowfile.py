@@ -42,6 +42,21 @@ def row_format(path: str | Path) -> str:
     return fmt
 
 
+def check_out(path: str | Path, resume: bool = False, overwrite: bool = False, option: str = "--out") -> Path:
+    """What :class:`RowWriter` would refuse, checked before any model is loaded: the suffix, an existing file
+    without ``resume``/``overwrite``, a folder that cannot be written. Errors name ``option``."""
+    from ..files import writable_file
+
+    path = Path(path)
+    if FORMATS.get(path.suffix.lower()) is None:
+        raise RowFileError(f"{option} {path}: the results file must end in .csv or .jsonl")
+    writable_file(path, option)
+    if path.is_file() and path.stat().st_size > 0 and not (resume or overwrite):
+        raise RowFileError(f"{option} {path} exists: add --resume to continue it (inputs already written are "
+                           "skipped) or --overwrite to start again")
+    return path
+
+
 def _plain(v):
     """JSON-safe scalar: non-finite floats become null."""
     if isinstance(v, float) and not math.isfinite(v):
