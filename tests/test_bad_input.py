@@ -106,3 +106,45 @@ def test_an_out_folder_that_cannot_be_written_is_named(cmd, face_pool, face_test
             "ablate": ["ablate", "tsne", "--data", face_test], "demo": ["demo"],
             "import-official": ["import-official", tmp_path / "x.pth"]}[cmd]
     user_error([*argv, "--out", "/proc/nope/out"], capsys, "--out /proc/nope/out: cannot write there")
+
+
+# ------------------------------------------------------------------------------------------------ 3. printed commands
+def _suggested(err: str) -> list[str]:
+    assert "Extract it first: expclip " in err, err
+    return shlex.split(err.split("Extract it first: expclip ", 1)[1].strip())
+
+
+def test_trains_extract_first_hints_run_as_printed(face_pool, tiny_clip_dir, tiny_blip2_dir, tmp_path, capsys,
+                                                   monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a relative --data and --store, as people type them
+    shutil.copytree(face_pool, tmp_path / "my pool")  # a space in the path: the hint must quote it
+    train = ["train", "--data", "my pool", "--backbone", str(tiny_clip_dir), "--teacher", str(tiny_blip2_dir),
+             "--out", "run", "--store", "st", "--seeds", "1", "--train-batch-size", "16", "--epochs", "1"]
+    image_hint = _suggested(user_error(train, capsys, "no complete image store"))
+    assert "--backbone" in image_hint and main(image_hint + ["--no-progress"]) == 0
+    capsys.readouterr()
+    teacher_hint = _suggested(user_error(train, capsys, "no complete teacher store"))
+    assert "--no-backbone" in teacher_hint  # without it, extract would also run the default L/14
+    assert main(teacher_hint + ["--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(train) == 0
+    assert (tmp_path / "run" / "seed1" / "head.safetensors").is_file()
+
+
+# ------------------------------------------------------------------------------------------------ 4. batch of 512
+def test_too_few_training_items_name_the_option_that_fixes_it():
+    from expclip.errors import InputError
+    from expclip.train import TrainConfig, train_head
+
+    with pytest.raises(InputError) as e:
+        train_head(torch.randn(140, 8), torch.randn(140, 6), TrainConfig())
+    assert "140 training items are fewer than one batch of 512" in str(e.value)
+    assert "--train-batch-size 32" in str(e.value)
+    train_head(torch.randn(140, 8), torch.randn(140, 6), TrainConfig(batch_size=32, epochs=1))  # the fix works
+
+
+def test_readme_says_the_papers_batch_needs_512_images():
+    from pathlib import Path
+
+    readme = " ".join((Path(__file__).resolve().parents[1] / "README.md").read_text().split())
+    assert "at least 512 training images" in readme and "--train-batch-size" in readme

@@ -130,7 +130,10 @@ def train_head(
     n = len(image_features)
     steps_per_epoch = n // cfg.batch_size if cfg.drop_last else math.ceil(n / cfg.batch_size)
     if steps_per_epoch == 0:
-        raise InputError(f"{n} training items are fewer than one batch of {cfg.batch_size} (drop_last)")
+        raise InputError(f"{n} training items are fewer than one batch of {cfg.batch_size} (the last partial batch "
+                         f"is dropped, as in the paper): pass --train-batch-size {_largest_batch(n)} or less (Python: "
+                         "TrainConfig(batch_size=...)), or train on more images (the paper's batch needs >= "
+                         f"{cfg.batch_size})")
     for name, t in (("image", image_features), ("teacher", teacher_features)):
         _check_finite(name, t)
     device = torch.device(device)
@@ -178,6 +181,11 @@ def train_head(
         sched.step()
     head.eval()
     return head
+
+
+def _largest_batch(n: int) -> int:
+    """A batch size that gives ``n`` items at least a few steps per epoch: n // 4 rounded down to a power of two."""
+    return max(1, 1 << max(0, (max(1, n // 4)).bit_length() - 1))
 
 
 def _step_record(epoch: int, step: int, loss, acc, lr: float) -> dict:

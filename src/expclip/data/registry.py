@@ -125,6 +125,7 @@ def load_dataset(name: str, root: str | Path, folds: list[int] | None = None, al
         data = spec.reader(root, allow_outside=allow_outside, **kwargs)
         data.info.setdefault("fold", fold)
         data.info.setdefault("dataset", spec.name)
+        data.info.setdefault("root", str(root))  # the --root it was read from (data.root may be a folder inside)
         out.append(data)
     return out
 

@@ -116,12 +116,16 @@ def store_location(store_root: str | Path, key: dict) -> tuple[Path, dict]:
 
 
 def data_args(data: ItemList) -> str:
-    """The CLI arguments that name ``data`` (for "extract it first" messages)."""
+    """The CLI arguments that name ``data`` (for "extract it first" messages: they must run as printed)."""
+    import shlex
+
+    outside = " --allow-outside-root" if data.info.get("allow_outside") else ""
     name = data.info.get("dataset")
     if name:
         fold = f" --fold {data.info['fold']}" if data.info.get("fold") else ""
-        return f"--dataset {name} --root {data.root}{fold}"
-    return f"--data {data.root}"
+        return f"--dataset {name} --root {shlex.quote(str(data.info.get('root', data.root)))}{fold}{outside}"
+    labelled = " --labelled" if any(it.get("label") is not None for it in data.items) else ""
+    return f"--data {shlex.quote(str(data.root))}{labelled}{outside}"
 
 
 def _prompt_data(unique: list[str]) -> dict:

@@ -7,8 +7,8 @@ Evaluation, training, ablations and video extraction all ask here: :func:`image_
 
 from __future__ import annotations
 
-import json
 import logging
+import shlex
 from pathlib import Path
 from typing import Callable, Generic, TypeVar
 
@@ -67,8 +67,11 @@ def find_image_store(store_root: str | Path, backbone: str, data: ItemList, prep
     lk = lookup_model(backbone, revision)
     pre = model_preprocess(lk.resolved, preprocessing) if lk.resolved else Preprocess(preprocessing)
     key = image_key(lk.identity, pre, data, "float32", sampling, num_segments)
-    how = (f"Extract it first: expclip extract {data_args(data)} --backbone {backbone} "
-           f"--preprocessing {preprocessing} --store {store_root}")
+    q = shlex.quote
+    video = f" --sampling {sampling} --segments {num_segments}" if data.kind == "video" else ""
+    how = (f"Extract it first: expclip extract {data_args(data)} --backbone {q(str(backbone))}"
+           + (f" --revision {q(revision)}" if revision else "")
+           + f" --preprocessing {preprocessing}{video} --store {q(str(store_root))}")
     return find_keyed(Path(store_root), key, lk.free, lk.resolved, preprocessing, how)
 
 
@@ -78,8 +81,10 @@ def find_teacher_store(store_root: str | Path, teacher: str, data: ItemList, ins
     lk = lookup_model(teacher, revision)
     pre = model_preprocess(lk.resolved, preprocessing) if lk.resolved else Preprocess(preprocessing)
     key = teacher_key(lk.identity, pre, data, instruction, "float32")
-    how = (f"Extract it first: expclip extract --data {data.root} --teacher {teacher} --instruction "
-           f"{json.dumps(instruction) if ' ' in instruction else instruction} --store {store_root}")
+    q = shlex.quote
+    how = (f"Extract it first: expclip extract {data_args(data)} --no-backbone --teacher {q(str(teacher))}"
+           + (f" --teacher-revision {q(revision)}" if revision else "")
+           + f" --instruction {q(instruction)} --preprocessing {preprocessing} --store {q(str(store_root))}")
     return find_keyed(Path(store_root), key, lk.free, lk.resolved, preprocessing, how)
 
 
