@@ -148,3 +148,61 @@ def test_readme_says_the_papers_batch_needs_512_images():
 
     readme = " ".join((Path(__file__).resolve().parents[1] / "README.md").read_text().split())
     assert "at least 512 training images" in readme and "--train-batch-size" in readme
+
+
+# ------------------------------------------------------------------------------------------------ 7. options
+@pytest.mark.parametrize("argv,says", [
+    (["predict", "p.jpg", "--video-fps", "inf"], "--video-fps: inf is not a finite number"),
+    (["predict", "p.jpg", "--margin", "inf"], "--margin"),
+    (["predict", "p.jpg", "--margin", "nan"], "--margin"),
+    (["predict", "p.jpg", "--margin", "-0.1"], "--margin"),
+    (["predict", "p.jpg", "--frames", "0"], "--frames"),
+    (["eval", "--dataset", "", "--root", "r"], "--dataset: an empty value"),
+    (["extract", "--dataset", " ", "--root", "r"], "--dataset"),
+    (["extract", "--data", ""], "--data: an empty value"),
+    (["train", "--data", "d", "--out", ""], "--out"),
+    (["extract", "--data", "d", "--teacher", ""], "--teacher"),
+    (["eval", "--data", "d", "--store", ""], "--store"),
+    (["predict", ""], "paths"),
+    (["train", "--data", "d", "--out", "o", "--seeds", "99999999999999999999"], "--seeds"),
+    (["train", "--data", "d", "--out", "o", "--lr", "inf"], "--lr"),
+    (["eval", "--dataset", "DFEW", "--root", "r", "--segments", "0"], "--segments"),
+])
+def test_option_values_are_finite_in_range_and_not_empty(argv, says, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and says in err and "Traceback" not in err, err
+
+
+@pytest.mark.parametrize("device,says", [("meta", "not a device expclip computes on"),
+                                         ("mps", "not available in this torch build"),
+                                         ("xpu", "not available in this torch build"),
+                                         ("cuda:x", "is not a device")])
+def test_a_device_torch_knows_but_expclip_cannot_use_is_refused(device, says, face_pool, tiny_clip_dir, capsys):
+    if device == "mps" and torch.backends.mps.is_available() or device == "xpu" and torch.xpu.is_available():
+        pytest.skip(f"{device} is available here")
+    user_error(["predict", face_pool, "--faces", "none", "--backbone", tiny_clip_dir, "--device", device], capsys,
+               "--device", device, says)
+
+
+def test_the_python_api_refuses_a_non_finite_margin_or_rate():
+    from expclip.errors import InputError
+    from expclip.predict.engine import PredictOptions
+
+    for kw in ({"margin": float("nan")}, {"margin": float("inf")}, {"video_fps": float("inf")}):
+        with pytest.raises(InputError):
+            PredictOptions(**kw)
+
+
+@pytest.mark.parametrize("content,says", [(b"{oops", "not valid JSON"), (b"[1, 2]", "must be a JSON object"),
+                                          (b'{"vision_model": [0]}', "must be a JSON object"), (None, "no such file")])
+def test_a_bad_teacher_device_map_file_is_named_before_any_model_loads(content, says, face_pool, tiny_blip2_dir,
+                                                                      tmp_path, capsys):
+    f = tmp_path / "map.json"
+    if content is not None:
+        f.write_bytes(content)
+    store = tmp_path / "s"
+    user_error(["extract", "--data", face_pool, "--no-backbone", "--teacher", tiny_blip2_dir, "--teacher-device-map",
+                f, "--store", store], capsys, "--teacher-device-map", says)
+    assert no_store(store)

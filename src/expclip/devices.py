@@ -41,8 +41,18 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     return torch.device(device)
 
 
+COMPUTE_DEVICES = ("cpu", "cuda", "mps", "xpu")
+
+
 def check_visible(dev: torch.device, name: str = "device", fix: str = "device='cpu'") -> torch.device:
-    """``dev`` itself, or a ValueError naming it when it is a CUDA GPU that is not there (before any model moves)."""
+    """``dev`` itself, or a ValueError naming it when it is a CUDA GPU that is not there, a device type this torch
+    build or machine does not have (mps, xpu), or no device to compute on (meta) — before any model moves."""
+    if dev.type not in COMPUTE_DEVICES:
+        raise InputError(f"{name} {dev}: not a device expclip computes on; use cpu, cuda or cuda:N")
+    if dev.type in ("mps", "xpu"):
+        backend = getattr(torch.backends, "mps", None) if dev.type == "mps" else getattr(torch, "xpu", None)
+        if backend is None or not backend.is_available():
+            raise InputError(f"{name} {dev}: not available in this torch build or on this machine; use {fix}")
     if dev.type == "cuda" and (not torch.cuda.is_available() or (dev.index or 0) >= torch.cuda.device_count()):
         raise InputError(f"{name} {dev}: no such CUDA GPU is visible ({torch.cuda.device_count()} found); "
                          f"use {fix}")

@@ -16,7 +16,7 @@ import threading
 from ..errors import ExpclipError
 from ..files import __version__, no_space
 from . import analysis, catalog, pipeline, predict, score
-from .options import EPILOG
+from .options import EPILOG, refuse_empty_values
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_parsers(sub)
     analysis.add_parsers(sub)
     score.add_parsers(sub)
+    refuse_empty_values(p)
     return p
 
 

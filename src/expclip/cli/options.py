@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
+import math
 import os
 from pathlib import Path
 
@@ -17,16 +17,21 @@ EPILOG = "Models: any hub id or local directory saved with save_pretrained. Docs
 
 
 # ------------------------------------------------------------------------------------------------ shared options
-def _number(kind: type, low: float, strict: bool):
-    """An argparse type: a ``kind`` number above ``low`` (``strict``) or at least ``low``; errors name the value."""
+def _number(kind: type, low: float, strict: bool, high: float | None = None):
+    """An argparse type: a finite ``kind`` number above ``low`` (``strict``) or at least ``low``, and at most
+    ``high``; errors name the value."""
 
     def parse(text: str):
         try:
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not a{'n integer' if kind is int else ' number'}") from None
-        if value != value or (value <= low if strict else value < low):  # value != value: NaN
+        if not math.isfinite(value):  # NaN and inf: no count, rate or size is infinite
+            raise argparse.ArgumentTypeError(f"{text} is not a finite number")
+        if value <= low if strict else value < low:
             raise argparse.ArgumentTypeError(f"{text} must be {'>' if strict else '>='} {low}")
+        if high is not None and value > high:
+            raise argparse.ArgumentTypeError(f"{text} must be <= {high}")
         return value
 
     parse.__name__ = kind.__name__  # argparse names the type in its messages
@@ -35,6 +40,28 @@ def _number(kind: type, low: float, strict: bool):
 
 POSITIVE_INT, NONNEG_INT = _number(int, 0, True), _number(int, 0, False)
 POSITIVE_FLOAT, NONNEG_FLOAT = _number(float, 0.0, True), _number(float, 0.0, False)
+SEED = _number(int, 0, False, 2 ** 32 - 1)  # what torch and numpy generators take
+
+
+def nonempty(text: str) -> str:
+    """An argparse type for every string option: an empty or blank value (``--data ''``) names nothing."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty value")
+    return text
+
+
+nonempty.__name__ = "value"
+
+
+def refuse_empty_values(parser: argparse.ArgumentParser) -> None:
+    """Give every string option and argument of ``parser`` and its subcommands the :func:`nonempty` type, so that
+    ``--dataset ''`` or ``--data ''`` is refused by name instead of meaning the current folder or nothing."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in dict.fromkeys(action.choices.values()):
+                refuse_empty_values(sub)
+        elif action.type is None and action.nargs != 0 and not action.choices:  # nargs 0: flags, --help
+            action.type = nonempty
 
 
 def _device(args):
@@ -43,8 +70,9 @@ def _device(args):
 
     try:
         dev = resolve_device(args.device)
-    except RuntimeError as e:
-        raise InputError(f"--device {args.device!r} is not a device ({e}); use cpu, cuda or cuda:N") from None
+    except (RuntimeError, ValueError) as e:
+        raise InputError(f"--device {args.device!r} is not a device ({str(e).splitlines()[0]}); use cpu, cuda or "
+                         "cuda:N") from None
     return check_visible(dev, "--device", "--device cpu")
 
 
@@ -114,7 +142,7 @@ def _add_dataset_source(p: argparse.ArgumentParser, data_help: str, suite: bool 
         p.add_argument("--sampling", choices=SAMPLING_RULES, default="reference",
                        help="frames of clips with at most --segments frames: reference = frame 0 repeated (the "
                        "paper's code, default); edge = every frame, then the last one repeated")
-        p.add_argument("--segments", type=int, default=16, help="frames sampled per clip (default 16)")
+        p.add_argument("--segments", type=POSITIVE_INT, default=16, help="frames sampled per clip (default 16)")
     else:
         p.set_defaults(sampling="reference", segments=16)
 
@@ -152,10 +180,23 @@ def _one_dataset(args):
 
 # ------------------------------------------------------------------------------------------------ commands
 def _device_map(spec: str | None) -> "dict | str | None":
-    """--teacher-device-map: none, auto (this process's GPUs) or a JSON file {module prefix: device}."""
+    """--teacher-device-map: none, auto (this process's GPUs) or a JSON file {module prefix: device}, read and
+    checked before any model is loaded."""
+    from ..schema import read_json, show
+
     if spec in (None, "", "none"):
         return None
-    return "auto" if spec == "auto" else json.loads(Path(spec).read_text())
+    if spec == "auto":
+        return "auto"
+    if not Path(spec).is_file():
+        raise InputError(f"--teacher-device-map {spec}: no such file (give auto, none or a JSON file)")
+    obj = read_json(spec, InputError, "--teacher-device-map file")
+    if not isinstance(obj, dict) or not obj or not all(
+            isinstance(k, str) and (isinstance(v, str) or (isinstance(v, int) and not isinstance(v, bool)))
+            for k, v in obj.items()):
+        raise InputError(f"--teacher-device-map {spec}: must be a JSON object {{module prefix: device}}, e.g. "
+                         f'{{"vision_model": "cuda:0", "t5.encoder.block.12": 1}}; got {show(obj)}')
+    return obj
 
 
 def _report_store(what: str, store) -> None:
@@ -174,7 +215,7 @@ def _add_recipe(p: argparse.ArgumentParser) -> None:
     from ..train import TrainConfig
 
     d = TrainConfig()
-    p.add_argument("--seeds", type=NONNEG_INT, nargs="+", default=[1, 2, 3], help="seeds (default 1 2 3, as the paper)")
+    p.add_argument("--seeds", type=SEED, nargs="+", default=[1, 2, 3], help="seeds (default 1 2 3, as the paper)")
     p.add_argument("--epochs", type=POSITIVE_INT, default=d.epochs, help="training epochs (default %(default)s)")
     p.add_argument("--train-batch-size", type=POSITIVE_INT, default=d.batch_size,
                    help="training batch size; the last partial batch is dropped (default %(default)s)")

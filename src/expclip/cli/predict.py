@@ -6,7 +6,7 @@ import logging
 import os
 import sys
 
-from .options import EPILOG, _add_runtime, _device
+from .options import EPILOG, NONNEG_FLOAT, NONNEG_INT, POSITIVE_FLOAT, POSITIVE_INT, _add_runtime, _device
 
 log = logging.getLogger("expclip")
 
@@ -97,18 +97,18 @@ def add_parsers(sub) -> None:
                    help="detect (default): YuNet, a CNN detector, when installed (pip install 'expclip[faces]'), "
                         "else OpenCV's Haar cascade with a note; yunet / haar: that detector (an error naming the "
                         "pip install when it is missing); none: inputs are already face crops")
-    s.add_argument("--min-face", type=int, default=24, metavar="PX",
+    s.add_argument("--min-face", type=NONNEG_INT, default=24, metavar="PX",
                    help="drop faces whose detected box is under PX pixels on its shorter side (24)")
-    s.add_argument("--face-threshold", type=float, default=None, metavar="SCORE",
+    s.add_argument("--face-threshold", type=NONNEG_FLOAT, default=None, metavar="SCORE",
                    help="drop faces whose detector score (the face_score column, 0..1) is under SCORE (default: "
                         "YuNet's 0.75; Haar gives no score)")
-    s.add_argument("--margin", type=float, default=0.2, help="grow face boxes by this fraction per side (0.2)")
+    s.add_argument("--margin", type=NONNEG_FLOAT, default=0.2, help="grow face boxes by this fraction per side (0.2)")
     s.add_argument("--max-faces", type=int, default=None, help="keep at most N faces per image, largest first")
     s.add_argument("--no-face", choices=NO_FACE_MODES, default="whole",
                    help="when no face is found: score the whole image (default) or leave the row unscored; the row "
                         "says face_detected=False either way")
-    s.add_argument("--frames", type=int, default=16, help="frames sampled per video, spread as the paper's (16)")
-    s.add_argument("--video-fps", type=float, default=None,
+    s.add_argument("--frames", type=POSITIVE_INT, default=16, help="frames sampled per video, spread as the paper's (16)")
+    s.add_argument("--video-fps", type=POSITIVE_FLOAT, default=None,
                    help="instead sample this many frames per second (video files only)")
     s.add_argument("--frame-folders", action="store_true",
                    help="read folders of extracted frames as videos (DFEW/FERV39k/MAFW/AFEW style, one folder per "

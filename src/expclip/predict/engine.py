@@ -73,8 +73,8 @@ class PredictOptions:
     def __post_init__(self) -> None:
         if self.no_face not in NO_FACE_MODES:
             raise InputError(f"no_face must be one of {NO_FACE_MODES}, got {self.no_face!r}")
-        if self.margin < 0 or self.batch_size < 1 or self.num_frames < 1:
-            raise InputError("margin must be >= 0, batch_size and num_frames >= 1")
+        if not math.isfinite(self.margin) or self.margin < 0 or self.batch_size < 1 or self.num_frames < 1:
+            raise InputError(f"margin must be finite and >= 0 (got {self.margin}), batch_size and num_frames >= 1")
         if self.min_face < 0:
             raise InputError(f"min_face is a size in pixels, >= 0; got {self.min_face}")
         if self.face_threshold is not None and not self.face_threshold >= 0:  # also refuses NaN
