@@ -259,3 +259,84 @@ def test_a_damaged_teacher_folder_is_named_before_any_work(blip_copy, face_pool,
     _edit(blip_copy / "config.json", edit)
     user_error(["extract", "--data", face_pool, "--no-backbone", "--teacher", blip_copy, "--store", tmp_path / "s"],
                capsys, *(["config.json", says] if says else []))
+
+
+# ------------------------------------------------------------------------------------------------ suite presets
+def _mutations(base, rng, n):
+    """``n`` damaged copies of the JSON value ``base``: a random node replaced by a value of another shape."""
+    import copy
+
+    junk = [[], {}, "", "x", 0, -1, 10 ** 30, 1.5, float("nan"), True, None, [[[[]]]], {"a": {"b": [1]}},
+            ["a", 3], {"dataset": "RAFDB"}]
+
+    def nodes(v, path=()):
+        yield path
+        if isinstance(v, dict):
+            for k in v:
+                yield from nodes(v[k], path + (k,))
+        elif isinstance(v, list):
+            for i, x in enumerate(v):
+                yield from nodes(x, path + (i,))
+
+    paths = list(nodes(base))
+    for _ in range(n):
+        v = copy.deepcopy(base)
+        path = paths[rng.randrange(len(paths))]
+        new = rng.choice(junk) if rng.random() < 0.9 else [0] * rng.randrange(1, 4) + [[]] * 2
+        if not path:
+            v = new
+        else:
+            node = v
+            for k in path[:-1]:
+                node = node[k]
+            if rng.random() < 0.2 and isinstance(node, dict):
+                del node[path[-1]]
+            else:
+                node[path[-1]] = new
+        yield v
+
+
+def test_a_fuzzed_suite_file_never_ends_in_a_traceback(face_test, tmp_path):
+    import random
+
+    from expclip.errors import ExpclipError
+    from expclip.runs.suite import load_entries, read_preset
+
+    base = {"datasets": [{"dataset": "folder", "root": str(face_test), "options": {"name": "mine"}},
+                         {"dataset": "RAFDB", "root": "raf", "options": {"split": "test"}},
+                         {"dataset": "DFEW", "root": "dfew", "folds": [1, 2], "options": {"media": "clips"}}]}
+    rng = random.Random(0)
+    files = [json.dumps(v).encode() for v in _mutations(base, rng, 380)]
+    files += [b"[" * 50000, b'{"datasets": ' + b"[" * 50000, b"\xff\xfe\x00", json.dumps(base).encode()[:-7],
+              "{\"datasets\": [{\"dataset\": \"folder\", \"root\": \"caf\u00e9\"}]}".encode("latin-1")]
+    files += [json.dumps(base).encode()[: rng.randrange(1, 200)] for _ in range(15)]
+    bugs = []
+    for i, content in enumerate(files):
+        f = tmp_path / f"suite{i}.json"
+        f.write_bytes(content)
+        try:
+            load_entries(read_preset(f))
+        except ExpclipError:
+            pass
+        except Exception as e:  # anything else is a traceback for the user
+            bugs.append(f"{content[:120]!r}: {type(e).__name__}: {e}")
+    assert len(files) >= 400 and bugs == []
+
+
+@pytest.mark.parametrize("suite,says", [
+    ({"datasets": [{"dataset": "RAFDB", "root": "r", "options": []}]}, "datasets[0].options must be an object"),
+    ({"datasets": [{"dataset": ["RAFDB"], "root": "r"}]}, "datasets[0].dataset must be a non-empty string"),
+    ({"datasets": [{"dataset": "RAFDB", "root": True}]}, "datasets[0].root must be a non-empty string"),
+    ({"datasets": [{"dataset": "DFEW", "root": "r", "folds": 2}]}, "datasets[0].folds must be a list of fold"),
+    ({"datasets": [{"dataset": "FERPlus", "root": "r", "options": {"votes": {"a": 1}}}]}, "options.votes must be"),
+])
+def test_a_suite_file_with_a_wrong_shape_names_the_field(suite, says, face_test, tmp_path, capsys):
+    f = tmp_path / "suite.json"
+    f.write_text(json.dumps(suite))
+    user_error(["eval", "--suite", f, "--out", tmp_path / "r", "--store", tmp_path / "s"], capsys, str(f), says)
+
+
+def test_a_non_utf8_suite_file_is_named(tmp_path, capsys):
+    f = tmp_path / "suite.json"
+    f.write_bytes(b'{"datasets": [{"dataset": "RAFDB", "root": "caf\xe9"}]}')
+    user_error(["eval", "--suite", f, "--out", tmp_path / "r"], capsys, f"{f}: the suite preset is not UTF-8")

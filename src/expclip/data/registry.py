@@ -42,6 +42,22 @@ class DatasetSpec:
     download: str = ""  # what to download and point --root at (README, errors)
     options: tuple[str, ...] = ()  # reader options; empty = the reader's keyword parameters
 
+    def typed_options(self, options: dict) -> dict:
+        """``options`` with the types the reader's signature gives them: integers where it takes an int (e.g.
+        num_classes), strings elsewhere (``--option votes=123`` is the file "123"); anything else is refused."""
+        params = inspect.signature(self.reader).parameters
+        out = {}
+        for k, v in options.items():
+            wants_int = k in params and "int" in str(params[k].annotation)
+            if wants_int and isinstance(v, int) and not isinstance(v, bool):
+                out[k] = v
+            elif not wants_int and isinstance(v, (str, int)) and not isinstance(v, bool):
+                out[k] = str(v)
+            else:
+                raise DatasetError(f"{self.name}: option {k} must be {'an integer' if wants_int else 'a string'}, "
+                                   f"got {v!r}")
+        return out
+
     def accepted_options(self) -> tuple[str, ...]:
         if self.options:
             return self.options
@@ -111,6 +127,7 @@ def load_dataset(name: str, root: str | Path, folds: list[int] | None = None, al
     bad = sorted(set(options) - set(spec.accepted_options()))
     if bad:
         raise DatasetError(f"{spec.name} does not take the option(s) {bad}; it accepts {list(spec.accepted_options())}")
+    options = spec.typed_options(options)
     if folds is not None:
         unknown = [f for f in folds if f not in spec.folds]
         if unknown:

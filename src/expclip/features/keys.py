@@ -94,8 +94,9 @@ def find_keyed(store_root: Path, key: dict, free: tuple[str, ...], resolved: Res
         store = find_store(store_root, key, free)
     except StoreError as e:
         raise StoreError(f"{e}. {how}") from e
-    if store.key.get("preprocessing", {}).get("mode") != mode:
-        raise StoreError(f"store {store.path} has preprocessing {store.key['preprocessing']['mode']!r}, not {mode!r}")
+    have = (store.key.get("preprocessing") or {}).get("mode")
+    if have != mode:
+        raise StoreError(f"store {store.path} has preprocessing {have!r}, not {mode!r}")
     return store
 
 

@@ -11,7 +11,6 @@ Every dataset is read before any feature is computed, so a wrong path fails in s
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +24,7 @@ from ..models.backbone import PAPER_BACKBONES, backbone_short_name
 from ..models.hub import model_name
 from ..prompts import resolve_prompt_sets
 from ..errors import InputError
+from ..schema import Fields, is_int, is_number, read_json, show
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,12 @@ class SuiteEntry:
             raise DatasetError(f"{self.dataset}: allow_outside is not a reader option; pass --allow-outside-root "
                                "(Python: SuiteEntry(..., allow_outside=True))")
         if self.dataset == "folder":  # the plain labelled folder of `expclip eval --data`
+            bad = sorted(set(self.options) - {"name", "classes"})
+            if bad or not isinstance(self.options.get("name", ""), str) or not (
+                    isinstance(self.options.get("classes", []), list)
+                    and all(isinstance(c, str) for c in self.options.get("classes", []))):
+                raise DatasetError(f"folder {self.root}: its options are name (a string) and classes (a list of "
+                                   f"class names), got {self.options}")
             return [image_folder(self.root, allow_outside=self.allow_outside, **self.options)]
         return load_dataset(self.dataset, self.root, self.folds, self.allow_outside, **self.options)
 
@@ -101,22 +107,26 @@ def read_preset(path: str | Path, data_root: str | Path | None = None, only: lis
                 options: dict[str | None, dict] | None = None, allow_outside: bool = False) -> list[SuiteEntry]:
     """Entries of a preset file; relative roots are taken from ``data_root`` or else the file's folder."""
     path = Path(path)
-    try:
-        obj = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as e:
-        raise DatasetError(f"cannot read the suite preset {path}: {e}") from e
+    obj = read_json(path, DatasetError, "suite preset")
+    shape = '{"datasets": [{"dataset": NAME, "root": DIR, "folds": [1, 2], "options": {KEY: VALUE}}, ...]}'
     rows = obj.get("datasets") if isinstance(obj, dict) else obj
     if not isinstance(rows, list) or not rows:
-        raise DatasetError(f"{path}: expected {{\"datasets\": [{{\"dataset\": NAME, \"root\": DIR}}, ...]}}")
+        raise DatasetError(f"{path}: expected {shape}, got {show(obj)}")
     base = Path(data_root) if data_root else path.parent
     entries = []
     for i, row in enumerate(rows):
-        if not isinstance(row, dict) or "dataset" not in row or "root" not in row:
-            raise DatasetError(f"{path}: entry {i} needs 'dataset' and 'root', got {row!r}")
-        name = "folder" if row["dataset"] == "folder" else get_spec(row["dataset"]).name
-        root = Path(row["root"]).expanduser()
-        opts = {**(_options_for(name, options or {}) if name != "folder" else {}), **row.get("options", {})}
-        entries.append(SuiteEntry(name, root if root.is_absolute() else base / root, row.get("folds"), opts,
+        f = Fields(row, path, DatasetError, f"datasets[{i}]")
+        dataset, root = f.str("dataset", empty=False), f.str("root", empty=False)
+        folds = f.list("folds", None, is_int, "a list of fold numbers")
+        opts_row = f.dict("options", {})
+        for k, v in opts_row.items():
+            if not (isinstance(v, (str, bool)) or is_number(v) or
+                    isinstance(v, list) and all(isinstance(x, str) for x in v)):
+                raise f.fail(f"datasets[{i}].options.{k}", "a string, number, true/false or a list of strings", v)
+        name = "folder" if dataset == "folder" else get_spec(dataset).name
+        root_path = Path(root).expanduser()
+        opts = {**(_options_for(name, options or {}) if name != "folder" else {}), **opts_row}
+        entries.append(SuiteEntry(name, root_path if root_path.is_absolute() else base / root_path, folds, opts,
                                   allow_outside))
     keep = set(_select([e.dataset for e in entries], only))
     return [e for e in entries if e.dataset in keep]
