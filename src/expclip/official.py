@@ -73,6 +73,9 @@ def import_official(pth: str | Path, out_dir: str | Path, backbone: str | None =
     weight = next((v for k, v in obj.items() if k.split("module.")[-1] in ("mlp.weight", "projection.weight")), None)
     if weight is None or not isinstance(weight, torch.Tensor) or weight.ndim != 2:
         raise CheckpointError(f"{pth}: no 'mlp.weight' matrix (keys: {list(obj)[:5]})")
+    if weight.layout != torch.strided or weight.is_quantized or not weight.dtype.is_floating_point:
+        raise CheckpointError(f"{pth}: 'mlp.weight' is a {weight.layout} {weight.dtype} tensor; a released head holds "
+                              "a dense floating-point matrix")
     out_dim, in_dim = weight.shape
     if not (0 < in_dim <= MAX_DIM and 0 < out_dim <= MAX_DIM):  # a 16->0 head would score every face alike
         raise CheckpointError(f"{pth}: mlp.weight is {out_dim}x{in_dim}, not a usable head: each dimension must be "

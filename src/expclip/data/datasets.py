@@ -15,7 +15,7 @@ from pathlib import Path
 from ..hashes import ContentHashes
 from ..labels import CLASS_ORDER, canonical_label, order_classes
 from .images import IMAGE_EXTENSIONS
-from .safe import DatasetError, safe_join
+from .safe import DatasetError, safe_join, walk_files
 
 log = logging.getLogger(__name__)
 
@@ -113,12 +113,8 @@ def _exists(path: Path) -> bool:
 
 
 def list_images(root: Path) -> list[Path]:
-    """All image files under ``root`` (recursive, sorted, hidden files skipped)."""
-    return sorted(
-        p for p in root.rglob("*")
-        if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
-        and not any(s.startswith(".") for s in p.relative_to(root).parts)
-    )
+    """All image files under ``root`` (recursive, sorted, hidden files skipped; an unreadable folder is an error)."""
+    return walk_files(root, IMAGE_EXTENSIONS)
 
 
 def unlabelled_images(root: str | Path, name: str | None = None, allow_outside: bool = False) -> ItemList:
@@ -150,7 +146,10 @@ def image_folder(root: str | Path, name: str | None = None, classes: list[str] |
     root = Path(root)
     if not root.is_dir():
         raise DatasetError(f"image folder not found: {root}")
-    subdirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    try:
+        subdirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    except OSError as e:
+        raise DatasetError(f"{root}: cannot read this folder ({e.strerror or e})") from None
     if not subdirs:
         raise DatasetError(f"{root} has no class subfolders; expected e.g. {root}/happy/*.jpg, {root}/sad/*.jpg")
     mapping: dict[str, Path] = {}

@@ -25,7 +25,8 @@ from ..errors import ImageDecodeError, InputError, ModelNotAvailableError
 from ..schema import Fields, is_int, is_number, read_json
 
 PREPROCESSING_MODES = ("reference", "clip")
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".ppm", ".pgm", ".pbm",
+                    ".pnm")  # every suffix of IMAGE_FORMATS' files (PPM covers the Netpbm family)
 
 # Images above this many pixels are refused (decompression bombs); 20000x20000 is 4e8.
 MAX_IMAGE_PIXELS = 178_956_970

@@ -20,6 +20,7 @@ from PIL import Image
 
 from ..errors import MissingError
 from .images import IMAGE_EXTENSIONS, ImageDecodeError, load_image, to_rgb
+from .safe import DatasetError, walk_files
 from .video import VIDEO_EXTENSIONS, natural_key
 
 log = logging.getLogger(__name__)
@@ -36,10 +37,9 @@ class InputItem:
 
 
 def list_media(root: Path) -> list[Path]:
-    """Image and video files under ``root``, recursively, sorted, hidden files and folders skipped."""
-    exts = IMAGE_EXTENSIONS + VIDEO_EXTENSIONS
-    return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in exts
-                  and not any(s.startswith(".") for s in p.relative_to(root).parts))
+    """Image and video files under ``root``, recursively, sorted, hidden files and folders skipped; a folder that
+    cannot be read is an error naming it."""
+    return walk_files(root, IMAGE_EXTENSIONS + VIDEO_EXTENSIONS)
 
 
 def find_clips(root: Path) -> list[Path]:
@@ -52,7 +52,11 @@ def find_clips(root: Path) -> list[Path]:
     given by itself is one clip.
     """
     found: list[Path] = []
-    for folder, dirs, files in os.walk(root):
+
+    def fail(e: OSError) -> None:
+        raise DatasetError(f"{e.filename}: cannot read this folder ({e.strerror or e})")
+
+    for folder, dirs, files in os.walk(root, onerror=fail):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         here = Path(folder)
         names = [f for f in files if not f.startswith(".")]

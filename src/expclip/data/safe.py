@@ -65,6 +65,29 @@ def safe_join(root: str | Path, rel: str | os.PathLike, allow_outside: bool = Fa
     return target
 
 
+def walk_files(root: str | Path, suffixes: Sequence[str]) -> list[Path]:
+    """Every file under ``root`` (recursively, links to folders followed once) whose suffix is one of ``suffixes``
+    (lower case), sorted; hidden files and folders are skipped. A folder that cannot be read is an error naming it,
+    never silently left out (the dataset would be smaller than it looks)."""
+    root = Path(root)
+
+    def fail(e: OSError) -> None:
+        raise DatasetError(f"{e.filename}: cannot read this folder ({e.strerror or e}); fix its permissions, or move "
+                           f"it out of {root}")
+
+    out, seen = [], set()
+    for folder, dirs, files in os.walk(root, onerror=fail, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in seen:  # a link back up the tree: each folder is read once
+            dirs[:] = []
+            continue
+        seen.add(real)
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        out += [Path(folder) / f for f in files if not f.startswith(".") and Path(f).suffix.lower() in suffixes
+                and os.path.isfile(os.path.join(folder, f))]
+    return sorted(out)
+
+
 def read_lines(path: str | Path, encodings: Sequence[str] = ("utf-8",)) -> list[tuple[int, str]]:
     """The non-blank lines of a text annotation file as (1-based line number, stripped text).
 
@@ -126,7 +149,8 @@ def int_field(path: str | Path, line: int, token: str, name: str, lo: int | None
         raise AnnotationError(path, line, f"{name} {token[:40]!r} is not an integer") from None
     if (lo is not None and value < lo) or (hi is not None and value > hi):
         rng = f"{'' if lo is None else lo}..{'' if hi is None else hi}"
-        raise AnnotationError(path, line, f"{name} {value} is out of range {rng}")
+        shown = token.strip() if len(token.strip()) <= 40 else f"{token.strip()[:20]}... ({len(token.strip())} digits)"
+        raise AnnotationError(path, line, f"{name} {shown} is out of range {rng}")
     return value
 
 

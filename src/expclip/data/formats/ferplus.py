@@ -101,8 +101,11 @@ def read_vote_file(path: str | Path, usage: str) -> _Votes:
     return out
 
 
+MAX_VOTES = 1000  # FERPlus has 10 taggers; a count beyond this is a damaged file (and overflows float)
+
+
 def _votes(path: Path, line: int, fields: list[str]) -> list[int]:
-    return [int_field(path, line, c, "vote count", 0) for c in fields]
+    return [int_field(path, line, c, "vote count", 0, MAX_VOTES) for c in fields]
 
 
 class PixelTable:

@@ -46,7 +46,10 @@ def read_rafdb(root: str | Path, split: str = "test", images: str = "aligned", a
         name, label = split_fields(label_file, n, line, 2, "<image name> <label>")
         cls = mapped_field(label_file, n, int_field(label_file, n, label, "label"), "RAF-DB basic label (ids 1-7; "
                            "a compound-release file has ids up to 11)", labelmaps.RAFDB)
-        if not name.startswith(f"{split}_"):
+        prefix = name.split("_", 1)[0]
+        if prefix not in RAFDB_SPLITS:  # a mistyped prefix would silently drop the image from both splits
+            raise AnnotationError(label_file, n, f"image name {name[:60]!r} starts with neither 'train_' nor 'test_'")
+        if prefix != split:
             continue
         stem = name.rsplit(".", 1)[0]
         rel = f"Image/aligned/{stem}_aligned.jpg" if images == "aligned" else f"Image/original/{name}"
@@ -144,23 +147,28 @@ def _affectnet_legacy(root: Path, num_classes: int, csv_path: Path, allow_outsid
 
 
 def _npy_label(path: Path) -> int:
-    """The expression id in ``<id>_exp.npy``: a 0-d array of an integer or of a digit string (as some copies have).
+    """The expression id in ``<id>_exp.npy``: a 0-d (or one-element) array of an integer, an integer-valued float,
+    or a digit string (numpy ``str_`` or ``bytes_``, as some copies have).
 
-    The header is read first, so a file that declares a huge array (or Python objects) is refused unread.
+    The header is read first, so a file that declares a huge array (or Python objects) is refused unread; any
+    malformed header or body is an AnnotationError naming the file.
     """
     try:
         with open(path, "rb") as f:
             major, _ = np.lib.format.read_magic(f)
             read_header = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
             shape, _, dtype = read_header(f)
-        if int(np.prod(shape)) != 1 or dtype.hasobject:
+        if int(np.prod(shape)) != 1 or dtype.hasobject or dtype.itemsize > 256:
             raise InputError(f"expected one number or string, found an array of shape {shape} and dtype {dtype}")
-        value = np.load(path, allow_pickle=False).reshape(())
+        value = np.load(path, allow_pickle=False).reshape(1)  # 1-d: a view works at any itemsize
         if dtype.kind == "U" and (value.view(np.uint32) > 0x10FFFF).any():  # numpy would fail deep inside item()
             raise InputError("the string holds code points that are not Unicode")
-        item = value.item()
-    except (ValueError, TypeError, OSError, EOFError, SyntaxError) as e:
-        raise AnnotationError(path, None, f"not a readable .npy expression id ({type(e).__name__}: {e})") from None
+        item = value[0].item()
+    except AnnotationError:
+        raise
+    except Exception as e:  # numpy's header parser raises anything on a malformed file (even tokenize errors)
+        raise AnnotationError(path, None, f"not a readable .npy expression id ({type(e).__name__}: "
+                              f"{str(e)[:200]})") from None
     if isinstance(item, bytes):
         item = item.decode("ascii", "replace")
     if isinstance(item, str):
