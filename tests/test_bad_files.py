@@ -340,3 +340,45 @@ def test_a_non_utf8_suite_file_is_named(tmp_path, capsys):
     f = tmp_path / "suite.json"
     f.write_bytes(b'{"datasets": [{"dataset": "RAFDB", "root": "caf\xe9"}]}')
     user_error(["eval", "--suite", f, "--out", tmp_path / "r"], capsys, f"{f}: the suite preset is not UTF-8")
+
+
+# ------------------------------------------------------------------------------------------------ report inputs
+@pytest.fixture(scope="module")
+def demo_like_run(tmp_path_factory, tiny_clip_dir, tiny_blip2_dir, face_pool, face_test):
+    """A run folder with results, an ablation and trained heads, made once through the CLI."""
+    root = tmp_path_factory.mktemp("run")
+    store, common = root / "store", ["--store", str(root / "store"), "--no-progress"]
+    assert main(["extract", "--data", str(face_pool), "--backbone", str(tiny_clip_dir), "--teacher",
+                 str(tiny_blip2_dir), *common]) == 0
+    assert main(["train", "--data", str(face_pool), "--backbone", str(tiny_clip_dir), "--teacher", str(tiny_blip2_dir),
+                 "--out", str(root / "out/run"), "--seeds", "1", "--train-batch-size", "16", "--epochs", "1",
+                 *common]) == 0
+    assert main(["eval", "--data", str(face_test), "--head", str(root / "out/run"), "--prompts", "class_name",
+                 "--out", str(root / "out/results"), *common]) == 0
+    assert main(["ablate", "tsne", "--data", str(face_test), "--head", str(root / "out/run"), "--prompts",
+                 "class_name", "--out", str(root / "out"), "--no-report", *common]) == 0
+    del store
+    return root / "out"
+
+
+@pytest.mark.parametrize("file,edit,says", [
+    ("results/cells/*.json", lambda c: [c], "must be a JSON object"),
+    ("results/cells/*.json", lambda c: c.update(uar="high"), "uar must be a finite number in 0.0..1.0"),
+    ("results/cells/*.json", lambda c: c.pop("group") and None, "the field 'group' is missing"),
+    ("results/cells/*.json", lambda c: c.update(confusion_matrix=[[1, 2]]), "confusion_matrix must be a 7x7"),
+    ("results/cells/*.json", lambda c: c.update(classes="happy"), "classes must be a list of class names"),
+    ("ablations/tsne/ablation.json", lambda a: a.update(table=[]), "table must be an object"),
+    ("ablations/tsne/ablation.json", lambda a: a.pop("preset") and None, "the field 'preset' is missing"),
+    ("ablations/tsne/ablation.json", lambda a: a["table"]["rows"][0].update(values=3), "rows[0].values must be"),
+    ("ablations/tsne/ablation.json", lambda a: a["extra"]["tsne"][0].update(panels=5), "tsne[0].panels must be"),
+    ("run/seed1/history.json", lambda h: {"steps": h}, "a training history must be a JSON list"),
+    ("run/seed1/history.json", lambda h: h[0].update(loss="low"), "entry 0.loss must be a finite number"),
+    ("run/seed1/config.json", lambda c: c["train"].update(lr="fast"), "train.lr must be a finite number"),
+    ("run/seed1/config.json", lambda c: c.update(final={"loss": [1]}), "final.loss must be a finite number"),
+])
+def test_report_names_a_damaged_input_file_and_field(demo_like_run, tmp_path, capsys, file, edit, says):
+    run = tmp_path / "out"
+    shutil.copytree(demo_like_run, run)
+    target = sorted(run.glob(file))[0]
+    _edit(target, edit)
+    user_error(["report", run], capsys, str(target), says)

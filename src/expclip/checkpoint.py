@@ -137,8 +137,21 @@ class HeadConfig:
             t.str("id", None)
             t.str("revision", None)
             t.str("instruction", None)
+        if opt["final"] is not None:
+            fin = f.obj("final")
+            fin.number("loss", None)
+            fin.number("acc", None)
+        if opt["data"] is not None:
+            dat = f.obj("data")
+            dat.str("name", None)
+            dat.int("n_used", None, lo=0)
         if opt["train"] is not None:
-            train_kwargs = f.obj("train").dict("head_kwargs", None)
+            tr = f.obj("train")
+            for k in ("lr", "momentum", "weight_decay", "logit_scale"):
+                tr.number(k, None)
+            for k in ("batch_size", "epochs"):
+                tr.int(k, None, lo=1)
+            train_kwargs = tr.dict("head_kwargs", None)
             if train_kwargs is not None and train_kwargs != (kwargs or {}):
                 raise CheckpointError(f"{source}: train.head_kwargs {train_kwargs} differ from head.kwargs {kwargs}")
         return cls(head=HeadSpec(kind, in_dim, out_dim, kwargs), backbone=backbone,

@@ -260,7 +260,7 @@ def test_report_of_one_training_run_or_one_head(run, tmp_path, capsys):
     assert "(it is a file; give the folder that holds it)" in capsys.readouterr().err
     (runs / "seed2" / "config.json").write_text("{")
     assert main(["report", str(runs)]) == 2
-    assert capsys.readouterr().err.startswith(f"error: {runs / 'seed2' / 'config.json'}: invalid JSON")
+    assert capsys.readouterr().err.startswith(f"error: {runs / 'seed2' / 'config.json'}: the head config is not valid JSON")
 
 
 # ------------------------------------------------------------------------------------------------ report

@@ -3,7 +3,6 @@ the stores on disk) and the reference's released heads brought into expclip's fo
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 

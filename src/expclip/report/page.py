@@ -19,13 +19,15 @@ from pathlib import Path
 import numpy as np
 
 from ..checkpoint import HeadConfig
-from ..errors import InputError, MissingError
+from ..errors import CheckpointError, MissingError
+from ..schema import read_json
 from ..files import atomic_write_bytes, slug, versions
 from ..models.hub import RANDOM_WEIGHTS_NOTE, declares_random_weights
 from ..models.teacher import INSTRUCTIONS
 from ..prompts import prompt_set_display_name
 from .figures import plot_confusion, plot_recall_bars, plot_table_bars, plot_training_curves, plot_tsne
 from .html import render_html, render_markdown
+from .inputs import check_ablation, check_history, read_checked
 from .results import read_cells
 from .scored import is_scored, scored_notes
 from .tables import (
@@ -72,20 +74,14 @@ def collect(run_dir: Path) -> RunContents:
         if "summary.json" in files and (here / "cells").is_dir():
             found.results.append(here)
         if "ablation.json" in files:
-            found.ablations.append(_read_json(here / "ablation.json"))
+            found.ablations.append(read_checked(here / "ablation.json", check_ablation, "ablation"))
         if "history.json" in files and "config.json" in files:
-            raw = _read_json(here / "config.json")
+            raw = read_json(here / "config.json", CheckpointError, "head config")
             cfg = HeadConfig.from_dict(raw, str(here / "config.json"))
-            runs[here.parent].append(TrainedHead(here, cfg, raw, _read_json(here / "history.json")))
+            history = read_checked(here / "history.json", check_history, "training history")
+            runs[here.parent].append(TrainedHead(here, cfg, raw, history))
     found.runs = dict(runs)
     return found
-
-
-def _read_json(path: Path):
-    try:
-        return json.loads(path.read_text())
-    except ValueError as e:  # a damaged file is named, not reported as a bare JSON message
-        raise InputError(f"{path}: invalid JSON ({e})") from None
 
 
 def _label_backbones(cells: list[dict]) -> list[dict]:

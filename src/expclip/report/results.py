@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import logging
 from collections import defaultdict
 from pathlib import Path
@@ -20,6 +19,7 @@ from ..data.registry import display_name
 from ..files import atomic_write_bytes, atomic_write_json, slug
 from ..prompts import OWN_PREDICTIONS, PAPER_PROMPT_SETS, prompt_set_display_name
 from .figures import plot_confusion
+from .inputs import read_cell
 from .scored import notes_markdown
 from .tables import dataset_order, new_table, per_seed, stat, table_markdown
 
@@ -176,4 +176,4 @@ def _cells_csv(results: list[dict]) -> str:
 
 def read_cells(out_dir: str | Path) -> list[dict]:
     """Every cell JSON under ``out_dir/cells`` (to merge runs)."""
-    return [json.loads(p.read_text()) for p in sorted(Path(out_dir, "cells").glob("*.json"))]
+    return [read_cell(p) for p in sorted(Path(out_dir, "cells").glob("*.json"))]
