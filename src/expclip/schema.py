@@ -150,7 +150,8 @@ def range_text(lo: float | None, hi: float | None) -> str:
     return f" in {lo}..{hi}"
 
 
-def each(items: Any, source: str | Path, error: type[Exception] = InputError, what: str = "the file") -> Iterator[Fields]:
+def each(items: Any, source: str | Path, error: type[Exception] = InputError,
+         what: str = "the file") -> Iterator[Fields]:
     """The entries of a JSON list of objects (a file such as ``items.json``), each read field by field."""
     if not isinstance(items, list):
         raise error(f"{source}: {what} must be a JSON list, got {show(items)}")

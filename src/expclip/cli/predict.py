@@ -107,7 +107,8 @@ def add_parsers(sub) -> None:
     s.add_argument("--no-face", choices=NO_FACE_MODES, default="whole",
                    help="when no face is found: score the whole image (default) or leave the row unscored; the row "
                         "says face_detected=False either way")
-    s.add_argument("--frames", type=POSITIVE_INT, default=16, help="frames sampled per video, spread as the paper's (16)")
+    s.add_argument("--frames", type=POSITIVE_INT, default=16,
+                   help="frames sampled per video, spread as the paper's (16)")
     s.add_argument("--video-fps", type=POSITIVE_FLOAT, default=None,
                    help="instead sample this many frames per second (video files only)")
     s.add_argument("--frame-folders", action="store_true",

@@ -72,7 +72,8 @@ def _output_tensor(out: object) -> torch.Tensor:
     return pooled
 
 
-def check_backbone(name: str | Path, revision: str | None = None, local_files_only: bool | None = None) -> ResolvedModel:
+def check_backbone(name: str | Path, revision: str | None = None,
+                   local_files_only: bool | None = None) -> ResolvedModel:
     """Resolve ``name`` and check, from its config files and the weights' headers alone (nothing allocated, no
     weights read), that it is a dual encoder transformers can load with those weights: config.json within bounds
     (:func:`~expclip.models.checks.check_config`), not a BLIP-2 teacher, .safetensors weights whose headers are sound

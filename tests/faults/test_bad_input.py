@@ -13,20 +13,7 @@ import torch
 
 from expclip.cli import main
 
-
-def user_error(argv, capsys, *says: str) -> str:
-    """Run the CLI; it must end in a one-line user error (rc 2) that contains every ``says``."""
-    rc = main([str(a) for a in argv])
-    err = capsys.readouterr().err
-    assert rc == 2, err
-    assert "bug in expclip" not in err and "Traceback" not in err, err
-    for s in says:
-        assert s in err, err
-    return err
-
-
-def no_store(root) -> bool:
-    return not list(root.glob("*/meta.json")) if root.exists() else True
+from support.cli import no_store, user_error
 
 
 # ------------------------------------------------------------------------------------------------ 1. models first
@@ -146,7 +133,7 @@ def test_too_few_training_items_name_the_option_that_fixes_it():
 def test_readme_says_the_papers_batch_needs_512_images():
     from pathlib import Path
 
-    readme = " ".join((Path(__file__).resolve().parents[1] / "README.md").read_text().split())
+    readme = " ".join((Path(__file__).resolve().parents[2] / "README.md").read_text().split())
     assert "at least 512 training images" in readme and "--train-batch-size" in readme
 
 

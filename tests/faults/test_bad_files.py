@@ -10,16 +10,7 @@ import pytest
 
 from expclip.cli import main
 
-
-def user_error(argv: list[str], capsys, *says: str) -> str:
-    """Run the CLI; it must end in a one-line user error (rc 2) that contains every ``says``."""
-    rc = main([str(a) for a in argv])
-    err = capsys.readouterr().err
-    assert rc == 2, err
-    assert "bug in expclip" not in err and "Traceback" not in err, err
-    for s in says:
-        assert s in err, err
-    return err
+from support.cli import user_error
 
 
 @pytest.fixture()
@@ -85,9 +76,9 @@ def test_absurd_head_arguments_are_refused_before_anything_is_allocated():
 # ------------------------------------------------------------------------------------------------ store meta.json/items
 @pytest.fixture()
 def toy_store(tmp_path):
-    from faultkit import TOY_KEY, toy_encode, toy_items, toy_load
-
     from expclip.features.extraction import run_extraction
+
+    from support.kill import TOY_KEY, toy_encode, toy_items, toy_load
 
     root = tmp_path / "stores"
     from expclip.features.store import store_path
@@ -169,10 +160,10 @@ def test_list_names_a_damaged_store_and_goes_on(toy_store, capsys):
 
 
 def test_a_damaged_chunk_failure_list_is_named(tmp_path):
-    from faultkit import TOY_KEY, toy_encode, toy_items, toy_load
-
     from expclip.errors import StoreError
     from expclip.features.extraction import run_extraction
+
+    from support.kill import TOY_KEY, toy_encode, toy_items, toy_load
 
     d = tmp_path / "s"
     args = (d, TOY_KEY, toy_items(16), toy_load, toy_encode, (4,))

@@ -9,10 +9,11 @@ import os
 import numpy as np
 import pytest
 import torch
-from native_formats import affectnet_2021, ferplus_png, rafdb
 
 from expclip.data.registry import load_dataset
 from expclip.errors import ExpclipError
+
+from support.native import affectnet_2021, ferplus_png, rafdb
 
 
 def test_a_rafdb_line_with_a_mistyped_split_prefix_is_an_error_with_file_and_line(tmp_path):
