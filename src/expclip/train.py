@@ -10,14 +10,15 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Callable
-
-import torch
-import torch.nn.functional as F
-from torch import nn
+from functools import lru_cache
+from typing import TYPE_CHECKING, Callable
 
 from .errors import InputError, TrainingDiverged
 from .models.heads import build_head
+
+if TYPE_CHECKING:  # torch is imported where it is used: TrainConfig (the CLI's defaults) costs no torch import
+    import torch
+    from torch import nn
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,9 @@ def contrastive_loss(image_embeddings: torch.Tensor, teacher_embeddings: torch.T
         teacher_embeddings: (B,E) teacher targets (normalized here).
     Returns a scalar.
     """
+    import torch
+    import torch.nn.functional as F
+
     v = F.normalize(image_embeddings, dim=-1)
     e = F.normalize(teacher_embeddings, dim=-1)
     logits = logit_scale * v @ e.t()
@@ -68,39 +72,47 @@ def contrastive_loss(image_embeddings: torch.Tensor, teacher_embeddings: torch.T
     return 0.5 * F.cross_entropy(logits, target) + 0.5 * F.cross_entropy(logits.t(), target)
 
 
-class _NormalizedPairLoss(torch.autograd.Function):
-    """:func:`contrastive_loss` for L2-normalized targets, with a hand-fused backward; also returns the logits.
+@lru_cache(maxsize=None)
+def _pair_loss():
+    """:class:`_NormalizedPairLoss`, defined on first use (it subclasses a torch class)."""
+    import torch
+    import torch.nn.functional as F
 
-    Same value and gradient as the autograd version (tested), with fewer passes over the (B,E) activations:
-    the rows are scaled on the (B,B) logits instead of normalizing v, and the backward is one matrix product plus
-    one fused multiply-add. With n_i = max(‖v_i‖, eps) and L_ij = κ s_ij / n_i, s = v·eᵀ:
-    G = dloss/dL = (softmax_rows(L) + softmax_cols(L)) / 2B − I/B;
-    dv = (κ G / n)·e + (−Σ_j G_ij L_ij / n_i²) v.
-    """
+    class _NormalizedPairLoss(torch.autograd.Function):
+        """:func:`contrastive_loss` for L2-normalized targets, with a hand-fused backward; also returns the logits.
 
-    @staticmethod
-    def forward(ctx, v: torch.Tensor, e: torch.Tensor, logit_scale: float):
-        norm = torch.linalg.vector_norm(v, dim=1)
-        n = norm.clamp_min(1e-12)  # F.normalize's eps
-        logits = (v @ e.t()).mul_((logit_scale / n).unsqueeze(1))
-        target = torch.arange(len(v), device=v.device)
-        loss = 0.5 * F.cross_entropy(logits, target) + 0.5 * F.cross_entropy(logits.t(), target)
-        ctx.save_for_backward(v, e, n, logits, norm >= 1e-12)
-        ctx.logit_scale = logit_scale
-        ctx.mark_non_differentiable(logits)
-        return loss, logits
+        Same value and gradient as the autograd version (tested), with fewer passes over the (B,E) activations:
+        the rows are scaled on the (B,B) logits instead of normalizing v, and the backward is one matrix product plus
+        one fused multiply-add. With n_i = max(‖v_i‖, eps) and L_ij = κ s_ij / n_i, s = v·eᵀ:
+        G = dloss/dL = (softmax_rows(L) + softmax_cols(L)) / 2B − I/B;
+        dv = (κ G / n)·e + (−Σ_j G_ij L_ij / n_i²) v.
+        """
 
-    @staticmethod
-    def backward(ctx, grad_loss: torch.Tensor, _grad_logits: torch.Tensor):
-        v, e, n, logits, unclamped = ctx.saved_tensors
-        b = len(v)
-        g = torch.softmax(logits, dim=1).add_(torch.softmax(logits, dim=0)).mul_(0.5 / b)
-        g.diagonal().sub_(1.0 / b)
-        g.mul_(grad_loss)
-        dn = -(g * logits).sum(1) / n  # d loss / d n_i
-        dv = (g * (ctx.logit_scale / n).unsqueeze(1)) @ e
-        dv.addcmul_(v, (dn * unclamped / n).unsqueeze(1))  # d n_i / d v_i = v_i / n_i (0 where clamped)
-        return dv, None, None
+        @staticmethod
+        def forward(ctx, v: torch.Tensor, e: torch.Tensor, logit_scale: float):
+            norm = torch.linalg.vector_norm(v, dim=1)
+            n = norm.clamp_min(1e-12)  # F.normalize's eps
+            logits = (v @ e.t()).mul_((logit_scale / n).unsqueeze(1))
+            target = torch.arange(len(v), device=v.device)
+            loss = 0.5 * F.cross_entropy(logits, target) + 0.5 * F.cross_entropy(logits.t(), target)
+            ctx.save_for_backward(v, e, n, logits, norm >= 1e-12)
+            ctx.logit_scale = logit_scale
+            ctx.mark_non_differentiable(logits)
+            return loss, logits
+
+        @staticmethod
+        def backward(ctx, grad_loss: torch.Tensor, _grad_logits: torch.Tensor):
+            v, e, n, logits, unclamped = ctx.saved_tensors
+            b = len(v)
+            g = torch.softmax(logits, dim=1).add_(torch.softmax(logits, dim=0)).mul_(0.5 / b)
+            g.diagonal().sub_(1.0 / b)
+            g.mul_(grad_loss)
+            dn = -(g * logits).sum(1) / n  # d loss / d n_i
+            dv = (g * (ctx.logit_scale / n).unsqueeze(1)) @ e
+            dv.addcmul_(v, (dn * unclamped / n).unsqueeze(1))  # d n_i / d v_i = v_i / n_i (0 where clamped)
+            return dv, None, None
+
+    return _NormalizedPairLoss
 
 
 def train_head(
@@ -121,6 +133,9 @@ def train_head(
         on_step: called with the same dict after every step (this one syncs every step).
     Returns the trained head (on ``device``, eval mode).
     """
+    import torch
+    import torch.nn.functional as F
+
     cfg = cfg or TrainConfig()
     if image_features.ndim != 2 or teacher_features.ndim != 2 or len(image_features) != len(teacher_features):
         raise InputError(
@@ -155,7 +170,7 @@ def train_head(
         perm = torch.randperm(n, generator=gen).to(device)
         for b in range(steps_per_epoch):
             idx = perm[b * cfg.batch_size : (b + 1) * cfg.batch_size]
-            loss, logits = _NormalizedPairLoss.apply(head(x_all[idx]), y_all[idx], cfg.logit_scale)
+            loss, logits = _pair_loss().apply(head(x_all[idx]), y_all[idx], cfg.logit_scale)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -192,16 +207,25 @@ def _step_record(epoch: int, step: int, loss, acc, lr: float) -> dict:
     return {"epoch": epoch, "step": step, "loss": float(loss), "acc": float(acc), "lr": lr}
 
 
-def _fused(device: torch.device) -> dict:
+def _fused(device: "torch.device") -> dict:
     """SGD's fused kernel (one pass over the weights per step) where this torch has it for the device."""
     return {"fused": True} if device.type in ("cpu", "cuda") else {}
 
 
 def _check_finite(name: str, t: torch.Tensor) -> None:
     """Refuse NaN/Inf features; one read-only pass (a sum) when all is well, the exact rows when not."""
+    import torch
+
     if torch.isfinite(t.sum()):
         return
     bad_rows = ~torch.isfinite(t).all(dim=1)
     if bad_rows.any():
         bad = torch.nonzero(bad_rows).flatten()[:5].tolist()
         raise InputError(f"non-finite values in the {name} features (rows {bad}...)")
+
+
+def __getattr__(name: str):
+    """``_NormalizedPairLoss`` is made on first use (tests import it by name)."""
+    if name == "_NormalizedPairLoss":
+        return _pair_loss()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -110,3 +110,26 @@ def test_every_decoded_image_format_is_listed(tmp_path):
         Image.new("RGB" if ext != "pbm" else "1", (8, 8)).save(tmp_path / f"a.{ext}")
     assert sorted(it["path"] for it in unlabelled_images(tmp_path).items) == ["a.pbm", "a.pgm", "a.png", "a.ppm"]
     assert len(expand_inputs([tmp_path])) == 4
+
+
+@pytest.mark.parametrize("resize,crop", [(224, 224), (256, 224), (200, 224), (32, 32)])
+def test_clip_preprocessing_is_the_processors_at_every_aspect_ratio(resize, crop):
+    """transformers' own (PIL) CLIP processor vs ours, on images from 1:1 to 10:1, wide and tall, large and small."""
+    from PIL import Image
+
+    from expclip.data.images import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, Preprocess
+    from expclip.models.tiny import pil_image_processor
+
+    proc = pil_image_processor("CLIP")(size={"shortest_edge": resize}, crop_size={"height": crop, "width": crop})
+    ours = Preprocess("clip", crop, resize, True, 3, OPENAI_CLIP_MEAN, OPENAI_CLIP_STD)
+    rng = np.random.default_rng(0)
+    worst = 0.0
+    for ratio in range(1, 11):
+        for short in (7, 37, 100, 300):
+            for h, w in ((short, short * ratio), (short * ratio, short)):
+                img = Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
+                want = torch.as_tensor(proc(images=img, return_tensors="np")["pixel_values"][0])
+                got = ours(img)
+                assert got.shape == want.shape
+                worst = max(worst, float((got - want).abs().max()))
+    assert worst < 1e-5, worst

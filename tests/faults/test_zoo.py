@@ -14,7 +14,7 @@ import torch
 
 from expclip.cli import main
 from expclip.data.datasets import ItemList
-from expclip.data.images import ImageDecodeError, Preprocess, load_image, trim_long_side
+from expclip.data.images import ImageDecodeError, Preprocess, load_image, resize_and_crop
 from expclip.features.extract import extract_videos
 from expclip.features.extraction import ExtractionFailure
 
@@ -46,11 +46,16 @@ def test_every_zoo_image_is_decoded_or_refused_with_its_reason(zoo):
     px = {n: load_image(root / n).getpixel((0, 0)) for n in ("gray16.png", "rgba.png", "palette_transparent.png")}
     assert px["gray16.png"] == (127, 127, 127)  # 16-bit scaled to 8-bit, not clipped to white
     assert px["rgba.png"] == px["palette_transparent.png"] == (255, 255, 255)  # transparency on white
-    # A 1x6000 sliver is cut to 1x4 before CLIP's resize (else 224 x 1,344,000 pixels), the square kept unchanged.
-    sliver = load_image(root / "sliver.png")
-    assert trim_long_side(sliver).size == (1, 4)
-    square = load_image(root / "ok.jpg").crop((0, 0, 24, 24))
-    assert trim_long_side(square) is square
+    # A 1x6000 sliver is not resized whole for CLIP's crop (224 x 1,344,000 pixels): only its crop window is.
+    from unittest import mock
+
+    from PIL import Image
+
+    sliver, sizes, real = load_image(root / "sliver.png"), [], Image.Image.resize
+    with mock.patch.object(Image.Image, "resize", lambda im, size, *a, **k: sizes.append(size) or real(im, size, *a,
+                                                                                                        **k)):
+        assert resize_and_crop(sliver, 224, 224).size == (224, 224)
+    assert max(w * h for w, h in sizes) <= 224 * 224
 
 
 def test_the_zoo_through_extract_is_counted_and_the_run_goes_on(zoo, tiny_clip_dir, tmp_path, capsys):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import errno
 import logging
+import os
 import signal
 import sys
 import threading
@@ -47,10 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     previous = _on_sigterm_interrupt()
     try:
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.set_verbosity_error()
-        hf_logging.disable_progress_bar()
+        _quiet_transformers()
         return int(args.fn(args) or 0)
     except KeyboardInterrupt as e:
         what = "terminated (SIGTERM)" if isinstance(e, _Terminated) else "interrupted"
@@ -81,6 +79,19 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+
+
+def _quiet_transformers() -> None:
+    """transformers' warnings and progress bars off, without importing it (``expclip list`` and ``--help`` run no
+    model, and importing transformers costs seconds): the environment tells it when it is imported; if it already
+    is (expclip called from Python), it is told directly."""
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    if "transformers" in sys.modules:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
 
 
 class _Terminated(KeyboardInterrupt):

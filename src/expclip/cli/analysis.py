@@ -70,9 +70,9 @@ def cmd_report(args) -> int:
 
 
 def add_parsers(sub) -> None:
-    from ..models.backbone import DEFAULT_BACKBONE
+    from ..models.names import DEFAULT_BACKBONE
     from ..models.heads import HEADS
-    from ..models.teacher import DEFAULT_TEACHER
+    from ..models.names import DEFAULT_TEACHER
     from ..prompts import PAPER_PROMPT_SETS
     from ..runs.ablations import PRESETS
     presets = "\n".join(f"  {k:13s}{v.summary}" for k, v in PRESETS.items())

@@ -27,15 +27,20 @@ def cmd_import(args) -> int:
 def cmd_list(args) -> int:
     from ..errors import StoreError
     from ..features.meta import read_meta
-    from ..labels import CLASS_ORDER, DATASET_NUM_CLASSES
-    from ..models.backbone import DEFAULT_BACKBONE, PAPER_BACKBONES
+    from ..data.registry import DATASETS, display_name
+    from ..labels import CLASS_ORDER
     from ..models.families import FAMILIES
+    from ..models.names import DEFAULT_BACKBONE, DEFAULT_TEACHER, INSTRUCTIONS, PAPER_BACKBONES
     from ..models.presets import PRESETS
-    from ..models.teacher import DEFAULT_TEACHER, INSTRUCTIONS
     from ..prompts import PAPER_PROMPT_SETS, prompt_set_display_name
 
     print("classes (index: name): " + ", ".join(f"{i}: {c}" for i, c in enumerate(CLASS_ORDER)))
-    print("datasets (classes used): " + ", ".join(f"{k} ({v})" for k, v in DATASET_NUM_CLASSES.items()))
+    print("datasets (--dataset NAME; README: 'Benchmarks'):")
+    roles = {"static": "test set, images", "video": "test set, videos", "train": "training pool (its labels unused)"}
+    for spec in DATASETS.values():
+        also = f" (also {display_name(spec.name)})" if display_name(spec.name) != spec.name else ""
+        classes = f", {spec.num_classes} classes" if spec.num_classes else ""
+        print(f"  {spec.name}{also}: {roles.get(spec.table, spec.download)}{classes}")
     print("prompt sets: " + ", ".join(f"{p} ({prompt_set_display_name(p)})" for p in PAPER_PROMPT_SETS))
     print("instructions:")
     for k, v in INSTRUCTIONS.items():

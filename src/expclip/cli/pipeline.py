@@ -146,7 +146,7 @@ def cmd_train(args) -> int:
 def cmd_eval(args) -> int:
     from ..checkpoint import expand_head_dirs
     from ..files import writable_dir
-    from ..models.backbone import DEFAULT_BACKBONE
+    from ..models.names import DEFAULT_BACKBONE
     from ..models.hub import RANDOM_WEIGHTS_NOTE, model_name
     from ..prompts import PAPER_PROMPT_SETS
     from ..report.results import write_results
@@ -194,9 +194,9 @@ def cmd_eval(args) -> int:
     return 0
 
 def add_parsers(sub) -> None:
-    from ..models.backbone import DEFAULT_BACKBONE
+    from ..models.names import DEFAULT_BACKBONE
     from ..models.heads import HEADS
-    from ..models.teacher import DEFAULT_TEACHER
+    from ..models.names import DEFAULT_TEACHER
     from ..train import TrainConfig
 
     d = TrainConfig()

@@ -16,7 +16,7 @@ def cmd_predict(args) -> int:
 
     from ..api import ExpCLIP
     from ..data.faces import get_face_detector
-    from ..models.backbone import DEFAULT_BACKBONE
+    from ..models.names import DEFAULT_BACKBONE
     from ..predict.engine import check_frame_folder_options, check_max_faces, check_video_fps
     from ..predict.run import format_row, predict_to_file
 
@@ -63,8 +63,8 @@ def cmd_predict(args) -> int:
 def add_parsers(sub) -> None:
     from ..data.faces import FACE_DETECTORS
     from ..data.images import PREPROCESSING_MODES
-    from ..models.backbone import DEFAULT_BACKBONE
-    from ..predict.engine import NO_FACE_MODES
+    from ..models.names import DEFAULT_BACKBONE
+    from ..predict.table import NO_FACE_MODES
 
     s = sub.add_parser("predict", help="expression labels for your photos, folders and videos (faces found for you)",
                        description="Detect faces and score them zero-shot with CLIP or an Exp-CLIP head, with the "

@@ -110,7 +110,7 @@ def _summary(cell: dict) -> str:
 
 def add_parsers(sub) -> None:
     from ..data.registry import PAPER_DATASETS
-    from ..runs.score import MISSING_RULES, OUTSIDE_RULES
+    from ..runs.answers import MISSING_RULES, OUTSIDE_RULES
 
     s = sub.add_parser("score", help="score another system's per-sample predictions on a benchmark's test list "
                        "(UAR/WAR per fold, result cells beside CLIP and Exp-CLIP)", description=DESCRIPTION,

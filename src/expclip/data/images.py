@@ -11,18 +11,18 @@ Heads trained one way must be evaluated the same way, so the mode travels with s
 
 from __future__ import annotations
 
-import json
 import math
 import stat
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-
-import numpy as np
-import torch
-from PIL import Image, ImageOps
+from typing import TYPE_CHECKING
 
 from ..errors import ImageDecodeError, InputError, ModelNotAvailableError
 from ..schema import Fields, is_int, is_number, read_json
+
+if TYPE_CHECKING:  # numpy, torch and PIL are imported where they are used: the names above cost no import
+    import torch
+    from PIL import Image
 
 PREPROCESSING_MODES = ("reference", "clip")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".ppm", ".pgm", ".pbm",
@@ -33,9 +33,10 @@ MAX_IMAGE_PIXELS = 178_956_970
 # The only decoders PIL may use: plain raster formats. Others (EPS runs Ghostscript, exotic plugins) are refused
 # whatever a file's name says, since dataset files come from strangers.
 IMAGE_FORMATS = ("JPEG", "PNG", "BMP", "WEBP", "TIFF", "GIF", "PPM")  # JPEG includes MPO (phone photos)
-# In "clip" mode the long side is trimmed beyond this aspect ratio before resizing (the center crop keeps only
-# the middle anyway); without it a 1x20000 sliver would be resized to 224x4,480,000 pixels.
-MAX_ASPECT_BEFORE_CROP = 4
+# In "clip" mode the image is resized whole, then cropped, exactly as transformers' processor does, up to this many
+# resized pixels; beyond (a 1x20000 sliver would become 224x4,480,000 pixels) only the crop window is resampled.
+MAX_RESIZED_PIXELS = 1 << 24
+BILINEAR, BICUBIC = 2, 3  # PIL.Image.Resampling codes (stable since PIL 1.1)
 # Model inputs larger than this are refused before anything is allocated: CLIP-family encoders take 224-1024
 # pixels, and one 30000x30000 float image alone is 10 GB.
 MAX_INPUT_SIZE = 4096
@@ -55,6 +56,9 @@ def to_rgb(img: Image.Image, name: str | Path = "image") -> Image.Image:
     TIFFs) by 1, in 0..255 by 255, above that by 65535 or their maximum. NaN/Inf pixels become 0; an image with no
     finite pixel is an ImageDecodeError naming ``name``.
     """
+    import numpy as np
+    from PIL import Image
+
     if img.mode == "RGB":
         return img
     if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
@@ -87,6 +91,8 @@ def load_image(path: str | Path, max_pixels: int = MAX_IMAGE_PIXELS) -> Image.Im
     Raises:
         ImageDecodeError: empty, truncated, non-image, too large (decompression bomb) or unreadable files.
     """
+    from PIL import Image, ImageOps
+
     path = Path(path)
     try:
         st = path.stat()
@@ -134,7 +140,7 @@ class Preprocess:
     image_size: int = 224
     resize: int = 224
     crop: bool = False
-    resample: int = int(Image.BILINEAR)
+    resample: int = BILINEAR
     mean: tuple[float, ...] | None = None
     std: tuple[float, ...] | None = None
     # Added for other families' processors; describe() leaves them out at their defaults, so that the keys of
@@ -150,10 +156,12 @@ class Preprocess:
 
     def __call__(self, img: Image.Image) -> torch.Tensor:
         """PIL RGB image -> float32 tensor (3, image_size, image_size)."""
+        import torch
+
         if self.crop and self.squash_before_crop:
             img = center_crop(img.resize((self.resize, self.resize), self.resample), self.image_size)
         elif self.crop:
-            img = center_crop(resize_short_side(trim_long_side(img), self.resize, self.resample), self.image_size)
+            img = resize_and_crop(img, self.resize, self.image_size, self.resample)
         else:
             img = img.resize((self.image_size, self.image_size), self.resample)
         t = pil_to_tensor01(img)
@@ -166,12 +174,14 @@ class Preprocess:
         return t
 
     def describe(self) -> dict:
-        """What is recorded in store keys and head configs (fields added later only where they are not default)."""
+        """What is recorded in store keys and head configs (fields added later only where they are not default). A
+        short-side resize and center crop says which rule made it: stores made before it matched transformers'
+        processor at every aspect ratio (the long side trimmed beyond 4:1) do not match."""
         d = asdict(self)
         for f in fields(self):
             if f.name in _LATER_FIELDS and d[f.name] == f.default:
                 del d[f.name]
-        return d
+        return {**d, "crop_rule": "transformers"} if self.crop and not self.squash_before_crop else d
 
 
 _LATER_FIELDS = ("squash_before_crop", "rescale_factor")
@@ -179,42 +189,52 @@ _LATER_FIELDS = ("squash_before_crop", "rescale_factor")
 
 def pil_to_tensor01(img: Image.Image) -> torch.Tensor:
     """RGB PIL image -> (3,H,W) float32 in [0,1]."""
+    import numpy as np
+    import torch
+
     arr = np.asarray(img, dtype=np.uint8)
     return torch.from_numpy(arr.copy()).permute(2, 0, 1).float().div_(255.0)
 
 
-def trim_long_side(img: Image.Image, max_aspect: float = MAX_ASPECT_BEFORE_CROP) -> Image.Image:
-    """Center-cut the long side to ``max_aspect`` times the short side; images within the ratio are unchanged.
-
-    Used before resize + center crop, which keeps only a square from the middle: the result is that square up to
-    resampling at its border, at a bounded cost for extreme slivers.
-    """
-    w, h = img.size
-    if max(w, h) <= max_aspect * min(w, h):
-        return img
-    keep = int(max_aspect * min(w, h))
-    if w > h:
-        return img.crop(((w - keep) // 2, 0, (w - keep) // 2 + keep, h))
-    return img.crop((0, (h - keep) // 2, w, (h - keep) // 2 + keep))
-
-
-def resize_short_side(img: Image.Image, size: int, resample: int = int(Image.BICUBIC)) -> Image.Image:
-    """Resize so that the short side is ``size`` (CLIP's rule; the long side is truncated to int)."""
-    w, h = img.size
+def short_side_size(w: int, h: int, size: int) -> tuple[int, int]:
+    """(width, height) with the short side ``size`` and the long side scaled and truncated to int (CLIP's rule,
+    transformers' ``get_resize_output_image_size``)."""
     short, long = (w, h) if w <= h else (h, w)
     new_long = int(size * long / short)
-    new_w, new_h = (size, new_long) if w <= h else (new_long, size)
-    return img.resize((new_w, new_h), resample)
+    return (size, new_long) if w <= h else (new_long, size)
+
+
+def resize_short_side(img: Image.Image, size: int, resample: int = BICUBIC) -> Image.Image:
+    """Resize so that the short side is ``size`` (CLIP's rule; the long side is truncated to int)."""
+    return img.resize(short_side_size(*img.size, size), resample)
+
+
+def resize_and_crop(img: Image.Image, resize: int, size: int, resample: int = BICUBIC) -> Image.Image:
+    """CLIP's processor: the short side resized to ``resize``, then a ``size`` x ``size`` center crop.
+
+    The whole image is resized and then cropped, as transformers does, so the result is its pixels exactly at any
+    aspect ratio. Only when the resized image would exceed :data:`MAX_RESIZED_PIXELS` (slivers beyond ~300:1) is
+    just the crop window resampled, at the full image's scale (PIL's box): the same up to rounding at a few pixels.
+    """
+    new_w, new_h = short_side_size(*img.size, resize)
+    if new_w * new_h <= MAX_RESIZED_PIXELS:
+        return center_crop(img.resize((new_w, new_h), resample), size)
+    (x0, x1), (y0, y1) = (((n - size) // 2, (n - size) // 2 + size) if n >= size else (0, n) for n in (new_w, new_h))
+    sx, sy = img.width / new_w, img.height / new_h
+    return center_crop(img.resize((x1 - x0, y1 - y0), resample, box=(x0 * sx, y0 * sy, x1 * sx, y1 * sy)), size)
 
 
 def center_crop(img: Image.Image, size: int) -> Image.Image:
-    """Center crop to size x size, padding with black if the image is smaller."""
+    """Center crop to size x size, padding with black if the image is smaller (transformers' rule: the crop starts
+    at floor((n - size) / 2), a smaller side is placed at ceil((size - n) / 2))."""
+    from PIL import Image
+
     w, h = img.size
     if w < size or h < size:
         canvas = Image.new("RGB", (max(w, size), max(h, size)))
-        canvas.paste(img, ((max(w, size) - w) // 2, (max(h, size) - h) // 2))
+        canvas.paste(img, ((max(w, size) - w + 1) // 2, (max(h, size) - h + 1) // 2))
         img, (w, h) = canvas, canvas.size
-    left, top = (w - size) // 2, (h - size) // 2  # transformers' rule (floor)
+    left, top = (w - size) // 2, (h - size) // 2
     return img.crop((left, top, left + size, top + size))
 
 
@@ -246,7 +266,7 @@ def preprocess_for_model(model_dir: str | Path, mode: str, vision_image_size: in
     cfg_path = Path(model_dir) / "preprocessor_config.json"
     cfg = read_json(cfg_path, ModelNotAvailableError, "image processor config") if cfg_path.is_file() else {}
     check_processor_config(cfg, cfg_path)
-    resample = int(cfg.get("resample", int(Image.BICUBIC)))
+    resample = int(cfg.get("resample", BICUBIC))
     if "max_num_patches" in cfg:  # SigLIP 2 NaFlex: the side its patch budget gives a square image
         side = check_size(int(cfg.get("patch_size", 16)) * math.isqrt(int(cfg["max_num_patches"])),
                           "patch_size · √max_num_patches", cfg_path)

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import logging
 from dataclasses import dataclass
@@ -14,12 +15,29 @@ from pathlib import Path
 from typing import Callable
 
 from .datasets import DatasetError, ItemList, image_folder
-from .formats.ferplus import read_ferplus
-from .formats.generic import read_csv_labels, read_list_file
-from .formats.static import read_affectnet, read_caers, read_rafdb
-from .formats.video_sets import read_afew, read_dfew, read_ferv39k, read_mafw
 
 log = logging.getLogger(__name__)
+
+
+class _Reader:
+    """A format reader named by ``"module:function"`` of :mod:`expclip.data.formats` (with fixed keyword
+    arguments), imported on its first call: the registry's names and facts (``--help``, ``expclip list``) cost no
+    import of numpy or PIL."""
+
+    def __init__(self, ref: str, **fixed):
+        self.ref, self.fixed = ref, fixed
+
+    def target(self) -> Callable[..., ItemList]:
+        module, name = self.ref.split(":")
+        fn = getattr(importlib.import_module(f"{__package__}.formats.{module}"), name)
+        return partial(fn, **self.fixed) if self.fixed else fn
+
+    def __call__(self, *args, **kwargs) -> ItemList:
+        return self.target()(*args, **kwargs)
+
+    @property
+    def __signature__(self) -> inspect.Signature:  # what inspect.signature reports: the reader's own
+        return inspect.signature(self.target())
 
 
 @dataclass(frozen=True)
@@ -29,7 +47,7 @@ class DatasetSpec:
     ``reader(root, allow_outside=False, **options)`` (plus ``fold=k`` when ``folds`` has more than one) returns a
     validated ItemList; ``allow_outside`` lets its annotation files' paths leave ``root``.
     ``dir_names``: folder names tried under a data root (``--data-root``) to find it.
-    ``table``: the paper table it is a column of ("static", "video") or None.
+    ``table``: the paper table it is a column of ("static", "video"), "train" for the training pool, or None.
     """
 
     name: str
@@ -66,31 +84,37 @@ class DatasetSpec:
 
 
 DATASETS: dict[str, DatasetSpec] = {s.name: s for s in [
-    DatasetSpec("RAFDB", read_rafdb, "image", 7, dir_names=("RAF-DB/basic", "RAF-DB", "RAFDB", "raf-basic", "basic"),
-                table="static", download="RAF-DB basic: the folder holding EmoLabel/ and Image/aligned/"),
-    DatasetSpec("AffectNet7", partial(read_affectnet, num_classes=7), "image", 7,
+    DatasetSpec("RAFDB", _Reader("static:read_rafdb"), "image", 7,
+                dir_names=("RAF-DB/basic", "RAF-DB", "RAFDB", "raf-basic", "basic"), table="static",
+                download="RAF-DB basic: the folder holding EmoLabel/ and Image/aligned/"),
+    DatasetSpec("AffectNet7", _Reader("static:read_affectnet", num_classes=7), "image", 7,
                 dir_names=("AffectNet", "affectnet"), table="static", options=("release", "split"),
                 download="AffectNet: Manually_Annotated_file_lists/ + Manually_Annotated_Images/, or val_set/"),
-    DatasetSpec("AffectNet8", partial(read_affectnet, num_classes=8), "image", 8,
+    DatasetSpec("AffectNet8", _Reader("static:read_affectnet", num_classes=8), "image", 8,
                 dir_names=("AffectNet", "affectnet"), table="static", options=("release", "split"),
                 download="AffectNet: Manually_Annotated_file_lists/ + Manually_Annotated_Images/, or val_set/"),
-    DatasetSpec("FERPlus", read_ferplus, "image", 8, dir_names=("FERPlus", "ferplus"),
+    DatasetSpec("FERPlus", _Reader("ferplus:read_ferplus"), "image", 8, dir_names=("FERPlus", "ferplus"),
                 table="static", download="fer2013.csv (Kaggle) + fer2013new.csv (microsoft/FERPlus), or the "
                 "FER2013Test/ PNG folder with label.csv"),
-    DatasetSpec("DFEW", read_dfew, "video", 7, folds=(1, 2, 3, 4, 5), dir_names=("DFEW", "dfew"), table="video",
+    DatasetSpec("DFEW", _Reader("video_sets:read_dfew"), "video", 7, folds=(1, 2, 3, 4, 5),
+                dir_names=("DFEW", "dfew"), table="video",
                 download="DFEW: Clip/clip_224x224/ (or Clip/original/) + EmoLabel_DataSplit/"),
-    DatasetSpec("FERV39k", read_ferv39k, "video", 7, dir_names=("FERV39k", "FERV39K", "ferv39k"), table="video",
+    DatasetSpec("FERV39k", _Reader("video_sets:read_ferv39k"), "video", 7,
+                dir_names=("FERV39k", "FERV39K", "ferv39k"), table="video",
                 download="FERV39k: 2_ClipsforFaceCrop/ + 4_setups/"),
-    DatasetSpec("MAFW", read_mafw, "video", 11, folds=(1, 2, 3, 4, 5), dir_names=("MAFW", "mafw"), table="video",
+    DatasetSpec("MAFW", _Reader("video_sets:read_mafw"), "video", 11, folds=(1, 2, 3, 4, 5),
+                dir_names=("MAFW", "mafw"), table="video",
                 download="MAFW: data/faces/ (or data/frames/, data/clips/) + 'Train & Test Set/'"),
-    DatasetSpec("AFEW", read_afew, "video", 7, dir_names=("AFEW", "afew", "AFEW7"), table="video",
-                download="AFEW 7.0: Val_AFEW/<Emotion>/*.avi (or frame folders, or AFEW_Face/validation/)"),
-    DatasetSpec("CAER-S", read_caers, "image", 7, dir_names=("CAER-S", "CAERS", "caer-s"),
-                download="CAER-S: the folder holding train/ (and test/) with one folder per class"),
+    DatasetSpec("AFEW", _Reader("video_sets:read_afew"), "video", 7, dir_names=("AFEW", "afew", "AFEW7"),
+                table="video", download="AFEW 7.0: Val_AFEW/<Emotion>/*.avi (or frame folders, or "
+                "AFEW_Face/validation/)"),
+    DatasetSpec("CAER-S", _Reader("static:read_caers"), "image", 7, dir_names=("CAER-S", "CAERS", "caer-s"),
+                table="train", download="CAER-S: the folder holding train/ (and test/) with one folder per class"),
     DatasetSpec("folder", image_folder, "image", None, options=("name", "classes"),
                 download="any folder with one subfolder of images per class"),
-    DatasetSpec("csv", read_csv_labels, "any", None, download="a CSV of path,label rows under --root"),
-    DatasetSpec("list", read_list_file, "video", None,
+    DatasetSpec("csv", _Reader("generic:read_csv_labels"), "any", None,
+                download="a CSV of path,label rows under --root"),
+    DatasetSpec("list", _Reader("generic:read_list_file"), "video", None,
                 download="a '<path> <num_frames> <label>' list file (option list_path) and the clips' root"),
 ]}
 
@@ -104,10 +128,15 @@ def display_name(dataset: str) -> str:
     return DISPLAY_NAMES.get(dataset, dataset)
 
 
+def _spelling(name: str) -> str:
+    return "".join(c for c in str(name).lower() if c.isalnum())
+
+
 def get_spec(name: str) -> DatasetSpec:
-    """The spec of ``name`` (case-insensitive)."""
+    """The spec of ``name``, however it is spelled: case, hyphens and spaces are ignored, so the paper's column
+    titles ("RAF-DB", "AffectNet-7") and the folder names ("CAERS") name their datasets too."""
     for k, s in DATASETS.items():
-        if k.lower() == name.lower():
+        if _spelling(name) in {_spelling(k), _spelling(display_name(k))}:
             return s
     raise DatasetError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
 

@@ -11,11 +11,13 @@ import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
-
-from PIL import Image
+from typing import TYPE_CHECKING, Union
 
 from ..errors import InputError
 from .images import IMAGE_EXTENSIONS, ImageDecodeError, load_image
+
+if TYPE_CHECKING:  # PIL is only handed through here: the sampling rules cost no import
+    from PIL import Image
 
 log = logging.getLogger(__name__)
 
@@ -210,7 +212,7 @@ def read_video_frames(path: str | Path, indices: list[int], info: VideoInfo | No
     return [got[i] for i in indices]
 
 
-Frame = Image.Image | ImageDecodeError  # a decoded frame, or why that one frame could not be read
+Frame = Union["Image.Image", ImageDecodeError]  # a decoded frame, or why that one frame could not be read
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from ..data.images import Preprocess
 from ..data.loaders import ClipLoader, image_loader, plan_clips
 from ..devices import default_num_workers
 from ..errors import InputError, StaleStoreError, StoreError
-from ..models.teacher import resolve_instruction
+from ..models.names import resolve_instruction
 from ..zeroshot import PromptFeatures
 from .extraction import require_store, run_extraction
 from .keys import compute_dtype_name, image_key, prompt_key, store_location, teacher_key

@@ -18,8 +18,8 @@ from ..errors import InputError, ModelNotAvailableError, StoreError
 from ..models import families
 from ..models.checks import check_config
 from ..models.hub import ResolvedModel, resolve_model
+from ..models.names import resolve_instruction
 from ..models.presets import resolve_preset
-from ..models.teacher import resolve_instruction
 from .store import FEATURE_CODE_VERSION, FeatureStore, find_store, key_digest, store_path
 
 log = logging.getLogger(__name__)

@@ -21,30 +21,11 @@ from . import families
 from .checks import check_config, check_shapes, meta_shapes, weight_headers
 from .families import Family, feature_dim
 from .hub import ModelNotAvailableError, ResolvedModel, resolve_model, weight_files
+from .names import DEFAULT_BACKBONE, PAPER_BACKBONES, PAPER_FEATURE_DIMS, backbone_short_name  # noqa: F401
 from .presets import preset_for_hub_id, resolve_preset
 
 log = logging.getLogger(__name__)
 
-DEFAULT_BACKBONE = "openai/clip-vit-large-patch14"
-PAPER_BACKBONES = {
-    "B32": "openai/clip-vit-base-patch32",
-    "B16": "openai/clip-vit-base-patch16",
-    "L14": "openai/clip-vit-large-patch14",
-}
-PAPER_FEATURE_DIMS = {PAPER_BACKBONES["B32"]: 512, PAPER_BACKBONES["B16"]: 512, PAPER_BACKBONES["L14"]: 768}
-
-
-def backbone_short_name(model_id: str | Path) -> str:
-    """The paper's name of its backbones ("openai/clip-vit-large-patch14" -> "L/14"), a preset's name for its hub id
-    ("google/siglip2-so400m-patch14-384" -> "siglip2-so400m"); other hub ids and local folders by their last part."""
-    model_id = resolve_preset(model_id)
-    for short, hub in PAPER_BACKBONES.items():
-        if model_id == hub:
-            return f"{short[0]}/{short[1:]}"
-    preset = preset_for_hub_id(model_id)
-    if preset is not None:
-        return preset.name
-    return Path(model_id).name or model_id
 
 
 def known_feature_dim(name: str | Path, revision: str | None = None) -> int | None:

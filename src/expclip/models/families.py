@@ -23,10 +23,12 @@ import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from ..data.images import Preprocess, preprocess_for_model
+
+if TYPE_CHECKING:  # torch is imported where it is used: the family names (expclip list) cost no torch import
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -176,6 +178,8 @@ def image_inputs(family: Family, config: object, pixel_values: torch.Tensor) -> 
     NaFlex (SigLIP 2): the image is cut into its (H/p)·(W/p) patches of p·p·3 values in the processor's order
     (rows of patches, each patch row-major with channels last), all valid, with their grid shape.
     """
+    import torch
+
     if not family.naflex:
         return {"pixel_values": pixel_values}
     p = int(_sub(config, "vision_config").get("patch_size", 16))

@@ -22,20 +22,9 @@ from ..errors import InputError
 from ..schema import Fields, read_json
 from .checks import TensorInfo, check_config, check_shapes, meta_shapes, read_header, weight_headers
 from .hub import ModelNotAvailableError, ResolvedModel, resolve_model, weight_files
+from .names import DEFAULT_TEACHER, INSTRUCTIONS, LLM_CONTEXT, resolve_instruction  # noqa: F401
 
 log = logging.getLogger(__name__)
-
-DEFAULT_TEACHER = "Salesforce/blip2-flan-t5-xxl"
-
-INSTRUCTIONS: dict[str, str] = {
-    # The paper's task-related instruction, used for every released head.
-    "task": "Please play the role of a facial action describer. Objectively describe the detailed facial actions "
-    "of the person in the image.",
-    # The shorter one shown in the paper's figure.
-    "short": "Describe the facial actions of the person in the image.",
-    # Task-unrelated (the paper's ablation; its exact string is not public): a generic caption request.
-    "unrelated": "Write a short description of this image.",
-}
 
 # Checkpoint key prefixes (as saved by Blip2ForConditionalGeneration) -> our module names.
 _PREFIXES = {
@@ -45,30 +34,6 @@ _PREFIXES = {
     "language_model.encoder.": "t5.encoder.",
     "language_model.shared.": "t5.shared.",
 }
-
-
-# Flan-T5 reads 512 tokens (its tokenizer's model_max_length), and BLIP-2 puts 32 query tokens of the image in
-# front of the instruction. Every word is at least one token, so more words than this cannot fit.
-LLM_CONTEXT = 512
-
-
-def resolve_instruction(spec: str) -> tuple[str, str]:
-    """Preset name or free text -> (name, text). Free text is named "custom".
-
-    Refused before any model is loaded: an empty text, and one that cannot fit the LLM's context (more words than
-    :data:`LLM_CONTEXT` tokens; :meth:`Teacher.check_instruction` counts the exact tokens once the tokenizer is
-    there).
-    """
-    if spec in INSTRUCTIONS:
-        return spec, INSTRUCTIONS[spec]
-    if not spec.strip():
-        raise InputError("the instruction is empty; use a preset (task, short, unrelated) or a sentence")
-    words = len(spec.split())
-    if words > LLM_CONTEXT or len(spec) > 16 * LLM_CONTEXT:
-        raise InputError(f"--instruction has {words} words ({len(spec)} characters), more than the teacher's LLM "
-                         f"reads: at most {LLM_CONTEXT} tokens, its image's among them, and a word is at least one "
-                         f"token; shorten it (the paper's task instruction has {len(INSTRUCTIONS['task'].split())})")
-    return "custom", spec
 
 
 def teacher_dtype(device: torch.device, dtype: str | torch.dtype | None) -> torch.dtype:

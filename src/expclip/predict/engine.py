@@ -26,11 +26,10 @@ from ..data.images import ImageDecodeError
 from ..data.inputs import InputItem, load_item_image
 from ..data.video import VideoDecodeError, open_clip, sample_frame_indices, timestamps
 from ..errors import InputError
-from .table import prob_column
+from .table import NO_FACE_MODES, prob_column
 
 log = logging.getLogger(__name__)
 
-NO_FACE_MODES = ("whole", "skip")
 
 
 # ------------------------------------------------------------------------------------------------ options & rows

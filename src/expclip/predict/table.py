@@ -5,6 +5,10 @@ from __future__ import annotations
 
 from typing import Iterable, Sequence
 
+# What a row holds when no face is found: the whole image scored, or the row left unscored (no torch needed to
+# name them: the CLI's --help shows them).
+NO_FACE_MODES = ("whole", "skip")
+
 BASE_COLUMNS = ("input", "kind", "frame", "timestamp", "face", "num_faces", "face_detected",
                 "box_x", "box_y", "box_w", "box_h", "face_score", "label", "score")
 

@@ -23,7 +23,7 @@ from ..errors import CheckpointError, MissingError
 from ..schema import read_json
 from ..files import atomic_write_bytes, slug, versions
 from ..models.hub import RANDOM_WEIGHTS_NOTE, declares_random_weights
-from ..models.teacher import INSTRUCTIONS
+from ..models.names import INSTRUCTIONS
 from ..prompts import prompt_set_display_name
 from .figures import plot_confusion, plot_recall_bars, plot_table_bars, plot_training_curves, plot_tsne
 from .html import render_html, render_markdown

@@ -25,7 +25,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..data.registry import PAPER_DATASETS
-from ..models.backbone import PAPER_BACKBONES, backbone_short_name
+from ..models.names import PAPER_BACKBONES, backbone_short_name
 from ..prompts import PAPER_PROMPT_SETS, prompt_set_display_name
 from .scored import fewer_folds_note, is_scored
 

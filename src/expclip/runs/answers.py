@@ -20,6 +20,11 @@ from typing import Any
 from ..errors import InputError, MissingError
 from ..labels import canonical_label
 
+# What is done with an answer outside the label set, and with a test sample that has no answer (names only here:
+# ``expclip score --help`` shows them without importing numpy).
+OUTSIDE_RULES = ("wrong", "drop")
+MISSING_RULES = ("drop", "wrong")
+
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".txt": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl"}
 RANK_SEPARATORS = re.compile(r"[,;|]")
 _PUNCT = " \t\"'`.!?:;,()[]{}<>*"  # around an answer: LLMs write "Happy." or "**happiness**"

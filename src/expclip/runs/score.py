@@ -20,13 +20,11 @@ from ..errors import InputError
 from ..files import versions
 from ..metrics import confusion_matrix, per_class_recall, uar, war
 from ..prompts import OWN_PREDICTIONS
-from .answers import OUTSIDE, PredictionFile, answer_class, index_rule
+from .answers import MISSING_RULES, OUTSIDE, OUTSIDE_RULES, PredictionFile, answer_class, index_rule
 from .testsets import ID_RULES, TestSet
 
 log = logging.getLogger(__name__)
 
-OUTSIDE_RULES = ("wrong", "drop")
-MISSING_RULES = ("drop", "wrong")
 
 @dataclass
 class Matched:

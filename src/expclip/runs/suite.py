@@ -20,8 +20,8 @@ import torch
 from ..data.datasets import DatasetError, ItemList, image_folder
 from ..data.registry import PAPER_DATASETS, find_dataset_root, get_spec, load_dataset
 from .evaluate import Model, check_models_needed, clip_model, evaluate
-from ..models.backbone import PAPER_BACKBONES, backbone_short_name
 from ..models.hub import model_name
+from ..models.names import PAPER_BACKBONES, backbone_short_name
 from ..prompts import resolve_prompt_sets
 from ..errors import InputError
 from ..schema import Fields, is_int, is_number, read_json, show

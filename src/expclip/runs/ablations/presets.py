@@ -24,13 +24,13 @@ tsne           t-SNE of image features before / after the head, coloured by clas
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
 
+from .registry import PRESETS, Preset  # noqa: F401 (Preset: re-exported)
 from .setup import Ablation, AblationSetup
 from ...files import versions
 from ..evaluate import Model, clip_model, head_model
@@ -220,32 +220,11 @@ def run_tsne(setup: AblationSetup) -> Ablation:
                     {"tsne": plots})
 
 
-@dataclass(frozen=True)
-class Preset:
-    name: str
-    summary: str
-    needs: tuple[str, ...]  # AblationSetup fields that must be non-empty (any of a tuple inside)
-    run: Callable[[AblationSetup], Ablation]
-
-    def ready(self, setup: AblationSetup) -> bool:
-        return all(any(bool(getattr(setup, f)) for f in need.split("|")) for need in self.needs)
-
-
-PRESETS: dict[str, Preset] = {p.name: p for p in [
-    Preset("heads", "Projection heads: linear (paper) vs 2-/3-layer MLP vs Transformer encoder", ("train", "tests"),
-           run_heads),
-    Preset("instructions", "Teacher instruction: task-related vs short vs task-unrelated vs user-given",
-           ("train", "tests"), run_instructions),
-    Preset("llm-encoder", "The LLM as zero-shot image and/or text encoder vs CLIP and Exp-CLIP",
-           ("train|head_runs", "tests"), run_llm_encoder),
-    Preset("backbones", "CLIP vs Exp-CLIP per backbone with the gain row (Table 2's layout)",
-           ("results|head_runs|train",), run_backbones),
-    Preset("gains", "Mean gain of Exp-CLIP over CLIP across prompt sets, per backbone", ("results|head_runs|train",),
-           run_gains),
-    Preset("tsne", "Image features before/after the head in t-SNE, coloured by class", ("train|head_runs", "tests"),
-           run_tsne),
-]}
-
+RUNNERS: dict[str, Callable[[AblationSetup], Ablation]] = {
+    "heads": run_heads, "instructions": run_instructions, "llm-encoder": run_llm_encoder,
+    "backbones": run_backbones, "gains": run_gains, "tsne": run_tsne,
+}
+assert set(RUNNERS) == set(PRESETS), "every preset of registry.PRESETS has its function here"
 
 _OPTION = {"train": "--train-data", "tests": "--data", "results": "--results", "head_runs": "--head"}
 
@@ -282,7 +261,7 @@ def run_presets(names: list[str], setup: AblationSetup) -> dict[str, Ablation]:
     done = {}
     for n in names:
         log.info("ablation %s: %s", n, PRESETS[n].summary)
-        ab = PRESETS[n].run(setup)
+        ab = RUNNERS[n](setup)
         write_ablation(ab, setup.out)
         done[n] = ab
     return done
