@@ -20,7 +20,7 @@ from support.cli import no_store, user_error
 @pytest.mark.parametrize("teacher,says", [
     ("missing", "model directory not found"),
     ("clip", "is not BLIP-2 with a T5"),
-    ("nobody/uncached-teacher", "not in the local Hugging Face cache"),
+    ("nobody/uncached-teacher", "not in the Hugging Face cache"),
 ])
 def test_extract_checks_the_teacher_before_the_clip_pass(face_pool, tiny_clip_dir, tmp_path, capsys, teacher, says):
     name = {"missing": str(tmp_path / "no-such-teacher"), "clip": str(tiny_clip_dir)}.get(teacher, teacher)

@@ -47,11 +47,13 @@ def declares_random_weights(name: str | os.PathLike) -> bool:
 
 
 def offline_help(name: str) -> str:
-    return (
-        f"To use {name!r} offline: on a machine with internet run `hf download {name}` (or load it once with "
-        f"transformers), then copy the Hugging Face cache (~/.cache/huggingface/hub, or $HF_HOME) to this machine; "
-        f"or save the model with save_pretrained() to a directory and pass that directory instead of the hub id."
-    )
+    """Our remedy in one sentence (the details: README, "Using real weights")."""
+    return (f"run `hf download {name}` with internet and copy ~/.cache/huggingface (or $HF_HOME) here, or pass a "
+            "folder saved with save_pretrained() (-v: details)")
+
+
+def _is_auth_error(e: BaseException) -> bool:
+    return type(e).__name__ in ("GatedRepoError", "HfHubHTTPError") and "401" in str(e)
 
 
 def directory_fingerprint(path: Path) -> str:
@@ -110,11 +112,13 @@ def resolve_model(name: str | os.PathLike, revision: str | None = None, local_fi
     except HFValidationError as e:
         raise ModelNotAvailableError(f"{name!r} is neither a local directory nor a valid hub id ({e})") from e
     except Exception as e:  # network errors, offline mode, missing repo: all end the same way for the user
-        mode = "offline mode (HF_HUB_OFFLINE=1)" if local_files_only else "no network access or no such repository"
-        raise ModelNotAvailableError(
-            f"Could not load model {name!r}: it is not in the local Hugging Face cache and could not be "
-            f"downloaded ({mode}: {type(e).__name__}: {e}). {offline_help(name)}"
-        ) from e
+        # Hugging Face's own message (kept as the cause: -v shows it) advises options of its API, not ours.
+        log.debug("snapshot_download(%r) failed: %s: %s", name, type(e).__name__, e)
+        why = ("offline mode is on (HF_HUB_OFFLINE=1)" if local_files_only else
+               "it cannot be downloaded (" + ("the repository needs a login" if _is_auth_error(e) else
+                                              "no network, or no such repository") + ")")
+        raise ModelNotAvailableError(f"model {name!r} is not in the Hugging Face cache and {why}: "
+                                     f"{offline_help(name)}") from e
     if not (path / "config.json").is_file():
         raise ModelNotAvailableError(f"{name!r} resolved to {path}, which has no config.json. {offline_help(name)}")
     return ResolvedModel(name, path, path.name)
