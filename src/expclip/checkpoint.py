@@ -20,6 +20,7 @@ from .data.images import PREPROCESSING_MODES
 from .errors import CheckpointError, InputError, MissingError
 from .files import atomic_write_bytes, atomic_write_json, sweep_stale_tmp, versions
 from .models.heads import HEADS, MAX_DIM, build_head, check_head
+from .models.hub import ModelNotAvailableError, model_name, resolve_model
 from .schema import Fields, read_json
 
 log = logging.getLogger(__name__)
@@ -66,6 +67,18 @@ class ModelRecord:
 
     def to_dict(self) -> dict:
         return {"id": self.id, "revision": self.revision}
+
+    def matches(self, name: str | Path) -> bool:
+        """Whether the model ``name`` is this one: the same hub id or local folder (however spelled), or a local
+        folder with the same content fingerprint (a copy, or the recorded folder moved elsewhere)."""
+        if model_name(name) == model_name(self.id):
+            return True
+        if not (self.revision or "").startswith("local-") or not Path(name).is_dir():
+            return False
+        try:
+            return resolve_model(name, local_files_only=True).revision == self.revision
+        except ModelNotAvailableError:
+            return False
 
 
 @dataclass

@@ -3,7 +3,6 @@ how, what is written where, and what the README promises."""
 
 from __future__ import annotations
 
-import json
 import shutil
 
 import pytest
@@ -23,3 +22,64 @@ def test_the_offline_error_is_one_short_line_with_our_remedy(face_pool, tmp_path
     with pytest.raises(Exception) as e:  # -v: the hub's own message is the cause, shown with the traceback
         main(["-v", "extract", "--data", str(face_pool), "--backbone", "someone/not-cached", "--store", str(tmp_path)])
     assert e.value.__cause__ is not None
+
+
+# ------------------------------------------------------------------------------------------------ 8. moved backbone
+@pytest.fixture()
+def moved(tiny_clip_dir, tmp_path):
+    """A head trained on a local backbone folder that was moved afterwards: (head dir, the folder's new place)."""
+    import torch
+
+    from expclip.checkpoint import save_head
+    from expclip.models.heads import build_head
+    from expclip.models.hub import resolve_model
+
+    old, new = tmp_path / "old-place" / "clip", tmp_path / "new-place" / "clip"
+    shutil.copytree(tiny_clip_dir, old)
+    rev = resolve_model(old).revision
+    torch.manual_seed(0)
+    cfg = {"head": {"type": "linear", "in_dim": 16, "out_dim": 24}, "backbone": {"id": str(old), "revision": rev},
+           "preprocessing": {"mode": "reference"}, "name": "Exp-CLIP moved", "run_name": "moved"}
+    head = save_head(tmp_path / "run" / "seed1", build_head("linear", 16, 24), cfg)
+    new.parent.mkdir()
+    old.rename(new)
+    return head, new
+
+
+def test_eval_names_the_option_for_a_moved_backbone(moved, face_test, tmp_path, capsys):
+    head, _ = moved
+    user_error(["eval", "--data", face_test, "--head", head, "--store", tmp_path / "s", "--out", tmp_path / "r"],
+               capsys, "old-place", "--backbone")
+
+
+def test_a_moved_backbone_with_the_same_content_is_accepted_in_eval_ablate_and_predict(moved, face_test, tmp_path,
+                                                                                       capsys, caplog):
+    head, new = moved
+    common = ["--store", str(tmp_path / "s"), "--no-progress"]
+    assert main(["eval", "--data", str(face_test), "--head", str(head), "--backbone", str(new), "--prompts",
+                 "class_name", "--out", str(tmp_path / "r"), *common]) == 0
+    assert main(["ablate", "tsne", "--data", str(face_test), "--head", str(head), "--backbone", str(new), "--prompts",
+                 "class_name", "--out", str(tmp_path / "a"), "--no-report", *common]) == 0
+    capsys.readouterr()
+    with caplog.at_level("WARNING"):
+        assert main(["predict", str(face_test / "Happy"), "--head", str(head), "--backbone", str(new), "--faces",
+                     "none", "--device", "cpu"]) == 0
+    assert "replaces the backbone" not in caplog.text
+
+
+def test_another_backbone_still_contradicts_the_head(moved, face_test, tmp_path, capsys):
+    from expclip.models.tiny import build_tiny_clip
+
+    head, _ = moved
+    other = build_tiny_clip(tmp_path / "other-clip", seed=5)
+    user_error(["eval", "--data", face_test, "--head", head, "--backbone", other, "--out", tmp_path / "r"], capsys,
+               "contradicts head")
+    user_error(["ablate", "tsne", "--data", face_test, "--head", head, "--backbone", other, "--out", tmp_path / "a"],
+               capsys, "is not the backbone of the given --head")
+
+
+def test_readme_says_a_moved_backbone_is_accepted():
+    from pathlib import Path
+
+    readme = " ".join((Path(__file__).resolve().parents[2] / "README.md").read_text().split())
+    assert "same content fingerprint" in readme and "--backbone NEW_FOLDER" in readme

@@ -147,28 +147,26 @@ def cmd_eval(args) -> int:
     from ..checkpoint import expand_head_dirs
     from ..files import writable_dir
     from ..models.names import DEFAULT_BACKBONE
-    from ..models.hub import RANDOM_WEIGHTS_NOTE, model_name
+    from ..models.hub import RANDOM_WEIGHTS_NOTE
     from ..prompts import PAPER_PROMPT_SETS
     from ..report.results import write_results
-    from ..runs.evaluate import head_model
+    from ..runs.evaluate import head_model, with_backbone
     from ..runs.suite import run_suite, with_clip_baselines
 
     writable_dir(args.out)  # before anything is loaded or computed, not after
     datasets = _all_datasets(args)  # every dataset is read before any feature is computed
     dev = _device(args)
-    models = [head_model(d, dev) for d in expand_head_dirs(args.head)]
-    # A head is evaluated with the backbone and preprocessing it was trained with: an option that says otherwise
-    # is refused here, before any feature is computed, instead of being silently ignored.
-    # With several backbones (a sweep), every head's backbone must be one of them; each gets its CLIP row.
     backbones = args.backbone or []
-    for opt, values, attr, same in (("--preprocessing", [args.preprocessing] if args.preprocessing else [],
-                                     "preprocessing", str), ("--backbone", backbones, "backbone", model_name)):
-        clash = [m for m in models if values and same(getattr(m, attr)) not in {same(v) for v in values}]
-        if clash:
-            value = " ".join(values)
-            raise InputError(f"{opt} {value} contradicts head {clash[0].head_dir}, trained with {attr} "
-                             f"{getattr(clash[0], attr)!r}; heads are evaluated as they were trained: drop {opt}, or "
-                             f"evaluate a head trained with {value}")
+    # A head is evaluated with the backbone and preprocessing it was trained with: an option that says otherwise
+    # is refused here, before any feature is computed, instead of being silently ignored. A --backbone that is the
+    # recorded model in another place (a moved or copied folder, same content fingerprint) is where it is now.
+    # With several backbones (a sweep), every head's backbone must be one of them; each gets its CLIP row.
+    models = [with_backbone(head_model(d, dev), backbones) for d in expand_head_dirs(args.head)]
+    clash = [m for m in models if args.preprocessing is not None and m.preprocessing != args.preprocessing]
+    if clash:
+        raise InputError(f"--preprocessing {args.preprocessing} contradicts head {clash[0].head_dir}, trained with "
+                         f"preprocessing {clash[0].preprocessing!r}; heads are evaluated as they were trained: drop "
+                         f"--preprocessing, or evaluate a head trained with {args.preprocessing}")
     if not args.no_clip:
         models = with_clip_baselines(models, backbones or [DEFAULT_BACKBONE], args.preprocessing or "reference")
     if not models:

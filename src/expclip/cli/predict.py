@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from pathlib import Path
 
 from .options import EPILOG, NONNEG_FLOAT, NONNEG_INT, POSITIVE_FLOAT, POSITIVE_INT, _add_runtime, _device
 
@@ -35,7 +36,11 @@ def cmd_predict(args) -> int:
     # A detector that is not installed is named (with its pip install) before any model is loaded.
     faces = get_face_detector(args.faces, args.face_threshold)
     if args.head and args.backbone:
-        log.warning("--backbone %s replaces the backbone recorded in the head", args.backbone)
+        from ..checkpoint import read_head_config
+
+        recorded = read_head_config(args.head).backbone if (Path(args.head) / "config.json").is_file() else None
+        if recorded is None or not recorded.matches(args.backbone):  # a moved copy of the same model is no news
+            log.warning("--backbone %s replaces the backbone recorded in the head", args.backbone)
     model = ExpCLIP.from_pretrained(args.head or args.backbone or DEFAULT_BACKBONE, device,
                                     backbone=args.backbone if args.head else None, revision=args.revision,
                                     preprocessing=args.preprocessing)

@@ -16,7 +16,7 @@ from torch import nn
 
 from ..checkpoint import HeadConfig, load_head
 from ..data.datasets import ItemList
-from ..errors import CheckpointError, InputError
+from ..errors import CheckpointError, InputError, ModelNotAvailableError
 from ..features.service import (
     LazyModel, check_needed, check_prompts_needed, find_image_store, image_store, prompt_features_for,
 )
@@ -24,7 +24,7 @@ from ..files import versions
 from ..metrics import summarize
 from ..models.backbone import Backbone, check_backbone, known_feature_dim
 from ..prompts import resolve_prompt_sets
-from ..models.hub import declares_random_weights
+from ..models.hub import declares_random_weights, model_name
 from ..zeroshot import build_classifier, classify, embed_images
 
 log = logging.getLogger(__name__)
@@ -59,6 +59,25 @@ def head_model(head_dir: str | Path, device: str | torch.device = "cpu") -> Mode
                  seed=cfg.seed, head_dir=str(head_dir), config=cfg)
 
 
+def with_backbone(m: Model, backbones: str | list[str] | None) -> Model:
+    """Head ``m`` scored on the one of ``backbones`` that is the model its config records, wherever it lives now (a
+    moved or copied local folder with the same content fingerprint, :meth:`~expclip.checkpoint.ModelRecord.matches`);
+    InputError when none is (heads are evaluated as they were trained)."""
+    names = [backbones] if isinstance(backbones, str) else list(backbones or [])
+    if not names or m.config is None or m.config.backbone is None or any(
+            model_name(m.backbone) == model_name(b) for b in names):
+        return m
+    found = next((b for b in names if m.config.backbone.matches(b)), None)
+    if found is None:
+        raise InputError(f"--backbone {' '.join(names)} contradicts head {m.head_dir}, trained with backbone "
+                         f"{m.backbone!r} (revision {m.backbone_revision}); heads are evaluated as they were trained: "
+                         "drop --backbone, or give that model (a copy or moved folder with the same content is "
+                         "accepted)")
+    log.info("head %s: its backbone %s is %s now (same content)", m.head_dir, m.backbone, found)
+    m.backbone = model_name(found)
+    return m
+
+
 def lazy_backbone(name: str, revision: str | None, device: str | torch.device) -> LazyModel[Backbone]:
     """The backbone ``name``, loaded only if something is missing from the store."""
     return LazyModel(name, revision, lambda: Backbone.from_pretrained(name, revision, device=device),
@@ -79,11 +98,19 @@ def check_models_needed(datasets: list[ItemList], models: list[Model], prompts: 
     """Before the first encoder runs: every backbone whose features (of any dataset) or prompt features are missing
     from the store is resolved and checked (:func:`~expclip.features.service.check_needed`)."""
     for data in datasets:
-        for (bb, rev, mode), _ in model_groups(models).items():
+        for (bb, rev, mode), group in model_groups(models).items():
             lazy = backbones.setdefault((bb, rev), lazy_backbone(bb, rev, device))
-            check_needed(lambda: find_image_store(store_root, bb, data, mode, rev, sampling, num_segments), lazy)
-            for plist in resolve_prompt_sets(prompts, data.classes).values():
-                check_prompts_needed(lazy, plist, store_root)
+            try:
+                check_needed(lambda: find_image_store(store_root, bb, data, mode, rev, sampling, num_segments), lazy)
+                for plist in resolve_prompt_sets(prompts, data.classes).values():
+                    check_prompts_needed(lazy, plist, store_root)
+            except ModelNotAvailableError as e:
+                heads = [m.head_dir for m in group if m.head_dir]
+                if not heads:
+                    raise
+                raise ModelNotAvailableError(f"{e} (the backbone recorded by head {heads[0]}; if its folder moved, "
+                                             "give the new one with --backbone: a folder with the same content is "
+                                             "accepted)") from e
 
 
 def check_head_dims(models: list[Model]) -> None:

@@ -33,7 +33,7 @@ import torch
 from .registry import PRESETS, Preset  # noqa: F401 (Preset: re-exported)
 from .setup import Ablation, AblationSetup
 from ...files import versions
-from ..evaluate import Model, clip_model, head_model
+from ..evaluate import Model, clip_model
 from ...checkpoint import expand_head_dirs
 from ...metrics import summarize
 from ...models.teacher import resolve_instruction
@@ -104,7 +104,7 @@ def run_llm_encoder(setup: AblationSetup) -> Ablation:
     """
     if not setup.tests:
         raise InputError("llm-encoder scores zero-shot: give labelled evaluation data (--data)")
-    heads = [head_model(d, setup.device) for d in setup.analysis_heads()]
+    heads = [setup.head_model(d) for d in setup.analysis_heads()]
     for m in heads:
         setup.check_head_features(m)
     instruction = heads[0].config.instruction or "task"
@@ -155,7 +155,7 @@ def _results_cells(setup: AblationSetup) -> list[dict]:
                                     "no result cells (cells/*.json) in it; give the --out folder of expclip eval"))
     cells = dedup_cells(c for d in setup.results for c in read_cells(d))
     if not cells and setup.tests and setup.head_runs:
-        heads = [head_model(d, setup.device) for d in expand_head_dirs(setup.head_runs)]
+        heads = [setup.head_model(d) for d in expand_head_dirs(setup.head_runs)]
         clips = [clip_model(b, p, r) for b, r, p in
                  dict.fromkeys((m.backbone, m.backbone_revision, m.preprocessing) for m in heads)]
         cells = setup.evaluate(clips + heads)
@@ -191,7 +191,7 @@ def run_tsne(setup: AblationSetup) -> Ablation:
 
     if not setup.tests:
         raise InputError("tsne needs labelled data to colour by class: give --data")
-    m = head_model(setup.analysis_heads()[0], setup.device)
+    m = setup.head_model(setup.analysis_heads()[0])
     setup.check_head_features(m)
     rows = ["before P (CLIP image features)", f"after P ({m.group})"]
     values: dict[str, dict] = {rows[0]: {}, rows[1]: {}}

@@ -28,7 +28,7 @@ from ...models.teacher import DEFAULT_TEACHER, Teacher, check_teacher, resolve_i
 from ...prompts import resolve_prompt_sets
 from ...train import TrainConfig
 from ...zeroshot import PromptFeatures
-from ..evaluate import Model, clip_model, evaluate, head_model, lazy_backbone
+from ..evaluate import Model, clip_model, evaluate, head_model, lazy_backbone, with_backbone
 from ..fit import fit_heads
 
 log = logging.getLogger(__name__)
@@ -82,8 +82,9 @@ class AblationSetup:
         does): those fill what was not given, and a --backbone that none of them uses is refused."""
         cfgs = [read_head_config(d) for d in expand_head_dirs(self.head_runs)] if self.head_runs else []
         if cfgs and self.backbone is not None:
-            used = {model_name(c.backbone.id) for c in cfgs if c.backbone}
-            if model_name(self.backbone) not in used:
+            # the heads' own model, wherever it lives now (a moved or copied folder with the same content)
+            if not any(c.backbone.matches(self.backbone) for c in cfgs if c.backbone):
+                used = {model_name(c.backbone.id) for c in cfgs if c.backbone}
                 raise InputError(f"--backbone {self.backbone} is not the backbone of the given --head "
                                  f"({', '.join(sorted(used))}); drop --backbone to use the heads' own")
         if cfgs and self.backbone is None and cfgs[0].backbone:
@@ -199,6 +200,11 @@ class AblationSetup:
                                  f"features with {have!r}: pass {opt} {want}, or analyse heads of one backbone and "
                                  "preprocessing at a time")
 
+    def head_model(self, head_dir: str | Path) -> Model:
+        """A head to analyse, on this setup's backbone when that is the head's own model in another place (a moved
+        or copied folder with the same content, :func:`~expclip.runs.evaluate.with_backbone`)."""
+        return with_backbone(head_model(head_dir, self.device), self.backbone)
+
     def analysis_heads(self) -> list[Path]:
         """The heads to analyse: the given ones, else the paper's linear head on the task instruction."""
         return expand_head_dirs(self.head_runs) if self.head_runs else self.train_variant("linear", "task")
@@ -210,7 +216,7 @@ class AblationSetup:
         models: list[Model] = [clip_model(self.backbone, self.preprocessing, self.backbone_revision)] if clip else []
         for label, dirs in groups:
             for d in dirs:
-                m = head_model(d, self.device)
+                m = self.head_model(d)
                 m.group = label
                 models.append(m)
         return self.evaluate(models)
