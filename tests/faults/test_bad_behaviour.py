@@ -83,3 +83,38 @@ def test_readme_says_a_moved_backbone_is_accepted():
 
     readme = " ".join((Path(__file__).resolve().parents[2] / "README.md").read_text().split())
     assert "same content fingerprint" in readme and "--backbone NEW_FOLDER" in readme
+
+
+# ------------------------------------------------------------------------------------------------ 9. SIGINT
+SIGINT_WHILE_WORKERS_START = """
+import multiprocessing.process, os, signal, sys
+started = []
+real = multiprocessing.process.BaseProcess.start
+def start(self):
+    real(self)
+    started.append(self)
+    if len(started) == {k}:  # what a scheduler or an IDE does: SIGINT to the main process only
+        os.kill(os.getpid(), signal.SIG{sig})
+multiprocessing.process.BaseProcess.start = start
+from expclip.cli import main
+sys.exit(main({argv!r}))
+"""
+
+
+@pytest.mark.parametrize("k,sig", [(1, "INT"), (2, "INT"), (1, "TERM")])
+def test_a_signal_to_the_main_process_while_workers_start_stops_cleanly(k, sig, face_pool, tiny_clip_dir, tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    src = str(Path(__file__).resolve().parents[2] / "src")
+    argv = ["extract", "--data", str(face_pool), "--backbone", str(tiny_clip_dir), "--store", str(tmp_path / "s"),
+            "--num-workers", "2", "--batch-size", "8", "--no-progress"]
+    env = {**os.environ, "PYTHONPATH": src + os.pathsep + os.environ.get("PYTHONPATH", ""), "HF_HUB_OFFLINE": "1"}
+    out = subprocess.run([sys.executable, "-c", SIGINT_WHILE_WORKERS_START.format(k=k, sig=sig, argv=argv)],
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == (130 if sig == "INT" else 143), out.stderr
+    assert "Traceback" not in out.stderr and "Exception ignored" not in out.stderr, out.stderr
+    assert ("interrupted" if sig == "INT" else "terminated") in out.stderr
+    assert not list((tmp_path / "s").glob("*/features.npy"))  # stopped, not finished

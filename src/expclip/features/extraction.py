@@ -221,13 +221,14 @@ def _compute_chunks(pending, n, chunk_size, batch_size, chunk_dir, load, encode,
         pin_memory=pin_memory, persistent_workers=False, prefetch_factor=4 if num_workers else None,
     )
     total = sum(len(r) for r in ranges)
+    batches = _start_workers(loader)
     bar = tqdm(total=total, desc=desc, unit="item", disable=not progress, dynamic_ncols=True)
     current: int | None = None
     buf: np.ndarray | None = None
     fails: dict[int, str] = {}
     filled = 0
     try:
-        for idx, ok, values, errors in loader:
+        for idx, ok, values, errors in batches:
             c = idx[0] // chunk_size
             if c != current:
                 start = c * chunk_size
@@ -259,6 +260,33 @@ def _compute_chunks(pending, n, chunk_size, batch_size, chunk_dir, load, encode,
                 atomic_save_npy(chunk_dir / f"{c:05d}.npy", buf)
     finally:
         bar.close()
+
+
+def _start_workers(loader: DataLoader):
+    """``iter(loader)`` with Ctrl-C (SIGINT) and SIGTERM held until its worker processes are all started, then
+    delivered: an interrupt that lands while the workers are being forked would otherwise hit the half-built
+    iterator (an ``AttributeError`` traceback from its cleanup, or an interrupt lost in it) instead of stopping the
+    command cleanly. In the main thread only (signals are delivered there)."""
+    import signal
+    import threading
+
+    if not loader.num_workers or threading.current_thread() is not threading.main_thread():
+        return iter(loader)
+    held: list[int] = []
+    previous = {s: signal.signal(s, lambda signum, frame: held.append(signum)) for s in (signal.SIGINT,
+                                                                                        signal.SIGTERM)}
+    try:
+        batches = iter(loader)
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    if held:
+        del batches  # its workers are shut down before the interrupt goes on
+        handler = previous[held[0]]
+        if callable(handler):
+            handler(held[0], None)  # the CLI's: KeyboardInterrupt (Ctrl-C) or its SIGTERM flavour
+        raise KeyboardInterrupt
+    return batches
 
 
 def _finalize(store_dir: Path, meta: dict, items: Sequence[dict], n_chunks: int, feature_shape, desc: str) -> FeatureStore:
