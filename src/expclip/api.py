@@ -65,10 +65,11 @@ class ExpCLIP:
         if path.is_dir() and not is_head_dir(path) and (path / "head.safetensors").is_file():
             raise CheckpointError(f"{path}: has head.safetensors but no valid expclip config.json")
         if path.is_dir() and not (path / "config.json").is_file():
-            seeds = [d.name for d in seed_dirs(path) if is_head_dir(d)]
-            if seeds:
-                raise CheckpointError(f"{path} is a training run with heads {seeds}: pass one of them, "
-                                      f"e.g. {path / seeds[0]}")
+            seeds = [d for d in seed_dirs(path) if is_head_dir(d)]
+            if seeds:  # a training run (as eval takes): its first seed, said so
+                log.warning("%s is a training run of %d head(s) (%s): predicting with the first, %s; pass a seed "
+                            "folder to choose another", path, len(seeds), ", ".join(d.name for d in seeds), seeds[0])
+                path = seeds[0]
         if not is_head_dir(path):
             bb = Backbone.from_pretrained(name_or_path, revision, device=dev, amp=amp,
                                           local_files_only=local_files_only)
@@ -86,7 +87,10 @@ class ExpCLIP:
             raise ModelNotAvailableError(f"{e} (backbone recorded in {path / 'config.json'}; if you have it "
                                          "elsewhere, pass backbone=... / --backbone)") from e
         cfg.check_features(bb.embed_dim, bb.name, path)
-        if recorded is not None and recorded.revision and bb.revision != recorded.revision:
+        if backbone and recorded is not None and not recorded.matches(backbone):  # a moved copy is no news
+            log.warning("backbone %s replaces %s, the one recorded in %s: predictions may differ", backbone,
+                        recorded.id, path)
+        elif recorded is not None and recorded.revision and bb.revision != recorded.revision:
             log.warning("%s: trained on backbone revision %s, loaded %s (%s): predictions may differ",
                         path, recorded.revision, bb.revision, bb.name)
         mode = cfg.preprocessing_mode

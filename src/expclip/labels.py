@@ -203,6 +203,9 @@ def label_spec_from_obj(data: Any, source: str = "labels") -> LabelSpec:
             v = [v] if isinstance(v, str) else v
             if not isinstance(v, list) or not all(isinstance(s, str) for s in v):
                 raise InputError(f"{source}: descriptions of {k!r} must be a string or a list of strings")
+            if not v or not all(s.strip() for s in v):  # an empty list would score the class on nothing
+                raise InputError(f"{source}: descriptions of {k!r} are " + ("an empty list" if not v else
+                                 "blank") + "; give at least one description, or list the labels as words")
             descriptions[str(k)] = v
         return LabelSpec(labels, templates, descriptions)
     if isinstance(labels_obj, list) and labels_obj and all(isinstance(s, str) for s in labels_obj):

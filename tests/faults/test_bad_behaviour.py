@@ -64,7 +64,7 @@ def test_a_moved_backbone_with_the_same_content_is_accepted_in_eval_ablate_and_p
     with caplog.at_level("WARNING"):
         assert main(["predict", str(face_test / "Happy"), "--head", str(head), "--backbone", str(new), "--faces",
                      "none", "--device", "cpu"]) == 0
-    assert "replaces the backbone" not in caplog.text
+    assert "replaces" not in caplog.text
 
 
 def test_another_backbone_still_contradicts_the_head(moved, face_test, tmp_path, capsys):
@@ -118,3 +118,47 @@ def test_a_signal_to_the_main_process_while_workers_start_stops_cleanly(k, sig, 
     assert "Traceback" not in out.stderr and "Exception ignored" not in out.stderr, out.stderr
     assert ("interrupted" if sig == "INT" else "terminated") in out.stderr
     assert not list((tmp_path / "s").glob("*/features.npy"))  # stopped, not finished
+
+
+# ------------------------------------------------------------------------------------------------ 13. names, labels
+def test_list_shows_the_training_datasets_beside_the_test_sets(tmp_path, capsys):
+    assert main(["list", "--store", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "CAER-S: training pool" in out and "RAFDB (also RAF-DB): test set" in out and "DFEW: test set, videos" in out
+
+
+@pytest.mark.parametrize("spelling", ["RAF-DB", "raf-db", "RAFDB", "AffectNet-7", "affectnet 8", "caers", "FERV39K"])
+def test_the_readmes_spellings_name_the_datasets(spelling):
+    from expclip.data.registry import get_spec
+
+    assert get_spec(spelling).name in ("RAFDB", "AffectNet7", "AffectNet8", "CAER-S", "FERV39k")
+
+
+def test_dataset_raf_db_as_the_readme_spells_it(tmp_path, capsys):
+    from support.native import rafdb
+
+    rafdb(tmp_path / "raf")
+    err = user_error(["eval", "--dataset", "RAF-DB", "--root", tmp_path / "raf", "--no-clip", "--out", tmp_path / "r"],
+                     capsys, "nothing to evaluate")  # read fine: only then does eval say there is nothing to score
+    assert "unknown dataset" not in err
+
+
+@pytest.mark.parametrize("content,says", [('{"labels": {"happy": ["a smile"], "sad": []}}', "'sad' are an empty list"),
+                                          ('{"labels": {"happy": ["  "]}}', "'happy' are blank")])
+def test_a_label_file_with_an_empty_description_list_is_refused(content, says, tmp_path):
+    from expclip.errors import InputError
+    from expclip.labels import load_label_spec
+
+    f = tmp_path / "labels.json"
+    f.write_text(content)
+    with pytest.raises(InputError, match=says):
+        load_label_spec(f)
+
+
+def test_predict_takes_a_run_directory_and_says_which_head(tiny_head_dir, face_test, capsys, caplog):
+    run = tiny_head_dir.parent  # holds seed1/
+    with caplog.at_level("WARNING"):
+        assert main(["predict", str(face_test / "Happy"), "--head", str(run), "--faces", "none", "--device",
+                     "cpu"]) == 0
+    assert f"is a training run of 1 head(s) (seed1): predicting with the first, {tiny_head_dir}" in caplog.text
+    assert "Exp-CLIP tiny" in capsys.readouterr().out

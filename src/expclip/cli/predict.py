@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from pathlib import Path
 
 from .options import EPILOG, NONNEG_FLOAT, NONNEG_INT, POSITIVE_FLOAT, POSITIVE_INT, _add_runtime, _device
 
@@ -35,12 +34,6 @@ def cmd_predict(args) -> int:
     device = _device(args)  # a GPU that is not there is refused before any model is loaded
     # A detector that is not installed is named (with its pip install) before any model is loaded.
     faces = get_face_detector(args.faces, args.face_threshold)
-    if args.head and args.backbone:
-        from ..checkpoint import read_head_config
-
-        recorded = read_head_config(args.head).backbone if (Path(args.head) / "config.json").is_file() else None
-        if recorded is None or not recorded.matches(args.backbone):  # a moved copy of the same model is no news
-            log.warning("--backbone %s replaces the backbone recorded in the head", args.backbone)
     model = ExpCLIP.from_pretrained(args.head or args.backbone or DEFAULT_BACKBONE, device,
                                     backbone=args.backbone if args.head else None, revision=args.revision,
                                     preprocessing=args.preprocessing)
@@ -79,7 +72,8 @@ def add_parsers(sub) -> None:
                        "expclip predict talk.mp4 --labels happy,bored,focused --video-fps 2 --annotate viz/. " + EPILOG)
     s.add_argument("paths", nargs="+", help="image or video files, or folders (searched recursively; with "
                    "--frame-folders, a folder of frames is a video)")
-    s.add_argument("--head", default=None, help="an Exp-CLIP head directory (its backbone and preprocessing are used)")
+    s.add_argument("--head", default=None, help="an Exp-CLIP head directory (its backbone and preprocessing are "
+                   "used), or a training run of seed*/ heads (its first seed is used, and said so)")
     s.add_argument("--backbone", default=None,
                    help=f"CLIP model for plain-CLIP zero-shot without --head (default {DEFAULT_BACKBONE}); "
                         "with --head, a replacement for the recorded backbone (e.g. a local copy)")
