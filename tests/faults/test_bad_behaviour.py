@@ -162,3 +162,20 @@ def test_predict_takes_a_run_directory_and_says_which_head(tiny_head_dir, face_t
                      "cpu"]) == 0
     assert f"is a training run of 1 head(s) (seed1): predicting with the first, {tiny_head_dir}" in caplog.text
     assert "Exp-CLIP tiny" in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------------------------------------ 15. short clips
+def test_readme_says_one_thing_about_folders_with_fewer_frames_than_listed_and_it_is_true(tmp_path):
+    from pathlib import Path
+
+    from support.media import frame_folder
+
+    from expclip.data.loaders import plan_clip
+
+    readme = " ".join((Path(__file__).resolve().parents[2] / "README.md").read_text().split())
+    assert "frame folders with fewer frames than the list says: each is recorded" not in readme
+    assert readme.count("sampled from the frames found") == 2 and "left out of training and scoring" in readme
+    frame_folder(tmp_path / "clip", 5)
+    plan = plan_clip(tmp_path, {"path": "clip", "num_frames": 40, "label": 0}, 16, "reference")
+    assert "error" not in plan and plan["frames_found"] == 5 and plan["frames_listed"] == 40  # sampled, counted
+    assert plan["frames"] == [0] * 16  # the reference rule over the 5 frames found
