@@ -98,6 +98,12 @@ class ExpCLIP:
             log.warning("%s was trained with %r preprocessing; using %r as asked", path, mode, preprocessing)
         return cls(bb, head, preprocessing or mode, cfg, cfg.name or "Exp-CLIP", amp)
 
+    def __repr__(self) -> str:
+        head = "none (plain CLIP)" if self.config is None else (
+            f"{self.config.head.type} {self.config.head.in_dim}->{self.config.head.out_dim}")
+        return (f"ExpCLIP(name={self.name!r}, backbone={self.backbone.name!r} ({self.backbone.revision}), "
+                f"head={head}, preprocessing={self.preprocessing!r}, device={self.device})")
+
     # -------------------------------------------------------------------------------------------- model parts
     def identity(self) -> dict:
         """What this model's scores depend on (a results file's run record): its name, the backbone's id and

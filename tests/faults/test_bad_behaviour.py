@@ -179,3 +179,89 @@ def test_readme_says_one_thing_about_folders_with_fewer_frames_than_listed_and_i
     plan = plan_clip(tmp_path, {"path": "clip", "num_frames": 40, "label": 0}, 16, "reference")
     assert "error" not in plan and plan["frames_found"] == 5 and plan["frames_listed"] == 40  # sampled, counted
     assert plan["frames"] == [0] * 16  # the reference rule over the 5 frames found
+
+
+# ------------------------------------------------------------------------------------------------ 18. small things
+def test_annotated_photos_keep_their_name(tiny_clip_dir, tmp_path, capsys):
+    from PIL import Image
+
+    (tmp_path / "in").mkdir()
+    for name in ("photo0.png", "photo1.jpg", "photo2.gif"):
+        Image.new("RGB", (32, 32), (90, 60, 30)).save(tmp_path / "in" / name)
+    assert main(["predict", str(tmp_path / "in"), "--backbone", str(tiny_clip_dir), "--faces", "none", "--annotate",
+                 str(tmp_path / "viz"), "--device", "cpu"]) == 0
+    assert sorted(p.name for p in (tmp_path / "viz" / "in").iterdir()) == ["photo0.png", "photo1.jpg",
+                                                                          "photo2.gif.jpg"]
+    assert Image.open(tmp_path / "viz" / "in" / "photo0.png").format == "PNG"
+
+
+def test_repr_of_a_model_says_what_it_is(tiny_head_dir, tiny_clip_dir):
+    from expclip import ExpCLIP
+
+    r = repr(ExpCLIP.from_pretrained(tiny_head_dir, device="cpu"))
+    assert r.startswith("ExpCLIP(name='Exp-CLIP tiny', backbone=") and "head=linear 16->24" in r
+    assert "preprocessing='clip'" in r and "device=cpu" in r
+    assert "head=none (plain CLIP)" in repr(ExpCLIP.from_pretrained(tiny_clip_dir, device="cpu"))
+
+
+def test_a_store_found_under_a_nearby_key_is_explained_in_words(tmp_path, caplog):
+    from support.kill import TOY_KEY, toy_encode, toy_items, toy_load
+
+    from expclip.features.extraction import run_extraction
+    from expclip.features.store import find_store, store_path
+
+    key = {**TOY_KEY, "dtype": "bfloat16-autocast"}
+    run_extraction(store_path(tmp_path, key), key, toy_items(8), toy_load, toy_encode, (4,), batch_size=4,
+                   progress=False)
+    with caplog.at_level("INFO"):
+        find_store(tmp_path, {**TOY_KEY, "dtype": "float32"}, ("dtype",))
+    assert "computed in bfloat16-autocast (this machine would compute float32)" in caplog.text
+    assert "matches on all but" not in caplog.text
+
+
+def test_every_option_and_command_has_help():
+    import argparse
+
+    from expclip.cli import build_parser
+
+    missing = []
+
+    def walk(parser, path):
+        for a in parser._actions:
+            if isinstance(a, argparse._SubParsersAction):
+                helps = {c.dest: c.help for c in a._choices_actions}
+                for name, sub in a.choices.items():
+                    if not helps.get(name) or not sub.description:
+                        missing.append(f"{name} (help or description)")
+                    walk(sub, path + [name])
+            elif a.help is None:
+                missing.append(" ".join(path + [a.option_strings[0] if a.option_strings else a.dest]))
+
+    walk(build_parser(), [])
+    assert missing == []
+
+
+def test_predict_offers_no_option_it_does_not_use(capsys):
+    with pytest.raises(SystemExit):
+        main(["predict", "--help"])
+    assert "--allow-outside-root" not in capsys.readouterr().out
+
+
+def test_a_split_folder_is_named_by_its_parent_in_tables(face_test, tiny_clip_dir, tmp_path, capsys):
+    data = tmp_path / "my-faces" / "test"
+    shutil.copytree(face_test, data)
+    assert main(["eval", "--data", str(data), "--backbone", str(tiny_clip_dir), "--prompts", "class_name", "--out",
+                 str(tmp_path / "r"), "--store", str(tmp_path / "s"), "--no-progress"]) == 0
+    md = (tmp_path / "r" / "results.md").read_text()
+    assert "## my-faces" in md and "## test" not in md
+
+
+def test_standalone_confusion_pngs_of_random_weights_say_so(face_test, tiny_clip_dir, tmp_path):
+    from PIL import Image
+
+    from expclip.models.hub import RANDOM_WEIGHTS_NOTE
+
+    assert main(["eval", "--data", str(face_test), "--backbone", str(tiny_clip_dir), "--prompts", "class_name",
+                 "--out", str(tmp_path / "r"), "--store", str(tmp_path / "s"), "--no-progress"]) == 0
+    pngs = sorted((tmp_path / "r" / "confusion").glob("*.png"))
+    assert pngs and all(Image.open(p).info.get("Comment") == RANDOM_WEIGHTS_NOTE for p in pngs)

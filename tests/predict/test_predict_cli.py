@@ -131,7 +131,7 @@ def test_annotated_images_and_video_timeline(inputs, tmp_path, tiny_head_dir, ca
     assert "v.mp4 clip:" in out and "p0.png" in out and "annotated: 5 file(s)" in out
     for i in range(4):
         name = f"p{i}.png" if i < 3 else "p3_group.png"
-        pic, orig = Image.open(ann / "in" / f"{name}.jpg").convert("RGB"), Image.open(inputs / name).convert("RGB")
+        pic, orig = Image.open(ann / "in" / name).convert("RGB"), Image.open(inputs / name).convert("RGB")
         assert pic.size == orig.size
         drawn = ImageChops.difference(pic, orig).point(lambda v: 255 * (v > 60)).getbbox()  # beyond JPEG noise
         assert drawn is not None, name

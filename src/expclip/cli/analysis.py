@@ -29,10 +29,16 @@ def cmd_ablate(args) -> int:
     if len(backbones) > 1 and one_backbone:
         raise InputError(f"--backbone names {len(backbones)} backbones, but {', '.join(one_backbone)} runs on one: "
                          "sweep several only with the backbones and gains presets")
+    tests = [image_folder(d) for d in args.data]
+    names = [d.name for d in tests]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:  # their cells would be averaged together as one dataset
+        raise InputError(f"--data: {len(names)} folders are named {twice[0]!r} in the tables (a split folder is "
+                         "named by its parent); give folders with different names")
     setup = AblationSetup(
         out=writable_dir(args.out) / "ablations", store=args.store,
         train=unlabelled_images(args.train_data) if args.train_data else None,
-        tests=[image_folder(d) for d in args.data], results=args.results, head_runs=args.head,
+        tests=tests, results=args.results, head_runs=args.head,
         backbone=backbones[0] if backbones else None, backbones=backbones if len(backbones) > 1 else [],
         backbone_revision=args.revision, teacher=args.teacher,
         teacher_revision=args.teacher_revision, teacher_dtype=args.teacher_dtype, preprocessing=args.preprocessing,
@@ -83,7 +89,8 @@ def add_parsers(sub) -> None:
                        "and reused across presets. Each preset writes OUT/ablations/<preset>/table.md, table.csv "
                        "and ablation.json; then OUT/report.html is (re)built.\n\npresets:\n" + presets +
                        "\n  all          every preset whose inputs are given", epilog=EPILOG)
-    s.add_argument("presets", nargs="+", metavar="PRESET", choices=list(PRESETS) + ["all"])
+    s.add_argument("presets", nargs="+", metavar="PRESET", choices=list(PRESETS) + ["all"],
+                   help="one or more of the presets below, or all")
     s.add_argument("--train-data", default=None, help="unlabelled training pool (heads, instructions; llm-encoder "
                    "and tsne unless --head is given)")
     s.add_argument("--data", nargs="+", default=[], help="labelled test folder(s), one subfolder per class")
@@ -93,10 +100,11 @@ def add_parsers(sub) -> None:
     s.add_argument("--backbone", nargs="+", default=None, help=f"backbone: a preset (expclip list), hub id or "
                    f"folder (default: the --head's backbone, else {DEFAULT_BACKBONE}); several for the backbones and "
                    "gains presets: a head is trained on each (--train-data) and scored with its CLIP (--data)")
-    s.add_argument("--revision", default=None)
-    s.add_argument("--teacher", default=DEFAULT_TEACHER)
-    s.add_argument("--teacher-revision", default=None)
-    s.add_argument("--teacher-dtype", default="auto")
+    s.add_argument("--revision", default=None, help="hub revision of the backbone")
+    s.add_argument("--teacher", default=DEFAULT_TEACHER, help="BLIP-2 + T5 teacher, for the presets that train or "
+                   "use it (default %(default)s)")
+    s.add_argument("--teacher-revision", default=None, help="hub revision of the teacher")
+    s.add_argument("--teacher-dtype", default="auto", help="auto (bfloat16 on GPU, float32 on CPU), bfloat16, float32")
     s.add_argument("--instructions", nargs="+", default=["task", "short", "unrelated"],
                    help="instructions compared by the instructions preset: presets and/or your own sentences "
                         "(default: task short unrelated)")

@@ -77,11 +77,14 @@ def add_parsers(sub) -> None:
                        description="Read ExpCLIP_{B32,B16,L14}_model.pth with torch.load(weights_only=True) (a pickle "
                        "that would run code is refused) and write head.safetensors + config.json, preprocessing "
                        "'reference'.")
-    s.add_argument("pth")
-    s.add_argument("--out", required=True)
+    s.add_argument("pth", metavar="FILE.pth", help="a released head, e.g. ExpCLIP_L14_model.pth")
+    s.add_argument("--out", required=True, help="new (or empty) folder for head.safetensors + config.json")
     s.add_argument("--backbone", default=None, help="backbone id (default: from the file name B32/B16/L14)")
     s.set_defaults(fn=cmd_import)
 
-    s = sub.add_parser("list", help="prompt sets, instructions, default models and the stores on disk")
+    s = sub.add_parser("list", help="prompt sets, instructions, default models and the stores on disk",
+                       description="List the paper's classes, the datasets expclip reads (test sets, the training "
+                       "pool, generic formats), the prompt sets, the teacher's instruction presets, the default "
+                       "models, and every feature store under --store with its model, data and state.")
     _add_store(s)
     s.set_defaults(fn=cmd_list)

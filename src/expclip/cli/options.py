@@ -81,8 +81,10 @@ def _add_store(p: argparse.ArgumentParser) -> None:
                    help="feature store directory (default: $EXPCLIP_STORE or ~/.cache/expclip/store)")
 
 
-def _add_runtime(p: argparse.ArgumentParser, batch: int = 64, workers_help: str | None = None) -> None:
-    """--device, --batch-size, --num-workers, --strict, --no-progress, --allow-outside-root.
+def _add_runtime(p: argparse.ArgumentParser, batch: int = 64, workers_help: str | None = None,
+                 datasets: bool = True) -> None:
+    """--device, --batch-size, --num-workers, --strict, --no-progress, and --allow-outside-root for the commands
+    that read datasets (``datasets``).
 
     ``workers_help``: what --num-workers means for a command that does not decode through DataLoader workers.
     """
@@ -92,9 +94,10 @@ def _add_runtime(p: argparse.ArgumentParser, batch: int = 64, workers_help: str 
                    help=workers_help or "DataLoader worker processes for decoding (default: cores - 1, at most 8)")
     p.add_argument("--strict", action="store_true", help="stop at the first unreadable item instead of skipping it")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    p.add_argument("--allow-outside-root", action="store_true",
-                   help="accept dataset items outside the dataset folder (--data, --root or a suite's roots): paths "
-                   "of list/annotation files with '..' or absolute paths, and links (refused by default)")
+    if datasets:
+        p.add_argument("--allow-outside-root", action="store_true",
+                       help="accept dataset items outside the dataset folder (--data, --root or a suite's roots): "
+                       "paths of list/annotation files with '..' or absolute paths, and links (refused by default)")
 
 
 def _add_pre(p: argparse.ArgumentParser, default: str | None = "reference", note: str = "default") -> None:

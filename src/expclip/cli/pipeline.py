@@ -204,7 +204,7 @@ def add_parsers(sub) -> None:
                        "extract -> teacher -> train 3 seeds -> evaluate -> results. The numbers mean nothing: the "
                        "weights are random. Rerunning reuses what is already in --out.")
     s.add_argument("--out", default="expclip-demo", help="output directory (default ./expclip-demo)")
-    s.add_argument("--no-progress", action="store_true")
+    s.add_argument("--no-progress", action="store_true", help="no progress bars")
     s.set_defaults(fn=cmd_demo)
 
     s = sub.add_parser("extract", help="compute CLIP image features and/or teacher targets into the store",
@@ -221,7 +221,7 @@ def add_parsers(sub) -> None:
     s.add_argument("--no-backbone", action="store_true", help="skip CLIP features (teacher only)")
     s.add_argument("--teacher", default=None,
                    help=f"also extract teacher targets with this BLIP-2+T5 model (e.g. {DEFAULT_TEACHER})")
-    s.add_argument("--teacher-revision", default=None)
+    s.add_argument("--teacher-revision", default=None, help="hub revision of the teacher")
     s.add_argument("--teacher-dtype", default="auto", help="auto (bfloat16 on GPU, float32 on CPU), bfloat16, float32")
     s.add_argument("--instruction", nargs="+", default=["task"],
                    help="preset(s) task, short, unrelated, or your own sentence(s) (default task)")
@@ -241,10 +241,10 @@ def add_parsers(sub) -> None:
     _add_dataset_source(s, "the training image folder that was extracted", video=False)
     s.add_argument("--labelled", action="store_true", help=argparse.SUPPRESS)
     s.add_argument("--backbone", default=DEFAULT_BACKBONE, help="CLIP model (default %(default)s)")
-    s.add_argument("--revision", default=None)
+    s.add_argument("--revision", default=None, help="hub revision of the backbone (as extracted)")
     s.add_argument("--teacher", default=DEFAULT_TEACHER, help="teacher whose targets were extracted (default "
                    "%(default)s)")
-    s.add_argument("--teacher-revision", default=None)
+    s.add_argument("--teacher-revision", default=None, help="hub revision of the teacher (as extracted)")
     s.add_argument("--teacher-dtype", default="auto", help="with --extract: auto (default), bfloat16, float32")
     s.add_argument("--teacher-batch-size", type=POSITIVE_INT, default=32, help="with --extract (default 32)")
     s.add_argument("--instruction", default="task", help="preset (task, short, unrelated) or your sentence "

@@ -120,5 +120,5 @@ def add_parsers(sub) -> None:
     s.add_argument("--preprocessing", choices=PREPROCESSING_MODES, default=None,
                    help="default: the head's own; reference (the paper's) for plain CLIP")
     _add_runtime(s, workers_help="threads decoding photos and finding their faces ahead of the model (video "
-                 "frames are read in order as they are scored); default: cores, at most 4; 0: none")
+                 "frames are read in order as they are scored); default: cores, at most 4; 0: none", datasets=False)
     s.set_defaults(fn=cmd_predict)

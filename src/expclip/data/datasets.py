@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -117,6 +118,19 @@ def list_images(root: Path) -> list[Path]:
     return walk_files(root, IMAGE_EXTENSIONS)
 
 
+# Folder names that say which split a folder is, not what data it holds: a folder so named is named by its parent.
+SPLIT_NAMES = ("train", "training", "test", "testing", "val", "valid", "validation", "eval", "dev")
+
+
+def folder_name(root: str | Path) -> str:
+    """How a folder of images is named in tables and store keys: its own name, or its parent's when its own is a
+    split name (``my-faces/test`` is "my-faces", not "test")."""
+    path = Path(os.path.abspath(root))
+    if path.name.lower() in SPLIT_NAMES and path.parent.name:
+        return path.parent.name
+    return path.name
+
+
 def unlabelled_images(root: str | Path, name: str | None = None, allow_outside: bool = False) -> ItemList:
     """Every image under ``root``, labels ignored (the training pool: CAER-S train, or any folder).
 
@@ -129,7 +143,7 @@ def unlabelled_images(root: str | Path, name: str | None = None, allow_outside: 
     if not files:
         raise DatasetError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) under {root}")
     items = [{"path": p.relative_to(root).as_posix(), "label": None} for p in files]
-    return ItemList(name or root.name, root, items, info={"allow_outside": allow_outside}).validate()
+    return ItemList(name or folder_name(root), root, items, info={"allow_outside": allow_outside}).validate()
 
 
 def image_folder(root: str | Path, name: str | None = None, classes: list[str] | None = None,
@@ -182,4 +196,5 @@ def image_folder(root: str | Path, name: str | None = None, classes: list[str] |
             items.append({"path": p.relative_to(root).as_posix(), "label": label})
     if not items:
         raise DatasetError(f"no images under the class folders of {root}")
-    return ItemList(name or root.name, root, items, list(classes), info={"allow_outside": allow_outside}).validate()
+    return ItemList(name or folder_name(root), root, items, list(classes),
+                    info={"allow_outside": allow_outside}).validate()

@@ -202,12 +202,33 @@ def find_store(root: str | Path, key: dict, free: tuple[str, ...] = ()) -> Featu
     if len({json.dumps(_without(f.key, ("model.id",)), sort_keys=True) for f in found}) == 1:
         found = found[:1]  # one local model's features under two spellings of its path: the same features
     if len(found) == 1:
-        log.info("using store %s (matches on all but %s)", found[0].path, ", ".join(free))
+        log.info("using the stored features in %s: %s", found[0].path, _why_it_matches(canonical(key), found[0].key))
         return found[0]
     if not found:
         raise StoreError(f"no complete {key['kind']} store for this model/data/preprocessing under {root}")
     opts = "; ".join(f"{f.path.name}: " + ", ".join(describe_key_difference(key, f.key)) for f in found)
     raise StoreError(f"several {key['kind']} stores match under {root}, differing in {free}: {opts}")
+
+
+def _field(key: dict, dotted: str):
+    for part in dotted.split("."):
+        key = key.get(part) if isinstance(key, dict) else None
+    return key
+
+
+def _why_it_matches(want: dict, have: dict) -> str:
+    """In words, why a store under a slightly different key holds the features asked for."""
+    notes = []
+    if _field(want, "model.id") != _field(have, "model.id"):
+        notes.append(f"the same model, named {_field(have, 'model.id')} there")
+    if _field(want, "model.revision") != _field(have, "model.revision"):
+        notes.append(f"revision {_field(have, 'model.revision')} (this run could not check the model's)")
+    if _field(want, "dtype") != _field(have, "dtype"):
+        notes.append(f"computed in {_field(have, 'dtype')} (this machine would compute {_field(want, 'dtype')})")
+    if _field(want, "preprocessing") != _field(have, "preprocessing"):
+        notes.append(f"preprocessing {(_field(have, 'preprocessing') or {}).get('mode')} with the model's own "
+                     "settings (its config files are not here to compare)")
+    return "; ".join(notes) or "the same key"
 
 
 def remove_chunks(path: Path) -> None:

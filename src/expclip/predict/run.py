@@ -50,6 +50,9 @@ def format_row(r: dict) -> str:
     return f"{csv_escape(r['input'])}{where} {who}: {what}"  # a name with a line break or not UTF-8 prints too
 
 
+ANNOTATED_FORMATS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm")
+
+
 def annotated_path(annotate_dir: Path, rel: str, suffix: str) -> Path:
     """Where the picture of an input goes: its relative name + ``suffix`` (keeps a.png and a.jpg apart)."""
     return annotate_dir / f"{rel}{suffix}"
@@ -66,7 +69,8 @@ def predict_to_file(model: Any, inputs: Any, out: str | Path | None = None, labe
         resume: continue ``out``: inputs whose rows are complete there are skipped, unfinished ones redone; refused
             when ``out`` was written by another run (its record ``<out>.run.json``: model, labels, prompts, options).
         frame_folders: folders of extracted frames are videos, one per folder (see :meth:`ExpCLIP.predict`).
-        annotate_dir: write ``<input>.jpg`` with boxes and labels for images, ``<input>.timeline.png`` for videos.
+        annotate_dir: write each image with boxes and labels under its own name (``photo0.png``; other formats,
+            and in-memory images, as ``<name>.jpg``), and ``<input>.timeline.png`` for videos.
         on_rows: called with each batch of rows (the CLI prints them).
         predict_kwargs: passed to ``predict_iter`` (faces, margin, no_face, batch_size, device, ...).
     """
@@ -120,7 +124,9 @@ def _annotate(chunk: Any, video_rows: list[dict], labels: list[str], annotate_di
         return [plot_timeline(video_rows, labels, path, title=item.name)]
     if chunk.image is None:
         return []
-    path = annotated_path(annotate_dir, item.rel, "" if item.rel.lower().endswith((".jpg", ".jpeg")) else ".jpg")
+    # The input's own name and format where PIL writes it as RGB (photo0.png -> photo0.png), else a JPEG beside it.
+    keep = Path(item.rel).suffix.lower() in ANNOTATED_FORMATS
+    path = annotated_path(annotate_dir, item.rel, "" if keep else ".jpg")
     path.parent.mkdir(parents=True, exist_ok=True)
     annotate_image(chunk.image, chunk.rows, labels).save(path, quality=92)
     return [path]

@@ -48,8 +48,10 @@ def _save(fig, path: str | Path) -> Path:
 
 
 # ------------------------------------------------------------------------------------------------ t-SNE
-def plot_confusion(cm: np.ndarray | list, classes: list[str], title: str, path: str | Path) -> Path:
-    """Row-normalized confusion matrix as a PNG (counts in each cell)."""
+def plot_confusion(cm: np.ndarray | list, classes: list[str], title: str, path: str | Path,
+                   note: str | None = None) -> Path:
+    """Row-normalized confusion matrix as a PNG (counts in each cell). ``note`` (e.g. the random-weights warning) is
+    drawn under the title and kept in the PNG's metadata ("Comment"), so the file says it when seen alone."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -68,12 +70,13 @@ def plot_confusion(cm: np.ndarray | list, classes: list[str], title: str, path: 
                     color="white" if norm[i, j] > 0.5 else "black")
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
-    ax.set_title(title, fontsize=9)
+    ax.set_title(title if note is None else f"{title}\n{note.split(':')[0]}", fontsize=9,
+                 color="black" if note is None else "#b00020")
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp)
+    fig.savefig(tmp, metadata={"Comment": note} if note else None)
     plt.close(fig)
     tmp.replace(path)
     return path

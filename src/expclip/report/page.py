@@ -148,7 +148,8 @@ def _results_blocks(cells: list[dict], figs: _Figures, prompt_set: str | None) -
             cms[c["group"]] = cms.get(c["group"], 0) + np.asarray(c["confusion_matrix"], dtype=float)
             extra = c.get("counts", {}).get("wrong_outside_confusion") or [0] * len(c["classes"])
             wrong[c["group"]] = wrong.get(c["group"], 0) + np.asarray(extra, dtype=float)
-        conf = [(plot_confusion(cm, classes, f"{g} — {d}", figs.path(f"confusion-{d}-{g}")), f"{g} on {d}")
+        note = RANDOM_WEIGHTS_NOTE if any(c.get("random_weights") for c in dc) else None  # seen alone, too
+        conf = [(plot_confusion(cm, classes, f"{g} — {d}", figs.path(f"confusion-{d}-{g}"), note), f"{g} on {d}")
                 for g, cm in cms.items()]
         recalls = {g: [None if cm[i].sum() + wrong[g][i] == 0 else cm[i, i] / (cm[i].sum() + wrong[g][i])
                        for i in range(len(classes))] for g, cm in cms.items()}

@@ -156,7 +156,7 @@ def write_results(results: list[dict], out_dir: str | Path, title: str = "Zero-s
         for r in rows:
             name = f"{slug(r['group'])}__{slug(r['dataset'])}__{slug(r['prompt_set'])}.png"
             plot_confusion(r["confusion_matrix"], r["classes"], f"{r['group']} — {r['dataset']} — "
-                           f"{prompt_set_display_name(r['prompt_set'])}", out / "confusion" / name)
+                           f"{prompt_set_display_name(r['prompt_set'])}", out / "confusion" / name, note=banner)
     log.info("results written to %s", out)
     return paths
 
