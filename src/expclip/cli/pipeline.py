@@ -198,8 +198,8 @@ def add_parsers(sub) -> None:
     from ..train import TrainConfig
 
     d = TrainConfig()
-    s = sub.add_parser("demo", help="run the whole pipeline offline on tiny random models (about 20 seconds on 2 "
-                       "CPU cores)",
+    s = sub.add_parser("demo", help="run the whole pipeline offline on tiny random models (about a minute on 2 "
+                       "CPU cores shared with other jobs: 37-90 s)",
                        description="Build tiny random-weight CLIP and BLIP-2 models and synthetic faces, then run "
                        "extract -> teacher -> train 3 seeds -> evaluate -> results. The numbers mean nothing: the "
                        "weights are random. Rerunning reuses what is already in --out.")

@@ -122,12 +122,19 @@ def list_images(root: Path) -> list[Path]:
 SPLIT_NAMES = ("train", "training", "test", "testing", "val", "valid", "validation", "eval", "dev")
 
 
+GENERIC_NAMES = ("data", "dataset", "datasets", "images", "imgs", "faces")
+
+
 def folder_name(root: str | Path) -> str:
-    """How a folder of images is named in tables and store keys: its own name, or its parent's when its own is a
-    split name (``my-faces/test`` is "my-faces", not "test")."""
+    """How a folder of images is named in tables and store keys: its own name, or, when its own is a split name,
+    the first of its parents that is not a split or a generic folder name (``my-faces/test`` is "my-faces" and
+    ``expclip-demo/data/test`` "expclip-demo", not "test")."""
     path = Path(os.path.abspath(root))
-    if path.name.lower() in SPLIT_NAMES and path.parent.name:
-        return path.parent.name
+    if path.name.lower() not in SPLIT_NAMES:
+        return path.name
+    for parent in list(path.parents)[:3]:
+        if parent.name and parent.name.lower() not in SPLIT_NAMES + GENERIC_NAMES:
+            return parent.name
     return path.name
 
 

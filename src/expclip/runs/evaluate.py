@@ -194,7 +194,7 @@ def evaluate(
                     "clips": {k: v for k, v in store.meta["clips"].items() if k != "examples"}
                     if "clips" in store.meta else None,
                     "num_items": len(store), "num_failed": len(store.failures),
-                    "backbone": store.key["model"], "preprocessing": store.key["preprocessing"],
+                    "backbone": store.key["model"], "preprocessing": store.key.get("preprocessing"),
                     "store": store.path.name, "random_weights": random_weights, "versions": versions(),
                 })
         log.info("%s: scored %d models × %d prompt sets on %d items", data.name, len(group), len(prompts), len(feats))

@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 def aligned_training_tensors(image_store: FeatureStore, teacher_store: FeatureStore) -> tuple[torch.Tensor, torch.Tensor, dict]:
     """(N,D) image features and (N,E) targets of the items valid in both stores, matched by path."""
-    if image_store.key["data"]["sha256"] != teacher_store.key["data"]["sha256"]:
+    if image_store.key["data"].get("sha256") != teacher_store.key["data"].get("sha256"):
         raise InputError(
             f"the image store ({image_store.key['data']['name']}) and the teacher store "
             f"({teacher_store.key['data']['name']}) were extracted from different data"
@@ -42,7 +42,7 @@ def aligned_training_tensors(image_store: FeatureStore, teacher_store: FeatureSt
             rows_t.append(j)
     x = torch.from_numpy(np.asarray(image_store.features()[rows_i], dtype=np.float32))
     y = torch.from_numpy(np.asarray(teacher_store.features()[rows_t], dtype=np.float32))
-    summary = {"name": image_store.key["data"]["name"], "sha256": image_store.key["data"]["sha256"],
+    summary = {"name": image_store.key["data"]["name"], "sha256": image_store.key["data"].get("sha256"),
                "n_items": len(paths_i), "n_used": len(rows_i)}
     return x, y, summary
 
@@ -76,8 +76,9 @@ def fit_heads(
             name="Exp-CLIP", run_name=run_name,
             head=HeadSpec(scfg.head, int(x.shape[1]), int(y.shape[1]), scfg.head_kwargs),
             backbone=ModelRecord(model_name(bb["id"]), bb.get("revision")),
-            preprocessing=image_store.key["preprocessing"],
-            teacher={**_named(tkey["model"]), "instruction": tkey["instruction"], "preprocessing": tkey["preprocessing"]},
+            preprocessing=image_store.key.get("preprocessing"),
+            teacher={**_named(tkey["model"]), "instruction": tkey.get("instruction"),
+                     "preprocessing": tkey.get("preprocessing")},
             train=scfg.to_dict(), seed=seed, data=data_summary,
             stores={"image": image_store.path.name, "teacher": teacher_store.path.name},
         )
