@@ -59,7 +59,7 @@ def cmd_predict(args) -> int:
 
 
 def add_parsers(sub) -> None:
-    from ..data.faces import FACE_DETECTORS
+    from ..data.faces.names import FACE_DETECTORS
     from ..data.images import PREPROCESSING_MODES
     from ..models.names import DEFAULT_BACKBONE
     from ..predict.table import NO_FACE_MODES

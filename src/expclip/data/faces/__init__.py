@@ -12,15 +12,26 @@ Modules: ``base`` (Box, the protocol, :func:`find_faces`), one module per detect
 names). Imports numpy, PIL, (lazily) OpenCV and expclip.errors; nothing else of expclip.
 """
 
-from .base import (
-    FACES_INSTALL_HINT, Box, CallableDetector, FaceDetector, FaceDetectorUnavailable, find_faces, whole_image_box,
-)
-from .haar import HaarFaceDetector, haar_cascade_path
-from .registry import FACE_DETECTORS, default_face_detector, get_face_detector
-from .yunet import YuNetFaceDetector, yunet_model_path
+_WHERE = {
+    **dict.fromkeys(("FACES_INSTALL_HINT", "Box", "CallableDetector", "FaceDetector", "FaceDetectorUnavailable",
+                     "find_faces", "whole_image_box"), "base"),
+    **dict.fromkeys(("HaarFaceDetector", "haar_cascade_path"), "haar"),
+    **dict.fromkeys(("default_face_detector", "get_face_detector"), "registry"),
+    "FACE_DETECTORS": "names",
+    **dict.fromkeys(("YuNetFaceDetector", "yunet_model_path"), "yunet"),
+}
 
 __all__ = [
     "FACES_INSTALL_HINT", "FACE_DETECTORS", "Box", "CallableDetector", "FaceDetector", "FaceDetectorUnavailable",
     "HaarFaceDetector", "YuNetFaceDetector", "default_face_detector", "find_faces", "get_face_detector",
     "haar_cascade_path", "whole_image_box", "yunet_model_path",
 ]
+
+
+def __getattr__(name: str):
+    """The names above, imported on first use (PEP 562): the ``faces=`` names cost no import of numpy or PIL."""
+    if name in _WHERE:
+        import importlib
+
+        return getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

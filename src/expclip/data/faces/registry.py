@@ -7,12 +7,12 @@ from typing import Callable
 
 from ...errors import InputError
 from .base import CallableDetector, FaceDetector, FaceDetectorUnavailable
+from .names import FACE_DETECTORS
 from .haar import HaarFaceDetector
 from .yunet import YuNetFaceDetector
 
 log = logging.getLogger(__name__)
 
-FACE_DETECTORS = ("detect", "yunet", "haar", "none")  # "detect": YuNet when installed, else Haar
 _fell_back = False  # the Haar fallback is noted once per process, not once per call
 
 
