@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from ..errors import InputError
@@ -76,17 +75,21 @@ def cmd_score(args) -> int:
 
 def _existing_cells(out: Path) -> tuple[list[dict], str | None]:
     """The cells (and banner) already in ``out``, which the new ones join; a damaged cell is named."""
+    from ..report.inputs import read_cell
+    from ..schema import read_json
+
     cells = []
     for p in sorted((out / "cells").glob("*.json")) if (out / "cells").is_dir() else []:
         try:
-            cells.append(json.loads(p.read_text()))
-        except ValueError as e:
-            raise InputError(f"{p}: invalid JSON ({e}); remove it or choose another --out") from None
+            cells.append(read_cell(p))  # one schema for every cell: a damaged one names its file and field
+        except InputError as e:
+            raise InputError(f"{e}; remove it or choose another --out") from None
     banner = None
     if (out / "summary.json").is_file():
         try:
-            banner = json.loads((out / "summary.json").read_text()).get("banner")
-        except ValueError:
+            summary = read_json(out / "summary.json")
+            banner = summary.get("banner") if isinstance(summary, dict) else None
+        except InputError:
             banner = None  # rewritten below
     return cells, banner
 

@@ -10,7 +10,6 @@ would, so the finished store is byte-identical.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 from pathlib import Path

@@ -17,6 +17,7 @@ import torch
 from ..data.datasets import ItemList
 from ..data.images import Preprocess
 from ..errors import StaleStoreError, StoreError
+from ..models.checks import check_config
 from ..models import families
 from ..zeroshot import PromptFeatures
 from .extract import TextEncoder, extract_features, extract_teacher, per_class, prompt_features
@@ -93,7 +94,7 @@ def find_prompt_features(store_root: str | Path, backbone: str, prompts: list[li
     """Cached prompt features of ``backbone`` (no model loaded), or None when they were never computed."""
     unique = sorted({p for cls in prompts for p in cls})
     lk = lookup_model(backbone, revision)
-    rule = families.text_rule(json.loads((lk.resolved.path / "config.json").read_text())) if lk.resolved else None
+    rule = families.text_rule(check_config(lk.resolved.path / "config.json")) if lk.resolved else None
     key = prompt_key(lk.identity, unique, "float32", rule)
     try:  # without the model's config, its family's text rule is unknown: any matches
         store = find_store(store_root, key, lk.free if lk.resolved else lk.free + ("text",))

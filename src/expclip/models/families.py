@@ -18,7 +18,6 @@ True
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..data.images import Preprocess, preprocess_for_model
+from .checks import check_config
 
 if TYPE_CHECKING:  # torch is imported where it is used: the family names (expclip list) cost no torch import
     import torch
@@ -203,7 +203,7 @@ def model_preprocess(model_dir: str | Path, mode: str, config: dict | None = Non
     the model was trained with: it is allowed (heads trained so must be evaluated so) and warned about once.
     """
     model_dir = Path(model_dir)
-    cfg = config if config is not None else json.loads((model_dir / "config.json").read_text())
+    cfg = config if config is not None else check_config(model_dir / "config.json")
     fam = family_of(cfg)
     size = vision_image_size(cfg)
     if mode == "reference" and str(cfg.get("model_type")) in FAMILIES and not fam.reference_native:
