@@ -155,6 +155,8 @@ def video_info(path: str | Path) -> VideoInfo:
 def _upright(frame) -> Image.Image:
     """A decoded frame as it is shown: the rotation of its display matrix applied (phones store portrait video as
     landscape frames plus "rotate by -90"; ``frame.rotation`` is counter-clockwise degrees, as PIL's)."""
+    from PIL import Image
+
     img = frame.to_image().convert("RGB")
     turn = round(getattr(frame, "rotation", 0) or 0) % 360
     exact = {90: Image.Transpose.ROTATE_90, 180: Image.Transpose.ROTATE_180, 270: Image.Transpose.ROTATE_270}
