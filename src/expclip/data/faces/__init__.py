@@ -9,7 +9,8 @@ A detector is anything with ``detect(image) -> list[Box]`` (:class:`FaceDetector
   ``opencv-python-headless<5`` (OpenCV 5 moved it out of the main package).
 
 Modules: ``base`` (Box, the protocol, :func:`find_faces`), one module per detector, ``registry`` (the ``faces=``
-names). Imports numpy, PIL, (lazily) OpenCV and expclip.errors; nothing else of expclip.
+names), ``track`` (:class:`FaceTracker`: the same person's faces across a video's frames). Imports numpy, PIL,
+(lazily) OpenCV and scipy, and expclip.errors; nothing else of expclip.
 """
 
 from .base import (
@@ -17,10 +18,11 @@ from .base import (
 )
 from .haar import HaarFaceDetector, haar_cascade_path
 from .registry import FACE_DETECTORS, default_face_detector, get_face_detector
+from .track import FaceTracker
 from .yunet import YuNetFaceDetector, yunet_model_path
 
 __all__ = [
-    "FACES_INSTALL_HINT", "FACE_DETECTORS", "Box", "CallableDetector", "FaceDetector", "FaceDetectorUnavailable",
+    "FACES_INSTALL_HINT", "FACE_DETECTORS", "Box", "CallableDetector", "FaceDetector", "FaceDetectorUnavailable", "FaceTracker",
     "HaarFaceDetector", "YuNetFaceDetector", "default_face_detector", "find_faces", "get_face_detector",
     "haar_cascade_path", "whole_image_box", "yunet_model_path",
 ]

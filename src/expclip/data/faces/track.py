@@ -1,0 +1,124 @@
+"""Face tracks: the same person's faces across the sampled frames of a video, by where they are and how they look.
+
+Each frame's faces are matched to the live tracks by one assignment (Hungarian, scipy) maximizing an affinity:
+the overlap (IoU) of the face with where the track is expected (its last box moved on by its last velocity),
+plus the cosine similarity of their image features (the CLIP features the predictor computes anyway, so no
+second model runs). A pair is allowed when it overlaps enough (``min_iou``) or looks alike enough
+(``min_similarity``: CLIP features of different faces are also alike, so this is strict and only re-finds a face
+that moved far between sampled frames). A face left over starts a new track; a track not seen for more than
+``max_gap`` sampled frames ends, so a face the detector misses for a few frames keeps its id. Ids count from 0
+in order of first appearance. Memory: the live tracks only (a box, a velocity, a mean feature each).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from .base import Box
+
+
+@dataclass
+class Track:
+    id: int
+    box: np.ndarray  # x, y, w, h of its last face
+    velocity: np.ndarray  # change of the box centre per sampled frame
+    appearance: np.ndarray | None  # mean of its faces' normalized features (D,)
+    last: int  # the frame (count of frames given to the tracker) it was last seen in
+    seen: int  # faces so far
+
+
+def _xywh(b: Box | Sequence[float]) -> np.ndarray:
+    return np.array([b.x, b.y, b.w, b.h] if isinstance(b, Box) else list(b)[:4], dtype=float)
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    """Intersection over union of two x, y, w, h boxes."""
+    w = min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0])
+    h = min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1])
+    inter = max(0.0, w) * max(0.0, h)
+    union = a[2] * a[3] + b[2] * b[3] - inter
+    return float(inter / union) if union > 0 else 0.0
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    n = float(np.linalg.norm(x))
+    return x / n if n > 0 else x
+
+
+class FaceTracker:
+    """Assigns a track id to each face of each frame, frame by frame in order.
+
+    Args:
+        max_gap: a track survives this many sampled frames without a face of its own.
+        min_iou: overlap with the track's expected box that allows a match.
+        min_similarity: cosine similarity of features that allows a match without overlap.
+
+    >>> t = FaceTracker()
+    >>> t.update([(10, 10, 40, 40), (100, 10, 40, 40)]), t.update([]), t.update([(104, 12, 40, 40)])
+    ([0, 1], [], [1])
+    """
+
+    def __init__(self, max_gap: int = 4, min_iou: float = 0.3, min_similarity: float = 0.9):
+        self.max_gap, self.min_iou, self.min_similarity = max_gap, min_iou, min_similarity
+        self.tracks: list[Track] = []  # live ones
+        self.frame = -1
+        self.next_id = 0
+
+    def _expected(self, t: Track) -> np.ndarray:
+        gap = self.frame - t.last
+        return t.box + np.array([*(t.velocity * gap), 0.0, 0.0])
+
+    def update(self, boxes: Sequence[Box | Sequence[float]], features: np.ndarray | None = None) -> list[int]:
+        """Track ids of this frame's faces, in the order given.
+
+        Args:
+            boxes: the faces of the next frame (x, y, w, h).
+            features: (N,D) image features of those faces, or None (geometry only).
+        """
+        self.frame += 1
+        self.tracks = [t for t in self.tracks if self.frame - t.last <= self.max_gap + 1]
+        dets = [_xywh(b) for b in boxes]
+        feats = [None] * len(dets) if features is None else [_unit(np.asarray(f, dtype=float)) for f in features]
+        pairs = self._assign(dets, feats)
+        ids = []
+        for j, (box, feat) in enumerate(zip(dets, feats)):
+            t = pairs.get(j)
+            if t is None:
+                t = Track(self.next_id, box, np.zeros(2), feat, self.frame, 0)
+                self.next_id += 1
+                self.tracks.append(t)
+            else:
+                gap = self.frame - t.last
+                moved = (box[:2] + box[2:] / 2 - t.box[:2] - t.box[2:] / 2) / gap
+                if max(iou(self._expected(t), box), iou(t.box, box)) < self.min_iou:
+                    t.velocity = np.zeros(2)  # re-found by its look after a jump: no motion to extrapolate
+                else:
+                    t.velocity = moved if t.seen == 1 else 0.5 * (t.velocity + moved)
+                t.box, t.last = box, self.frame
+                if feat is not None:
+                    t.appearance = feat if t.appearance is None else t.appearance * t.seen / (t.seen + 1) + feat / (
+                        t.seen + 1)
+            t.seen += 1
+            ids.append(t.id)
+        return ids
+
+    def _assign(self, dets: list[np.ndarray], feats: list[np.ndarray | None]) -> dict[int, Track]:
+        if not dets or not self.tracks:
+            return {}
+        n, m = len(self.tracks), len(dets)
+        score = np.full((n, m), -np.inf)
+        for i, t in enumerate(self.tracks):
+            expected = self._expected(t)
+            for j, (box, feat) in enumerate(zip(dets, feats)):
+                overlap = max(iou(expected, box), iou(t.box, box))
+                sim = float(_unit(t.appearance) @ feat) if feat is not None and t.appearance is not None else None
+                if overlap >= self.min_iou or (sim is not None and sim >= self.min_similarity):
+                    score[i, j] = overlap + (max(sim, 0.0) if sim is not None else 0.0)
+        from scipy.optimize import linear_sum_assignment
+
+        finite = np.where(np.isfinite(score), score, -1e9)
+        rows, cols = linear_sum_assignment(finite, maximize=True)
+        return {int(j): self.tracks[i] for i, j in zip(rows, cols) if np.isfinite(score[i, j])}
