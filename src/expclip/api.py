@@ -25,7 +25,7 @@ from .models.hub import model_name
 from .predict.engine import Chunk, PredictOptions, Predictor, check_frame_folder_options
 from .predict.table import make_table, result_columns
 from .prompts import DEFAULT_PROMPTS, LabelPrompts, LabelsArg, resolve_label_prompts
-from .zeroshot import Classifier, build_classifier, classify, embed_images
+from .zeroshot import Classifier, build_classifier, classify, classify_pooled, embed_images, project_frames
 
 log = logging.getLogger(__name__)
 
@@ -150,6 +150,10 @@ class ExpCLIP:
         """(N,D) image or (N,T,D) clip features -> (N,C) logits, the paper's rule."""
         return classify(embed_images(features, self.head), classifier)
 
+    def project(self, features: torch.Tensor) -> torch.Tensor:
+        """(N,D) frame features -> (N,E) head outputs before normalization, the terms a clip's frames average."""
+        return project_frames(features, self.head)
+
     # -------------------------------------------------------------------------------------------- prediction
     def predict_iter(self, inputs: Any, labels: LabelsArg = None, prompts: str | list[str] | None = DEFAULT_PROMPTS,
                      *, faces: str | FaceDetector | Callable | None = "detect", margin: float = 0.2,
@@ -171,7 +175,8 @@ class ExpCLIP:
                               video_fps, batch_size, num_workers, strict, keep_images, min_face=min_face,
                               face_threshold=face_threshold)
         items = [it for it in expand_inputs(inputs, frame_folders) if not skip or it.name not in skip]
-        engine = Predictor(self.encode, lambda f: self.logits(f, clf), self.preprocess, lp.labels, opts)
+        engine = Predictor(self.encode, lambda f: self.logits(f, clf), self.preprocess, lp.labels, opts,
+                           project=self.project, classify=lambda z: classify_pooled(z, clf))
         return engine.run(items)
 
     def predict(self, inputs: Any, labels: LabelsArg = None, prompts: str | list[str] | None = DEFAULT_PROMPTS, *,

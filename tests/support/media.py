@@ -194,3 +194,46 @@ def as_webm(mkv: Path, path: Path) -> Path:
     assert data.count(old) == 1, "no DocType 'matroska' in the file"
     Path(path).write_bytes(data.replace(old, b"\x42\x82\x84webm" + b"\xec\x82\x00\x00"))
     return Path(path)
+
+
+def face_patch(name: str, box: tuple[int, int, int, int], width: int = 72) -> Image.Image:
+    """The head around ``box`` in the real photo ``name`` of :data:`REAL_FACES`, grown by half and scaled to
+    ``width`` pixels wide."""
+    x, y, w, h = box
+    photo = Image.open(REAL_FACES / name).convert("RGB")
+    head = photo.crop((max(0, x - w // 2), max(0, y - h // 2), x + w + w // 2, y + h + h // 2))
+    return head.resize((width, round(head.height * width / head.width)), Image.Resampling.LANCZOS)
+
+
+def write_crossing_faces(path: Path, n: int = 12, blank: int | None = 5, fps: int = 4,
+                         size: tuple[int, int] = (352, 240)) -> tuple[Path, list[dict]]:
+    """Two real faces crossing paths: Eileen Collins (astronaut.jpg) walks right along the top, Barack Obama
+    (obama.jpg) left along the bottom, swapping sides halfway; in frame ``blank`` Collins is covered up.
+
+    Returns the clip (H.264, .mp4) and, per frame, where each face was pasted ({"collins": (x, y, w, h) or
+    None, "obama": ...}) so that tests know who is where."""
+    collins = face_patch("astronaut.jpg", (178, 63, 90, 114))
+    obama = face_patch("obama.jpg", (193, 46, 126, 179))
+    where = []
+    c = av.open(str(path), "w")
+    try:
+        s = c.add_stream("libx264", rate=fps)
+        s.width, s.height = size
+        s.pix_fmt = "yuv420p"
+        s.bit_rate = 4_000_000
+        step = (size[0] - collins.width - 8) / (n - 1)
+        for i in range(n):
+            canvas = Image.new("RGB", size, (150, 160, 170))
+            a = (4 + round(step * i), 2)
+            b = (size[0] - obama.width - 4 - round(step * i), size[1] - obama.height - 2)
+            canvas.paste(obama, b)
+            if i != blank:
+                canvas.paste(collins, a)
+            where.append({"collins": None if i == blank else (*a, *collins.size), "obama": (*b, *obama.size)})
+            for p in s.encode(av.VideoFrame.from_ndarray(np.asarray(canvas), format="rgb24")):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    finally:
+        c.close()
+    return path, where

@@ -94,11 +94,14 @@ def _json_line(values: dict) -> str:
 
 
 def input_complete(rows: Sequence[dict]) -> bool:
-    """Whether the rows of one input are all there: its error row, its clip row (videos, written last), or as many
-    face rows as its ``num_faces`` (images; a fallback row when no face was found)."""
+    """Whether the rows of one input are all there: its error row, its clip row without a track (videos: written
+    last, after the clip row of each face track), or as many face rows as its ``num_faces`` (images; a fallback
+    row when no face was found)."""
     kinds = {r.get("kind") for r in rows}
-    if "clip" in kinds:
+    if any(r.get("kind") == "clip" and r.get("track") in (None, "") for r in rows):
         return True
+    if "clip" in kinds:
+        return False
     if kinds != {"image"}:
         return False
     if any(r.get("error") not in (None, "") for r in rows):

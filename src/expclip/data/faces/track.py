@@ -1,13 +1,14 @@
 """Face tracks: the same person's faces across the sampled frames of a video, by where they are and how they look.
 
-Each frame's faces are matched to the live tracks by one assignment (Hungarian, scipy) maximizing an affinity:
-the overlap (IoU) of the face with where the track is expected (its last box moved on by its last velocity),
-plus the cosine similarity of their image features (the CLIP features the predictor computes anyway, so no
-second model runs). A pair is allowed when it overlaps enough (``min_iou``) or looks alike enough
-(``min_similarity``: CLIP features of different faces are also alike, so this is strict and only re-finds a face
-that moved far between sampled frames). A face left over starts a new track; a track not seen for more than
-``max_gap`` sampled frames ends, so a face the detector misses for a few frames keeps its id. Ids count from 0
-in order of first appearance. Memory: the live tracks only (a box, a velocity, a mean feature each).
+Each frame's faces are matched to the live tracks by one assignment (Hungarian, scipy) maximizing an affinity: how
+well the face sits where the track is expected (its last box moved on by its last velocity): their overlap (IoU), or
+for sparsely sampled frames, where a face moves further than its width, the nearness of their centres relative to
+the face's size; plus the cosine similarity of their image features (the CLIP features the predictor computes
+anyway, so no second model runs). A pair is allowed when it sits close enough (``min_overlap``) or looks alike
+enough (``min_similarity``: CLIP features of different faces are also alike, so this is strict and only re-finds a
+face that moved far between sampled frames). A face left over starts a new track; a track not seen for more than
+``max_gap`` sampled frames ends, so a face the detector misses for a few frames keeps its id. Ids count from 0 in
+order of first appearance. Memory: the live tracks only (a box, a velocity, a mean feature each).
 """
 
 from __future__ import annotations
@@ -43,6 +44,14 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
     return float(inter / union) if union > 0 else 0.0
 
 
+def nearness(a: np.ndarray, b: np.ndarray) -> float:
+    """1 for boxes of one size at one place, falling to 0 as their centres move two face sizes apart; scaled down
+    by the ratio of their sizes (a face does not double in size between frames)."""
+    sa, sb = np.sqrt(max(a[2] * a[3], 1e-9)), np.sqrt(max(b[2] * b[3], 1e-9))
+    d = float(np.linalg.norm(a[:2] + a[2:] / 2 - b[:2] - b[2:] / 2))
+    return max(0.0, 1 - d / (sa + sb)) * min(sa, sb) / max(sa, sb)
+
+
 def _unit(x: np.ndarray) -> np.ndarray:
     n = float(np.linalg.norm(x))
     return x / n if n > 0 else x
@@ -53,7 +62,7 @@ class FaceTracker:
 
     Args:
         max_gap: a track survives this many sampled frames without a face of its own.
-        min_iou: overlap with the track's expected box that allows a match.
+        min_overlap: how well a face must sit where the track is expected (IoU or :func:`nearness`) to match.
         min_similarity: cosine similarity of features that allows a match without overlap.
 
     >>> t = FaceTracker()
@@ -61,8 +70,8 @@ class FaceTracker:
     ([0, 1], [], [1])
     """
 
-    def __init__(self, max_gap: int = 4, min_iou: float = 0.3, min_similarity: float = 0.9):
-        self.max_gap, self.min_iou, self.min_similarity = max_gap, min_iou, min_similarity
+    def __init__(self, max_gap: int = 4, min_overlap: float = 0.3, min_similarity: float = 0.9):
+        self.max_gap, self.min_overlap, self.min_similarity = max_gap, min_overlap, min_similarity
         self.tracks: list[Track] = []  # live ones
         self.frame = -1
         self.next_id = 0
@@ -70,6 +79,10 @@ class FaceTracker:
     def _expected(self, t: Track) -> np.ndarray:
         gap = self.frame - t.last
         return t.box + np.array([*(t.velocity * gap), 0.0, 0.0])
+
+    def _fit(self, t: Track, box: np.ndarray, expected: np.ndarray | None = None) -> float:
+        expected = self._expected(t) if expected is None else expected
+        return max(iou(expected, box), iou(t.box, box), nearness(expected, box))
 
     def update(self, boxes: Sequence[Box | Sequence[float]], features: np.ndarray | None = None) -> list[int]:
         """Track ids of this frame's faces, in the order given.
@@ -93,7 +106,7 @@ class FaceTracker:
             else:
                 gap = self.frame - t.last
                 moved = (box[:2] + box[2:] / 2 - t.box[:2] - t.box[2:] / 2) / gap
-                if max(iou(self._expected(t), box), iou(t.box, box)) < self.min_iou:
+                if self._fit(t, box) < self.min_overlap:
                     t.velocity = np.zeros(2)  # re-found by its look after a jump: no motion to extrapolate
                 else:
                     t.velocity = moved if t.seen == 1 else 0.5 * (t.velocity + moved)
@@ -113,9 +126,9 @@ class FaceTracker:
         for i, t in enumerate(self.tracks):
             expected = self._expected(t)
             for j, (box, feat) in enumerate(zip(dets, feats)):
-                overlap = max(iou(expected, box), iou(t.box, box))
+                overlap = self._fit(t, box, expected)
                 sim = float(_unit(t.appearance) @ feat) if feat is not None and t.appearance is not None else None
-                if overlap >= self.min_iou or (sim is not None and sim >= self.min_similarity):
+                if overlap >= self.min_overlap or (sim is not None and sim >= self.min_similarity):
                     score[i, j] = overlap + (max(sim, 0.0) if sim is not None else 0.0)
         from scipy.optimize import linear_sum_assignment
 
