@@ -115,7 +115,8 @@ def coded_frame(i: int, width: int = 64, height: int = 64) -> np.ndarray:
 def frame_code(img) -> int:
     """The index a frame of :func:`write_coded_video` spells (block centres, thresholded)."""
     a = np.asarray(img.convert("L"), dtype=float)
-    return sum(1 << b for b in range(BITS) if a[8 * (b // 8) + 2 : 8 * (b // 8) + 6, 8 * (b % 8) + 2 : 8 * (b % 8) + 6].mean() > 128)
+    cells = [a[8 * (b // 8) + 2 : 8 * (b // 8) + 6, 8 * (b % 8) + 2 : 8 * (b % 8) + 6] for b in range(BITS)]
+    return sum(1 << b for b, cell in enumerate(cells) if cell.mean() > 128)
 
 
 def write_coded_video(path: Path, n: int = 40, codec: str = "libx264", fps: int = 25, pts: list[int] | None = None,
@@ -237,3 +238,39 @@ def write_crossing_faces(path: Path, n: int = 12, blank: int | None = 5, fps: in
     finally:
         c.close()
     return path, where
+
+
+def encode_stream(out, frames, fps: int = 10, fmt: str = "mpegts", codec: str = "libx264", pace: float = 0.0,
+                  stop=None) -> int:
+    """Encode RGB frames (H×W×3 arrays, all one size) as a live stream into the file object ``out`` (a pipe, a
+    socket file, BytesIO), one packet at a time as a camera or encoder would send them: ``pace`` seconds between
+    frames, until ``frames`` runs out or the event ``stop`` is set. Returns how many frames were sent."""
+    import time
+
+    frames = iter(frames)
+    first = next(frames)
+    c = av.open(out, "w", format=fmt, container_options={"flush_packets": "1"})
+    sent = 0
+    try:
+        s = c.add_stream(codec, rate=fps, options={"tune": "zerolatency"} if codec == "libx264" else {})
+        s.height, s.width = first.shape[:2]
+        s.pix_fmt = "yuv420p"
+        s.bit_rate = 4_000_000
+        for rgb in _chain(first, frames):
+            if stop is not None and stop.is_set():
+                break
+            for p in s.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")):
+                c.mux(p)
+            sent += 1
+            if pace:
+                time.sleep(pace)
+        for p in s.encode():
+            c.mux(p)
+    finally:
+        c.close()
+    return sent
+
+
+def _chain(first, rest):
+    yield first
+    yield from rest

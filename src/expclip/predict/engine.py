@@ -16,7 +16,6 @@ source is scored frame by frame into sliding windows (:meth:`Predictor.stream`, 
 from __future__ import annotations
 
 import logging
-import math
 from collections import Counter, deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -379,7 +378,7 @@ class Predictor:
     def _window_rows(self, item: InputItem, decided: list[Decided]) -> list[dict]:
         rows = []
         for w in decided:
-            for key in sorted((k for k in w.sums if k is not None)) + ([None] if None in w.sums else []):
+            for key in sorted(k for k in w.sums if k is not None) + ([None] if None in w.sums else []):
                 total, n = w.sums[key]
                 row = self._pooled_row(item, "window", key, total, n, True if key is not None else w.detected)
                 row.update(frame=w.last_index, timestamp=w.end, window_start=w.start, window_frames=w.frames,

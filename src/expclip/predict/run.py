@@ -26,6 +26,7 @@ class RunSummary:
     rows: int = 0  # rows written by this run
     errors: int = 0  # inputs that could not be read
     no_face: int = 0  # image/frame rows where no face was found
+    windows: int = 0  # window rows (live sources)
     annotated: list[Path] = field(default_factory=list)  # annotated images and timelines written
     out: Path | None = None
     annotate_dir: Path | None = None
@@ -33,6 +34,7 @@ class RunSummary:
     def __str__(self) -> str:
         done = f", {self.already_done} already in {self.out}" if self.already_done else ""
         parts = [f"{self.inputs} input(s){done}", f"{self.rows} row(s)" + (f" written to {self.out}" * bool(self.out))]
+        parts += [f"{self.windows} window row(s)"] if self.windows else []
         parts += [f"{self.no_face} without a face"] if self.no_face else []
         parts += [f"{self.errors} unreadable"] if self.errors else []
         parts += [f"annotated: {len(self.annotated)} file(s) in {self.annotate_dir}"] if self.annotated else []
@@ -135,8 +137,8 @@ def _annotate(chunk: Any, video_rows: list[dict], labels: list[str], annotate_di
                              title=item.name)]
         tracks = sorted({r["track"] for r in video_rows if r["kind"] == "frame" and r.get("track") is not None})
         for k in tracks:
-            out.append(plot_timeline(video_rows, labels, annotated_path(annotate_dir, item.rel, f".track{k}.timeline.png"),
-                                     title=f"{item.name}, face track {k}", track=k))
+            path = annotated_path(annotate_dir, item.rel, f".track{k}.timeline.png")
+            out.append(plot_timeline(video_rows, labels, path, title=f"{item.name}, face track {k}", track=k))
         return out
     if chunk.image is None:
         return []

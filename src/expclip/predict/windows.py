@@ -30,7 +30,7 @@ class Span:
     unit: str  # "frames" or "s"
 
     @classmethod
-    def parse(cls, text: str | int | float, option: str = "--window") -> "Span":
+    def parse(cls, text: str | float, option: str = "--window") -> Span:
         """"16" (frames), "2s" / "2.5s" / "500ms" (time); refused, naming ``option``, when not a positive size."""
         t = str(text).strip().lower()
         m = re.fullmatch(r"(\d+(?:\.\d*)?|\.\d+)\s*(s|sec|ms)?", t)
