@@ -35,7 +35,7 @@ def clip(tmp_path, codec, ext, n):
 
 
 CASES = [(c, e) for c in ("libx264", "libx265") for e in ("mp4", "mov", "mkv", "webm", "avi")] + [
-    ("libvpx-vp9", "webm"), ("mpeg4", "avi"), ("mjpeg", "avi")]
+    ("libvpx-vp9", "webm"), ("libsvtav1", "mkv"), ("mpeg4", "avi"), ("mjpeg", "avi")]
 
 
 @pytest.mark.parametrize("codec,ext", CASES)
@@ -45,7 +45,8 @@ def test_h264_and_hevc_in_every_container_decode_with_their_times(tmp_path, code
     path = clip(tmp_path, codec, ext, 30)
     with av.open(str(path)) as c:
         decoder = c.streams.video[0].codec_context.name
-    assert decoder == {"libx264": "h264", "libx265": "hevc", "libvpx-vp9": "vp9"}.get(codec, codec)
+    assert decoder == {"libx264": "h264", "libx265": "hevc", "libvpx-vp9": "vp9", "libsvtav1": "libdav1d"}.get(
+        codec, codec)
     scan = scan_video(path)
     assert scan.num_frames == 30
     indices = [0, 3, 11, 12, 29]
