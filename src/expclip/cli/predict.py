@@ -118,11 +118,12 @@ def _cmd_stream(args) -> int:
                                    margin=args.margin, no_face=args.no_face, max_faces=args.max_faces,
                                    min_face=args.min_face, face_threshold=args.face_threshold,
                                    video_fps=args.video_fps)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM (the CLI raises a subclass of it for that)
+        term = type(e) is not KeyboardInterrupt
         where = f" to {args.out}" if args.out else ""
-        print(f"\ninterrupted: {written['rows']} row(s), {written['windows']} window row(s), written{where}; every "
-              "row decided so far is complete", file=sys.stderr)
-        return 130
+        print(f"\n{'terminated (SIGTERM)' if term else 'interrupted'}: {written['rows']} row(s), {written['windows']} "
+              f"window row(s), written{where}; every row decided so far is complete", file=sys.stderr)
+        return 143 if term else 130
     print(f"{model.name} ({model.backbone.name}): {s}")
     return 0
 
