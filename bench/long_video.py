@@ -120,7 +120,8 @@ def run(video: Path, head: Path, out: Path, fps: float, faces: str) -> dict:
     """One ``expclip predict`` in a fresh process: its peak RSS (MB), wall time, and rows on disk at half time."""
     cmd = [sys.executable, "-m", "expclip", "-q", "predict", str(video), "--head", str(head), "--device", "cpu",
            "--video-fps", str(fps), "--faces", faces, "--out", str(out), "--no-progress", "--num-workers", "0"]
-    env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(ROOT / "src"))
+    # BENCH_SRC: another checkout's src/ for the child (a baseline: label it with BENCH_NOTE).
+    env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=os.environ.get("BENCH_SRC") or str(ROOT / "src"))
     t0 = time.perf_counter()
     with open(out.with_suffix(".log"), "wb") as log:
         proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)

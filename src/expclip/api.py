@@ -245,7 +245,7 @@ class ExpCLIP:
             no_face: "whole" scores the whole image when no face is found; "skip" leaves the row unscored. Either
                 way the row says face_detected=False.
             num_frames / video_fps: frames sampled per video: ``num_frames`` spread over the clip (the paper's
-                rule) or ``video_fps`` frames per second.
+                rule) or ``video_fps`` frames per second (the frame on screen every 1/video_fps s).
             num_workers: threads decoding images and finding faces ahead of the model (0: none).
             strict: raise on an unreadable file instead of recording a row with ``error`` set.
             frame_folders: read folders of extracted frames (one folder per clip, DFEW/FERV39k/MAFW style) as
@@ -256,10 +256,11 @@ class ExpCLIP:
             as_frame: pandas DataFrame (default when pandas is installed) or a list of dicts (False).
 
         Returns:
-            One row per face (largest first) of each image and sampled video frame, plus one "clip" row per video
-            (the paper's video rule over each frame's largest face): input, kind (image/frame/clip), frame,
-            timestamp (s), face, num_faces, face_detected, box_x/y/w/h, face_score (the detector's score, empty
-            for Haar), label, score, p_<label> per label, error.
+            One row per face (largest first) of each image and sampled video frame, plus "clip" rows per video:
+            one per face track (the paper's video rule over that person's frames), then one over each frame's
+            largest face, last. Columns: input, kind (image/frame/clip), frame, timestamp (s, the container's
+            presentation time), face, track (a video's face track id), num_faces, face_detected, box_x/y/w/h,
+            face_score (the detector's score, empty for Haar), label, score, p_<label> per label, error.
         """
         lp = self.label_prompts(labels, prompts)
         chunks = self.predict_iter(inputs, lp, faces=faces,
