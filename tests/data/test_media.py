@@ -126,3 +126,11 @@ def test_a_rate_above_the_frame_rate_keeps_each_frame_once_and_bad_files_are_dec
     (tmp_path / "empty.mp4").write_bytes(b"")
     with pytest.raises(VideoDecodeError, match="empty"):
         scan_video(tmp_path / "empty.mp4")
+
+
+def test_frames_come_out_upright_as_a_phone_shows_them(tmp_path):
+    from support.integrity import rotated_mp4
+
+    path = rotated_mp4(tmp_path / "phone.mp4", -90, size=(48, 32))  # stored landscape, shown portrait
+    assert [f.image.size for f in frames_at(path, [0, 3])] == [(32, 48)] * 2
+    assert {f.image.size for f in frames_every(path, 100)} == {(32, 48)}

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import heapq
 import logging
+import math
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -25,7 +26,7 @@ from typing import Any, Iterable, Iterator
 from PIL import Image
 
 from .images import ImageDecodeError
-from .video import VideoDecodeError, _open
+from .video import VideoDecodeError, _open, _upright
 
 log = logging.getLogger(__name__)
 
@@ -139,8 +140,8 @@ def presentation_pts(path: str | Path, indices: Iterable[int]) -> dict[int, int]
 
 
 def frame_image(frame: Any) -> Image.Image:
-    """A decoded PyAV frame as an RGB image."""
-    return frame.to_image().convert("RGB")
+    """A decoded PyAV frame as an RGB image, upright (its display rotation applied, as a phone's video is shown)."""
+    return _upright(frame)
 
 
 class _Timer:
@@ -209,7 +210,8 @@ def every(frames: Iterable[tuple[int, float, Any]], fps: float, last_duration: f
             gap = t - prev[1]
             if k / fps < t - EPS:  # the previous frame was on screen at k / fps
                 yield TimedFrame(prev[0], prev[1], frame_image(prev[2]), wall() if wall else None)
-                while k / fps < t - EPS:
+                k = max(k + 1, math.ceil((t - EPS) * fps))  # the first time at or after this frame's (no 10^12 steps)
+                while k / fps < t - EPS:  # rounding of the product above
                     k += 1
         prev = (index, t, frame)
     if prev is not None:

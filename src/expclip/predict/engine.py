@@ -16,6 +16,7 @@ source is scored frame by frame into sliding windows (:meth:`Predictor.stream`, 
 from __future__ import annotations
 
 import logging
+import math
 from collections import Counter, deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
