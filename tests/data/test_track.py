@@ -6,6 +6,7 @@ from __future__ import annotations
 import doctest
 
 import numpy as np
+import pytest
 
 from expclip.data.faces import track
 from expclip.data.faces.track import FaceTracker
@@ -50,3 +51,17 @@ def test_features_refind_a_face_that_moved_far_and_keep_look_alikes_apart_when_t
     assert tracker.update([(600, 600, 40, 40)], stranger[None]) == [2]
     # Overlap is enough with a dissimilar look (a face turning away changes its CLIP features).
     assert tracker.update([(22, 302, 40, 40)], rng.normal(size=(1, 32))) == [1]
+
+
+def test_the_assignment_is_the_least_cost_one_as_scipy_finds_it():
+    from scipy.optimize import linear_sum_assignment
+
+    rng = np.random.default_rng(1)
+    for n, m in [(1, 1), (2, 3), (3, 2), (4, 4), (6, 5), (1, 7), (8, 8)]:
+        for _ in range(20):
+            cost = rng.normal(size=(n, m)).round(1)  # ties too
+            pairs = track.assign(cost)
+            rows, cols = linear_sum_assignment(cost)
+            assert len(pairs) == min(n, m) and len(set(pairs.values())) == len(pairs)
+            assert sum(cost[i, j] for i, j in pairs.items()) == pytest.approx(cost[rows, cols].sum())
+    assert track.assign(np.zeros((0, 3))) == {}

@@ -100,3 +100,13 @@ def test_frame_rows_carry_the_containers_presentation_times_on_a_variable_rate_c
     frames = [r for r in by_rate if r["kind"] == "frame"]
     assert [r["frame"] for r in frames] == [0, 4, 8, 9]
     assert [r["timestamp"] for r in frames] == pytest.approx([0.0, 0.24, 0.7, 1.5], abs=1e-6)
+
+
+def test_a_video_is_complete_in_a_results_file_only_with_its_last_clip_row():
+    """Per-track clip rows come first: a file cut after them (a kill) still has the video redone on --resume."""
+    from expclip.predict.rowfile import input_complete
+
+    frames = [{"kind": "frame", "frame": "0", "track": "0", "error": ""}]
+    assert not input_complete(frames + [{"kind": "clip", "track": "0", "error": ""}])
+    assert input_complete(frames + [{"kind": "clip", "track": "0", "error": ""}, {"kind": "clip", "track": ""}])
+    assert input_complete([{"kind": "clip", "track": None, "error": "cannot open video"}])

@@ -1,14 +1,14 @@
 """Face tracks: the same person's faces across the sampled frames of a video, by where they are and how they look.
 
-Each frame's faces are matched to the live tracks by one assignment (Hungarian, scipy) maximizing an affinity: how
-well the face sits where the track is expected (its last box moved on by its last velocity): their overlap (IoU), or
-for sparsely sampled frames, where a face moves further than its width, the nearness of their centres relative to
-the face's size; plus the cosine similarity of their image features (the CLIP features the predictor computes
-anyway, so no second model runs). A pair is allowed when it sits close enough (``min_overlap``) or looks alike
-enough (``min_similarity``: CLIP features of different faces are also alike, so this is strict and only re-finds a
-face that moved far between sampled frames). A face left over starts a new track; a track not seen for more than
-``max_gap`` sampled frames ends, so a face the detector misses for a few frames keeps its id. Ids count from 0 in
-order of first appearance. Memory: the live tracks only (a box, a velocity, a mean feature each).
+Each frame's faces are matched to the live tracks by one assignment (Hungarian, :func:`assign`) maximizing an
+affinity: how well the face sits where the track is expected (its last box moved on by its last velocity): their
+overlap (IoU), or for sparsely sampled frames, where a face moves further than its width, the nearness of their
+centres relative to the face's size; plus the cosine similarity of their image features (the CLIP features the
+predictor computes anyway, so no second model runs). A pair is allowed when it sits close enough (``min_overlap``)
+or looks alike enough (``min_similarity``: CLIP features of different faces are also alike, so this is strict and
+only re-finds a face that moved far between sampled frames). A face left over starts a new track; a track not seen
+for more than ``max_gap`` sampled frames ends, so a face the detector misses for a few frames keeps its id. Ids
+count from 0 in order of first appearance. Memory: the live tracks only (a box, a velocity, a mean feature each).
 """
 
 from __future__ import annotations
@@ -130,8 +130,43 @@ class FaceTracker:
                 sim = float(_unit(t.appearance) @ feat) if feat is not None and t.appearance is not None else None
                 if overlap >= self.min_overlap or (sim is not None and sim >= self.min_similarity):
                     score[i, j] = overlap + (max(sim, 0.0) if sim is not None else 0.0)
-        from scipy.optimize import linear_sum_assignment
+        pairs = assign(np.where(np.isfinite(score), -score, 1e9))
+        return {j: self.tracks[i] for i, j in pairs.items() if np.isfinite(score[i, j])}
 
-        finite = np.where(np.isfinite(score), score, -1e9)
-        rows, cols = linear_sum_assignment(finite, maximize=True)
-        return {int(j): self.tracks[i] for i, j in zip(rows, cols) if np.isfinite(score[i, j])}
+
+def assign(cost: np.ndarray) -> dict[int, int]:
+    """The assignment of rows to columns with the least total cost (each row and column used at most once;
+    min(rows, cols) pairs): the Hungarian method with potentials, O(n² m). Here rather than scipy's
+    ``linear_sum_assignment``, whose import alone costs a predicting process ~36 MB; a frame has few faces."""
+    cost = np.asarray(cost, dtype=float)
+    if cost.size == 0:
+        return {}
+    if cost.shape[0] > cost.shape[1]:
+        return {i: j for j, i in assign(cost.T).items()}
+    n, m = cost.shape
+    u, v = np.zeros(n + 1), np.zeros(m + 1)
+    p, way = np.zeros(m + 1, dtype=int), np.zeros(m + 1, dtype=int)  # p[j]: the row (1-based) in column j
+    for i in range(1, n + 1):
+        p[0], j0 = i, 0
+        minv, used = np.full(m + 1, np.inf), np.zeros(m + 1, dtype=bool)
+        while True:
+            used[j0] = True
+            i0, delta, j1 = p[j0], np.inf, 0
+            for j in range(1, m + 1):
+                if not used[j]:
+                    cur = cost[i0 - 1, j - 1] - u[i0] - v[j]
+                    if cur < minv[j]:
+                        minv[j], way[j] = cur, j0
+                    if minv[j] < delta:
+                        delta, j1 = minv[j], j
+            u[p[used]] += delta
+            v[used] -= delta
+            minv[~used] -= delta
+            j0 = j1
+            if p[j0] == 0:
+                break
+        while j0:  # flip the augmenting path
+            j1 = way[j0]
+            p[j0] = p[j1]
+            j0 = j1
+    return {int(p[j]) - 1: j - 1 for j in range(1, m + 1) if p[j]}
