@@ -326,6 +326,7 @@ class Predictor:
                         pool[0] += w * e
                         pool[1] += w
                     rows += [c.row for c in fc]
+                part.clear()  # its decoded frames, now: else they live on while the next batch is decoded
                 _blank_probs(rows, self.labels)
                 yield Chunk(item, rows, False)
         except VideoDecodeError as e:
