@@ -42,6 +42,10 @@ CASES = {
                    r"^\S+ img/s \(\S+ s/img, \S+x clip-l14's time side by side; \S+ GFLOP/img counted; "
                    r"image tower \S+M params\)$",
                    "align-base (ALIGN) images/s, 64px, toy size, float32, batch 2": r" img/s "}),
+    "long_video": (["--local-only", "--minutes", "0.1", "0.2", "--faces", "none"],
+                   {"peak RSS of expclip predict --video-fps 2 --faces none (tiny CLIP), 0.1-min vs 0.2-min video":
+                    r"^\d+ MB \(0\.10 min, 144 frames\) vs \d+ MB \(0\.20 min, 288 frames\) = [+-]\d+\.\d%",
+                    "rows on disk at half the run's wall time, 0.2-min video": r"^\d+ of 25 rows"}),
     "teacher_memory": ([], {"peak RSS, load + read every weight once, mid config, float32 CPU": r"= \d+(\.\d+)?%$",
                             "parameters, blip2-flan-t5-xxl, counted on the meta device": r"= (4\d|5[0-4])\.\d%"}),
 }

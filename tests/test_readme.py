@@ -72,7 +72,7 @@ def test_predict_example_runs_on_the_tiny_models(workdir, monkeypatch):
     df = ns["df"]
     assert ns["model"].head is not None
     assert set(df["kind"]) == {"image", "frame", "clip"} and len(df.filter(like="p_").columns) == 7
-    for col in ("input", "kind", "frame", "timestamp", "face", "num_faces", "face_detected", "box_x", "box_y",
+    for col in ("input", "kind", "frame", "timestamp", "face", "track", "num_faces", "face_detected", "box_x", "box_y",
                 "box_w", "box_h", "face_score", "label", "score", "error"):  # the columns the README lists
         assert col in df.columns
     assert np.allclose(df.filter(like="p_").sum(axis=1), 1, atol=1e-4)

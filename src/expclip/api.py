@@ -17,15 +17,16 @@ from torch import nn
 
 from .checkpoint import HeadConfig, is_head_dir, load_head, seed_dirs
 from .data.faces import FaceDetector, get_face_detector
-from .data.inputs import expand_inputs
+from .data.inputs import InputItem, expand_inputs
 from .devices import check_visible, resolve_device
 from .errors import CheckpointError, ModelNotAvailableError
 from .models.backbone import DEFAULT_BACKBONE, Backbone
 from .models.hub import model_name
 from .predict.engine import Chunk, PredictOptions, Predictor, check_frame_folder_options
 from .predict.table import make_table, result_columns
+from .predict.windows import SlidingWindows, window_spans
 from .prompts import DEFAULT_PROMPTS, LabelPrompts, LabelsArg, resolve_label_prompts
-from .zeroshot import Classifier, build_classifier, classify, embed_images
+from .zeroshot import Classifier, build_classifier, classify, classify_pooled, embed_images, project_frames
 
 log = logging.getLogger(__name__)
 
@@ -160,6 +161,10 @@ class ExpCLIP:
         """(N,D) image or (N,T,D) clip features -> (N,C) logits, the paper's rule."""
         return classify(embed_images(features, self.head), classifier)
 
+    def project(self, features: torch.Tensor) -> torch.Tensor:
+        """(N,D) frame features -> (N,E) head outputs before normalization, the terms a clip's frames average."""
+        return project_frames(features, self.head)
+
     # -------------------------------------------------------------------------------------------- prediction
     def predict_iter(self, inputs: Any, labels: LabelsArg = None, prompts: str | list[str] | None = DEFAULT_PROMPTS,
                      *, faces: str | FaceDetector | Callable | None = "detect", margin: float = 0.2,
@@ -181,8 +186,49 @@ class ExpCLIP:
                               video_fps, batch_size, num_workers, strict, keep_images, min_face=min_face,
                               face_threshold=face_threshold)
         items = [it for it in expand_inputs(inputs, frame_folders) if not skip or it.name not in skip]
-        engine = Predictor(self.encode, lambda f: self.logits(f, clf), self.preprocess, lp.labels, opts)
+        engine = Predictor(self.encode, lambda f: self.logits(f, clf), self.preprocess, lp.labels, opts,
+                           project=self.project, classify=lambda z: classify_pooled(z, clf))
         return engine.run(items)
+
+    def predict_stream(self, source: Any, labels: LabelsArg = None, prompts: str | list[str] | None = DEFAULT_PROMPTS,
+                       *, window: str | int | None = None, stride: str | int | None = None,
+                       faces: str | FaceDetector | Callable | None = "detect", margin: float = 0.2,
+                       no_face: str = "whole", max_faces: int | None = None, min_face: int = 24,
+                       face_threshold: float | None = None, video_fps: float | None = None,
+                       device: str | torch.device | None = None, stream_format: str | None = None) -> Iterator[Chunk]:
+        """Rows of a live source as it plays: frame rows as each frame is scored, and per sliding window a
+        ``window`` row per face track plus one over each frame's largest face, as soon as the window is complete
+        (the paper's video rule on the window's frames). Runs until the source ends (then a last, shorter window)
+        or the caller stops iterating (Ctrl-C); memory holds one window.
+
+        Args:
+            source: a camera index (0), a URL (rtsp://, http(s)://, udp:// ...), "-" for a video piped on stdin, a
+                video file, or an :class:`~expclip.data.sources.OpenSource`.
+            window, stride: frames (16, "16") or seconds of stream time ("2s", "500ms"); default 16 frames, the
+                stride half the window. A window longer than a file source is refused.
+            video_fps: score the frame on screen every 1/video_fps seconds instead of every frame.
+            stream_format: FFmpeg's name for the container or device (mpegts, v4l2, ...) when it cannot be probed.
+
+        Rows have the :meth:`predict` columns plus ``window_start`` (s), ``window_frames`` and ``wall_time`` (ISO
+        8601, when the frame was read or the window decided); a window row's ``frame`` and ``timestamp`` are its
+        last frame's. Every time is the stream's own, in seconds from its first frame.
+        """
+        from .data.sources import OpenSource, open_source, source_frames
+        from .predict.stream import check_window
+
+        win, step = window_spans(window, stride)
+        src = source if isinstance(source, OpenSource) else open_source(source, stream_format)
+        check_window(src, win, video_fps)
+        if device is not None:
+            self.to(device)
+        lp = self.label_prompts(labels, prompts)
+        clf = self.classifier(lp)
+        opts = PredictOptions(get_face_detector(faces, face_threshold), margin, max_faces, no_face, video_fps=video_fps,
+                              batch_size=64, min_face=min_face, face_threshold=face_threshold)
+        engine = Predictor(self.encode, lambda f: self.logits(f, clf), self.preprocess, lp.labels, opts,
+                           project=self.project, classify=lambda z: classify_pooled(z, clf))
+        item = InputItem(src.spec.name, src.spec.target, "stream", src.spec.name)
+        return engine.stream(item, source_frames(src, video_fps), SlidingWindows(win, step))
 
     def predict(self, inputs: Any, labels: LabelsArg = None, prompts: str | list[str] | None = DEFAULT_PROMPTS, *,
                 faces: str | FaceDetector | Callable | None = "detect", margin: float = 0.2, no_face: str = "whole",
@@ -209,7 +255,7 @@ class ExpCLIP:
             no_face: "whole" scores the whole image when no face is found; "skip" leaves the row unscored. Either
                 way the row says face_detected=False.
             num_frames / video_fps: frames sampled per video: ``num_frames`` spread over the clip (the paper's
-                rule) or ``video_fps`` frames per second.
+                rule) or ``video_fps`` frames per second (the frame on screen every 1/video_fps s).
             num_workers: threads decoding images and finding faces ahead of the model (0: none).
             strict: raise on an unreadable file instead of recording a row with ``error`` set.
             frame_folders: read folders of extracted frames (one folder per clip, DFEW/FERV39k/MAFW style) as
@@ -220,10 +266,11 @@ class ExpCLIP:
             as_frame: pandas DataFrame (default when pandas is installed) or a list of dicts (False).
 
         Returns:
-            One row per face (largest first) of each image and sampled video frame, plus one "clip" row per video
-            (the paper's video rule over each frame's largest face): input, kind (image/frame/clip), frame,
-            timestamp (s), face, num_faces, face_detected, box_x/y/w/h, face_score (the detector's score, empty
-            for Haar), label, score, p_<label> per label, error.
+            One row per face (largest first) of each image and sampled video frame, plus "clip" rows per video:
+            one per face track (the paper's video rule over that person's frames), then one over each frame's
+            largest face, last. Columns: input, kind (image/frame/clip), frame, timestamp (s, the container's
+            presentation time), face, track (a video's face track id), num_faces, face_detected, box_x/y/w/h,
+            face_score (the detector's score, empty for Haar), label, score, p_<label> per label, error.
         """
         lp = self.label_prompts(labels, prompts)
         chunks = self.predict_iter(inputs, lp, faces=faces,

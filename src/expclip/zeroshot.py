@@ -83,6 +83,22 @@ def embed_images(image_features: torch.Tensor, head: nn.Module | None = None, ba
 
 
 @torch.no_grad()
+def project_frames(image_features: torch.Tensor, head: nn.Module | None = None) -> torch.Tensor:
+    """(N,D) image features -> (N,E) head outputs, not normalized: the terms of the paper's frame average.
+
+    A clip's embedding is ``normalize(mean_t project_frames(f_t))``, so sums of these can be kept as frames come
+    (bounded memory on long videos) and classified at the end with :func:`classify_pooled`.
+    """
+    return _apply(head, torch.as_tensor(image_features).float())
+
+
+@torch.no_grad()
+def classify_pooled(mean_embeddings: torch.Tensor, classifier: Classifier) -> torch.Tensor:
+    """(N,E) means of :func:`project_frames` over each clip's frames -> (N,C) logits (normalized, then scored)."""
+    return classify(F.normalize(mean_embeddings.float(), dim=-1), classifier)
+
+
+@torch.no_grad()
 def classify(image_embeddings: torch.Tensor, classifier: Classifier, batch_size: int = 8192) -> torch.Tensor:
     """(N,E) normalized embeddings -> (N,C) logits, averaged over each class's prompts."""
     out = []

@@ -27,8 +27,9 @@ from expclip.data.formats.static import read_affectnet, read_rafdb
 from expclip.data.images import ImageDecodeError, Preprocess, load_image, preprocess_for_model
 from expclip.data.inputs import expand_inputs
 from expclip.data.loaders import plan_clip
+from expclip.data.media import frames_every, scan_video
 from expclip.data.safe import AnnotationError
-from expclip.data.video import open_clip, read_video_frames, timestamps, video_info
+from expclip.data.video import read_video_frames, video_info
 from expclip.errors import CheckpointError, InputError
 from expclip.features.extract import extract_images, extract_teacher, extract_videos
 from expclip.labels import check_labels, load_label_spec
@@ -221,11 +222,9 @@ def test_a_header_claiming_two_billion_frames_is_checked_against_the_packets(tmp
         planned = plan_clip(tmp_path, {"path": "lies.avi"}, 16, "reference")
         assert planned["frames_found"] == 40 and planned["frames_header"] == 2**31 - 1
         assert max(planned["frames"]) < 40
-        clip = open_clip(path)
-        pred = Predictor(lambda x: x.mean(dim=(2, 3)), lambda f: (f if f.ndim == 2 else f.mean(1))[:, :2],
-                         Preprocess("reference", 8, 8), ["a", "b"], PredictOptions(video_fps=5.0))
-        idx = pred.frame_indices(clip.num_frames, clip.fps)
-    assert idx == list(range(0, 40, 5)) and max(timestamps(idx, clip.fps)) < 1.6
+        assert scan_video(path).num_frames == 40  # what predictions count: the packets, never the header
+        kept = list(frames_every(path, 5.0))  # --video-fps 5 on the 25 fps clip
+    assert [f.index for f in kept] == list(range(0, 40, 5)) and max(f.time for f in kept) < 1.6
     frames = read_video_frames(path, [0, 39])
     assert round(np.asarray(frames[1])[10, 10, 0] / 10) == 39 % 25  # the real last frame, not a stand-in
 
@@ -264,9 +263,9 @@ def test_a_fifo_in_a_dataset_is_skipped_with_its_reason_never_waited_on(tmp_path
 
 
 def test_a_huge_video_fps_samples_each_frame_once_instead_of_looping(tmp_path):
-    pred = Predictor(lambda x: x, lambda f: f, Preprocess("reference", 8, 8), ["a"], PredictOptions(video_fps=1e12))
+    path = lying_avi(tmp_path / "c.avi", 30, n=30)
     with deadline(5):
-        assert pred.frame_indices(30, 25.0) == list(range(30))
+        assert [f.index for f in frames_every(path, 1e12)] == list(range(30))
     for bad in (math.inf, math.nan, 0.0, -1.0):
         with pytest.raises(InputError, match="video_fps"):
             PredictOptions(video_fps=bad)

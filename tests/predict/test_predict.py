@@ -191,12 +191,15 @@ def test_video_rows_timestamps_and_the_pooled_clip_row(model, tmp_path):
     path = write_face_video(tmp_path / "talk.mp4", n=40, face_until=30)
     det = ShapeDetector()
     df = model.predict(path, faces=det, as_frame=False)
-    frames, clip = [r for r in df if r["kind"] == "frame"], [r for r in df if r["kind"] == "clip"]
+    frames, clips = [r for r in df if r["kind"] == "frame"], [r for r in df if r["kind"] == "clip"]
     indices = sample_frame_indices(40, 16)
-    assert [r["frame"] for r in frames] == indices and len(clip) == 1 and df[-1] is clip[0]
+    assert [r["frame"] for r in frames] == indices and len(clips) == 2 and df[-1] is clips[-1]
     assert [r["timestamp"] for r in frames] == pytest.approx([i / FPS for i in indices])
     assert [r["face_detected"] for r in frames] == [i < 30 for i in indices]
-    assert clip[0]["face_detected"] is True and clip[0]["frame"] is None and clip[0]["timestamp"] is None
+    assert [r["track"] for r in frames] == [0 if i < 30 else None for i in indices]  # one face: one track
+    track, clip = clips
+    assert track["track"] == 0 and clip["track"] is None  # the track's clip row, then the largest face's, last
+    assert clip["face_detected"] is True and clip["frame"] is None and clip["timestamp"] is None
 
     # Independently: the same frames, the same crops, then the paper's video rule through zero_shot_logits.
     labels = classes_for(7)
@@ -212,7 +215,10 @@ def test_video_rows_timestamps_and_the_pooled_clip_row(model, tmp_path):
     feats = bb.encode_image(torch.stack([model.preprocess(c) for c in crops]))
     pf = torch.stack([bb.encode_text(p) for p in prompts])
     want = torch.softmax(zero_shot_logits(feats.unsqueeze(0), pf, model.head, bb.logit_scale), dim=-1)[0]
-    torch.testing.assert_close(probs_of(clip[0], labels), want, rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(probs_of(clip, labels), want, rtol=1e-4, atol=1e-6)
+    seen = [k for k, i in enumerate(indices) if i < 30]  # the track: only the frames its face is in
+    want = torch.softmax(zero_shot_logits(feats[seen].unsqueeze(0), pf, model.head, bb.logit_scale), dim=-1)[0]
+    torch.testing.assert_close(probs_of(track, labels), want, rtol=1e-4, atol=1e-6)
 
 
 def test_video_sampling_by_rate_and_short_clips(model, tmp_path):

@@ -128,7 +128,10 @@ def test_annotated_images_and_video_timeline(inputs, tmp_path, tiny_head_dir, ca
     assert run([inputs, "--annotate", ann, "--labels", "happy,sad,bored", "--video-fps", "5"], tmp_path,
                tiny_head_dir) == 0
     out = capsys.readouterr().out
-    assert "v.mp4 clip:" in out and "p0.png" in out and "annotated: 5 file(s)" in out
+    tracks = sorted(ann.glob("in/v.mp4.track*.timeline.png"))  # one per face track found in the video
+    assert "v.mp4 clip:" in out and "p0.png" in out and f"annotated: {5 + len(tracks)} file(s)" in out
+    assert [t.name for t in tracks] == [f"v.mp4.track{k}.timeline.png" for k in range(len(tracks))]
+    assert all(f"(track {k}): " in out and f"v.mp4 clip, track {k}: " in out for k in range(len(tracks)))
     for i in range(4):
         name = f"p{i}.png" if i < 3 else "p3_group.png"
         pic, orig = Image.open(ann / "in" / name).convert("RGB"), Image.open(inputs / name).convert("RGB")

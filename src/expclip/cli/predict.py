@@ -6,17 +6,24 @@ import logging
 import os
 import sys
 
+from ..errors import InputError
 from .options import EPILOG, NONNEG_FLOAT, NONNEG_INT, POSITIVE_FLOAT, POSITIVE_INT, _add_runtime, _device
 
 log = logging.getLogger("expclip")
 
 
 def cmd_predict(args) -> int:
+    if args.stream is not None:
+        return _cmd_stream(args)
+    if not args.paths:
+        raise InputError("expclip predict needs images, videos or folders to label, or --stream SOURCE (a camera "
+                         "index, a URL, - for stdin)")
+    if args.window is not None or args.stride is not None:
+        raise InputError("--window and --stride are for --stream; to slide windows over a video file, stream it: "
+                         "--stream talk.mp4 --window 2s")
     from tqdm.auto import tqdm
 
-    from ..api import ExpCLIP
     from ..data.faces import get_face_detector
-    from ..models.names import DEFAULT_BACKBONE
     from ..predict.engine import check_frame_folder_options, check_max_faces, check_video_fps
     from ..predict.run import format_row, predict_to_file
 
@@ -34,9 +41,7 @@ def cmd_predict(args) -> int:
     device = _device(args)  # a GPU that is not there is refused before any model is loaded
     # A detector that is not installed is named (with its pip install) before any model is loaded.
     faces = get_face_detector(args.faces, args.face_threshold)
-    model = ExpCLIP.from_pretrained(args.head or args.backbone or DEFAULT_BACKBONE, device,
-                                    backbone=args.backbone if args.head else None, revision=args.revision,
-                                    preprocessing=args.preprocessing)
+    model = _model(args, device)
     try:
         s = predict_to_file(model, args.paths, args.out, args.labels, args.template or args.prompts,
                             resume=args.resume, overwrite=args.overwrite, frame_folders=args.frame_folders,
@@ -58,6 +63,74 @@ def cmd_predict(args) -> int:
     return 0
 
 
+def _model(args, device):
+    from ..api import ExpCLIP
+    from ..models.names import DEFAULT_BACKBONE
+
+    return ExpCLIP.from_pretrained(args.head or args.backbone or DEFAULT_BACKBONE, device,
+                                   backbone=args.backbone if args.head else None, revision=args.revision,
+                                   preprocessing=args.preprocessing)
+
+
+def _cmd_stream(args) -> int:
+    """--stream: everything that can be refused is refused before the model loads, the source opened first."""
+    from ..data.faces import get_face_detector
+    from ..data.sources import open_source
+    from ..predict.engine import check_max_faces, check_video_fps
+    from ..predict.run import format_row
+    from ..predict.stream import check_window, predict_stream_to_file
+    from ..predict.windows import window_spans
+
+    if args.paths:
+        raise InputError(f"--stream {args.stream} reads one source: drop the paths ({' '.join(args.paths)}) or run "
+                         "them without --stream")
+    for flag, given in (("--resume", args.resume), ("--frame-folders", args.frame_folders),
+                        ("--annotate", args.annotate)):
+        if given:
+            raise InputError(f"{flag} does not go with --stream (a live source cannot be replayed or drawn "
+                             "afterwards); the rows are written to --out as each window is decided")
+    window, stride = window_spans(args.window, args.stride)
+    check_max_faces(args.max_faces)
+    check_video_fps(args.video_fps)
+    device = _device(args)
+    faces = get_face_detector(args.faces, args.face_threshold)
+    if args.out:
+        from ..predict.rowfile import check_out
+
+        check_out(args.out, None, args.overwrite)  # a stream cannot be resumed: the error offers --overwrite
+    source = open_source(args.stream, args.stream_format)
+    try:
+        check_window(source, window, args.video_fps)
+    except BaseException:
+        source.close()
+        raise
+    log.info("reading %s: windows of %s every %s", source.spec.name, window.describe(), stride.describe())
+    model = _model(args, device)
+    written = {"rows": 0, "windows": 0}
+
+    def on_rows(rows):
+        written["rows"] += len(rows)
+        written["windows"] += sum(r["kind"] == "window" for r in rows)
+        if not args.out:
+            for r in rows:
+                print(format_row(r), flush=True)
+
+    try:
+        s = predict_stream_to_file(model, source, args.out, args.labels, args.template or args.prompts, window=window,
+                                   stride=stride, overwrite=args.overwrite, on_rows=on_rows, faces=faces,
+                                   margin=args.margin, no_face=args.no_face, max_faces=args.max_faces,
+                                   min_face=args.min_face, face_threshold=args.face_threshold,
+                                   video_fps=args.video_fps)
+    except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM (the CLI raises a subclass of it for that)
+        term = type(e) is not KeyboardInterrupt
+        where = f" to {args.out}" if args.out else ""
+        print(f"\n{'terminated (SIGTERM)' if term else 'interrupted'}: {written['rows']} row(s), {written['windows']} "
+              f"window row(s), written{where}; every row decided so far is complete", file=sys.stderr)
+        return 143 if term else 130
+    print(f"{model.name} ({model.backbone.name}): {s}")
+    return 0
+
+
 def add_parsers(sub) -> None:
     from ..data.faces.names import FACE_DETECTORS
     from ..data.images import PREPROCESSING_MODES
@@ -69,9 +142,10 @@ def add_parsers(sub) -> None:
                        "paper's classes or your own words. Writes one row per face (and per sampled video frame, plus "
                        "a clip-level row per video) as it goes; rerun with --resume after an interruption.",
                        epilog="Examples: expclip predict photos/ --head runs/expclip-L14/seed1 --out results.csv; "
-                       "expclip predict talk.mp4 --labels happy,bored,focused --video-fps 2 --annotate viz/. " + EPILOG)
-    s.add_argument("paths", nargs="+", help="image or video files, or folders (searched recursively; with "
-                   "--frame-folders, a folder of frames is a video)")
+                       "expclip predict talk.mp4 --labels happy,bored,focused --video-fps 2 --annotate viz/; "
+                       "expclip predict --stream 0 --window 2s --stride 1s --out live.csv. " + EPILOG)
+    s.add_argument("paths", nargs="*", help="image or video files, or folders (searched recursively; with "
+                   "--frame-folders, a folder of frames is a video); none with --stream")
     s.add_argument("--head", default=None, help="an Exp-CLIP head directory (its backbone and preprocessing are "
                    "used), or a training run of seed*/ heads (its first seed is used, and said so)")
     s.add_argument("--backbone", default=None,
@@ -109,7 +183,8 @@ def add_parsers(sub) -> None:
     s.add_argument("--frames", type=POSITIVE_INT, default=16,
                    help="frames sampled per video, spread as the paper's (16)")
     s.add_argument("--video-fps", type=POSITIVE_FLOAT, default=None,
-                   help="instead sample this many frames per second (video files only)")
+                   help="instead sample this many frames per second: the frame on screen every 1/FPS s, by the "
+                        "container's timestamps (video files and --stream; not frame folders)")
     s.add_argument("--frame-folders", action="store_true",
                    help="read folders of extracted frames as videos (DFEW/FERV39k/MAFW/AFEW style, one folder per "
                         "clip): every folder that directly holds images is one video of those images in natural "
@@ -117,6 +192,23 @@ def add_parsers(sub) -> None:
                         "clip row; its subfolders are read on their own, a folder with no media and no subfolders "
                         "gets a clip row with an error, and an unreadable frame a frame row with an error. Frames "
                         "have no time: no timestamps and no --video-fps")
+    live = s.add_argument_group("live sources", "score a camera, network stream or piped video as it plays, in sliding "
+                                "windows; one row per face track (and one over each frame's largest face) per window, "
+                                "written as soon as the window is complete, plus the frame rows. Ctrl-C ends it with "
+                                "every row so far written (exit code 130)")
+    live.add_argument("--stream", default=None, metavar="SOURCE",
+                      help="a camera index (0: /dev/video0 on Linux, AVFoundation on macOS), a URL (rtsp://, "
+                           "http(s)://, udp://, srt:// ...), - for a video piped on stdin (MPEG-TS, Matroska or NUT), "
+                           "or a video file played as a stream")
+    live.add_argument("--window", default=None, metavar="N|Ns",
+                      help="frames pooled per window row: a number of sampled frames (16, the default) or seconds of "
+                           "stream time (2s, 500ms); longer than a file source is refused")
+    live.add_argument("--stride", default=None, metavar="N|Ns",
+                      help="a window row every this many frames or seconds, in --window's unit (default: half the "
+                           "window)")
+    live.add_argument("--stream-format", default=None, metavar="FMT",
+                      help="FFmpeg's name for the source's container or device when it cannot be probed (mpegts, "
+                           "matroska, v4l2, avfoundation, dshow ...)")
     s.add_argument("--preprocessing", choices=PREPROCESSING_MODES, default=None,
                    help="default: the head's own; reference (the paper's) for plain CLIP")
     _add_runtime(s, workers_help="threads decoding photos and finding their faces ahead of the model (video "

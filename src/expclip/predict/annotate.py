@@ -63,20 +63,31 @@ def annotate_image(image: Image.Image, rows: Sequence[dict], labels: Sequence[st
     return out
 
 
-def plot_timeline(rows: Sequence[dict], labels: Sequence[str], path: str | Path, title: str = "") -> Path:
-    """PNG of each label's probability over time for a video's largest face per sampled frame.
+def _track_of(row: dict) -> int | None:
+    """A row's track id, from an engine row (int or None) or a results file (text)."""
+    t = row.get("track")
+    return None if t in (None, "", "None") else int(float(t))
 
-    Frames where no face was found are shaded; the clip-level label goes in the title. Frames without timestamps
-    (a frame folder has no frame rate) are placed by frame number instead.
+
+def plot_timeline(rows: Sequence[dict], labels: Sequence[str], path: str | Path, title: str = "",
+                  track: int | None = None) -> Path:
+    """PNG of each label's probability over time for a video's largest face per sampled frame, or (``track``) for
+    the faces of one face track.
+
+    Frames where no face was found are shaded; the clip-level label (of that track) goes in the title. Frames
+    without timestamps (a frame folder has no frame rate) are placed by frame number instead.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    frames = [r for r in rows if r.get("kind") == "frame" and str(r.get("face")) in ("0", "0.0")]
+    if track is None:
+        frames = [r for r in rows if r.get("kind") == "frame" and str(r.get("face")) in ("0", "0.0")]
+    else:
+        frames = [r for r in rows if r.get("kind") == "frame" and _track_of(r) == track]
     timed = bool(frames) and all(r.get("timestamp") not in (None, "") for r in frames)
     when = "timestamp" if timed else "frame"
     frames = sorted((r for r in frames if r.get(when) not in (None, "")), key=lambda r: float(r[when]))
-    clip = next((r for r in rows if r.get("kind") == "clip"), None)
+    clip = next((r for r in rows if r.get("kind") == "clip" and _track_of(r) == track), None)
     fig = Figure(figsize=(10, 4), dpi=100)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot(1, 1, 1)

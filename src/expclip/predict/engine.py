@@ -4,29 +4,36 @@ It knows nothing of models: it is given ``encode`` (preprocessed crops (N,3,H,W)
 ``score`` (features (N,D), or (N,T,D) for a clip -> logits (N,C), the paper's rule). :class:`expclip.ExpCLIP`
 wires both. Rows come out as they are computed, input by input, so that callers can stream them to disk.
 
-One row per face (largest first) of each image or sampled video frame, plus one clip-level row per video whose
-logits come from the paper's video rule (head on each frame's largest face, frames averaged, then normalized).
-A video is a video file or a frame folder (:func:`expclip.data.video.open_clip`); both are sampled alike.
+One row per face (largest first) of each image or sampled video frame, plus clip-level rows per video whose
+logits come from the paper's video rule (head on each frame's face, frames averaged, then normalized): one per
+face track (the same person across frames, :class:`~expclip.data.faces.FaceTracker`), then one over each frame's
+largest face, always last. A video is a video file (frames and their container times from
+:mod:`expclip.data.media`) or a frame folder (:func:`expclip.data.video.open_clip`); both are sampled alike, read
+forward and scored batch by batch with running sums, so memory does not grow with a video's length. A live
+source is scored frame by frame into sliding windows (:meth:`Predictor.stream`, :mod:`.windows`).
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from collections import deque
+from collections import Counter, deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
 
 import torch
 from PIL import Image
 
-from ..data.faces import Box, FaceDetector, find_faces, whole_image_box
+from ..data.faces import Box, FaceDetector, FaceTracker, find_faces, whole_image_box
 from ..data.images import ImageDecodeError
 from ..data.inputs import InputItem, load_item_image
-from ..data.video import VideoDecodeError, open_clip, sample_frame_indices, timestamps
+from ..data.media import TimedFrame, frames_at, frames_every, scan_video
+from ..data.video import VideoDecodeError, open_clip, sample_frame_indices
 from ..errors import InputError
 from .table import NO_FACE_MODES, prob_column
+from .windows import Decided, SlidingWindows, wall_clock
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +116,7 @@ class _Prepared:
 def _row(item: InputItem, kind: str, frame: int | None = None, timestamp: float | None = None, face: int | None = None,
          num_faces: int | None = None, detected: bool | None = None, box: Box | None = None,
          error: str | None = None) -> dict:
-    return {"input": item.name, "kind": kind, "frame": frame, "timestamp": timestamp, "face": face,
+    return {"input": item.name, "kind": kind, "frame": frame, "timestamp": timestamp, "face": face, "track": None,
             "num_faces": num_faces, "face_detected": detected,
             "box_x": box.x if box else None, "box_y": box.y if box else None,
             "box_w": box.w if box else None, "box_h": box.h if box else None,
@@ -163,12 +170,19 @@ class Predictor:
         score: (N,D) features or (N,T,D) frame features of N clips -> (N,C) logits.
         preprocess: PIL RGB image -> (3,H,W) tensor.
         labels: the C class names, in the order of ``score``'s columns.
+        project: (N,D) frame features -> (N,E) head outputs before normalization (what a clip's frames average).
+        classify: (N,E) means of ``project`` over clips -> (N,C) logits. Without these two, clips average the
+            features and ``score`` the mean: the same for the paper's linear head and plain CLIP only.
     """
 
     def __init__(self, encode: Callable[[torch.Tensor], torch.Tensor], score: Callable[[torch.Tensor], torch.Tensor],
-                 preprocess: Callable[[Image.Image], torch.Tensor], labels: Sequence[str], opts: PredictOptions):
+                 preprocess: Callable[[Image.Image], torch.Tensor], labels: Sequence[str], opts: PredictOptions,
+                 project: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                 classify: Callable[[torch.Tensor], torch.Tensor] | None = None):
         self.encode, self.score, self.preprocess = encode, score, preprocess
         self.labels, self.opts = list(labels), opts
+        self.project = project or (lambda f: f.float())
+        self.classify = classify or score
 
     def run(self, items: Sequence[InputItem]) -> Iterator[Chunk]:
         """Chunks of rows in input order: each image's rows in one chunk, each video's in several."""
@@ -231,71 +245,155 @@ class Predictor:
             yield Chunk(p.item, rows, True, p.image)
         pending.clear()
 
-    def frame_indices(self, num_frames: int, fps: float | None) -> list[int]:
-        """Sampled frames of a video: the paper's rule for ``num_frames`` (clips with fewer frames give all of
-        theirs, then the last repeated), or every 1/video_fps seconds (video files only: ``fps`` None is a frame
-        folder, which has no frame rate)."""
-        if self.opts.video_fps is None:
-            return sample_frame_indices(num_frames, self.opts.num_frames, rule="edge")
-        if fps is None:
+    def frame_indices(self, num_frames: int) -> list[int]:
+        """Sampled frames of a clip of ``num_frames`` (the paper's rule for ``num_frames`` of the options: clips
+        with fewer frames give all of theirs, then the last repeated)."""
+        return sample_frame_indices(num_frames, self.opts.num_frames, rule="edge")
+
+    def _sampled(self, item: InputItem) -> tuple[Iterator[TimedFrame], Counter, int]:
+        """The sampled frames of a video in order (each once), how often the sampler takes each (a clip shorter
+        than ``num_frames`` repeats its last), and how many distinct frames that is (0: not known ahead)."""
+        path = Path(item.source)
+        if path.is_dir() and self.opts.video_fps is not None:
             raise InputError("video_fps needs a frame rate, which a frame folder does not have; use num_frames")
-        step = fps / self.opts.video_fps
-        if step <= 1:  # as many samples a second as frames, or more: each frame once (never 10^12 loop turns)
-            return list(range(num_frames))
-        return sorted({min(num_frames - 1, int(k * step)) for k in range(math.ceil(num_frames / step))})
+        if self.opts.video_fps is not None:
+            return frames_every(path, self.opts.video_fps), Counter(), 0
+        if path.is_dir():
+            clip = open_clip(path, frame_order="natural")
+            total = clip.num_frames
+        else:
+            scan = scan_video(path)
+            total = scan.num_frames
+        indices = self.frame_indices(total)
+        if total < len(indices):
+            log.info("%s: %d frames, fewer than the %d asked: each is used, the last one repeated", item.name, total,
+                     len(indices))
+        unique = sorted(set(indices))
+        if path.is_dir():
+            frames = (TimedFrame(i, None, clip.read([i])[0]) for i in unique)
+        else:
+            frames = frames_at(path, unique, scan)
+        return frames, Counter(indices), len(unique)
+
+    def _score_frames(self, item: InputItem, frames: list[TimedFrame], tracker: FaceTracker | None,
+                      unreadable: list[int]) -> list[tuple[TimedFrame, list[_Crop], dict[int | None, torch.Tensor]]]:
+        """Crops, features, scores and track ids of consecutive frames, and for each frame the head outputs that
+        stand for it in pooled rows: key None its largest face (or its whole-image crop when none was found), key
+        k the face of track k."""
+        per_frame = []
+        for f in frames:
+            if isinstance(f.image, ImageDecodeError):  # an unreadable image of a frame folder: a row says why
+                if self.opts.strict:
+                    raise f.image
+                unreadable.append(f.index)
+                per_frame.append((f, [_Crop(_row(item, "frame", f.index, f.time, error=f.image.reason), None)]))
+                continue
+            per_frame.append((f, _crops(f.image, item, "frame", self.opts, self.preprocess, f.index, f.time)))
+        self._encode([c for _, fc in per_frame for c in fc])
+        scored = [c for _, fc in per_frame for c in fc if c.features is not None]
+        emb = dict(zip(map(id, scored), self.project(torch.stack([c.features for c in scored])))) if scored else {}
+        out = []
+        for f, fc in per_frame:
+            faces = [c for c in fc if c.row["face_detected"] and c.features is not None]
+            if tracker is not None:
+                ids = tracker.update([(c.row["box_x"], c.row["box_y"], c.row["box_w"], c.row["box_h"]) for c in faces],
+                                     torch.stack([c.features for c in faces]).cpu().numpy() if faces else None)
+                for c, k in zip(faces, ids):
+                    c.row["track"] = k
+            keyed: dict[int | None, torch.Tensor] = {}
+            for c in fc:
+                if c.features is not None and c.row["face"] == 0:
+                    keyed[None] = emb[id(c)]
+                if c.row["track"] is not None:
+                    keyed[c.row["track"]] = emb[id(c)]
+            out.append((f, fc, keyed))
+        return out
 
     def _video(self, item: InputItem) -> Iterator[Chunk]:
-        pooled: dict[int, torch.Tensor] = {}  # frame -> features of the crop that stands for it in the clip
-        any_face, unreadable = False, []
+        pools: dict[int | None, list] = {}  # key (None: largest face; k: track k) -> [sum of head outputs, weight]
+        any_face, unreadable, count = False, [], 0
+        tracker = FaceTracker() if self.opts.detector is not None else None
         try:
-            clip = open_clip(item.source, frame_order="natural")
-            indices = self.frame_indices(clip.num_frames, clip.fps)
-            unique = sorted(set(indices))
-            if clip.num_frames < len(indices):
-                log.info("%s: %d frames, fewer than the %d asked: each is used, the last one repeated", item.name,
-                         clip.num_frames, len(indices))
-            stamps = dict(zip(unique, timestamps(unique, clip.fps))) if clip.fps else {}
-            step = max(1, self.opts.batch_size)
-            for s in range(0, len(unique), step):
-                part = unique[s : s + step]
-                crops = []
-                for idx, frame in zip(part, clip.read(part)):
-                    if isinstance(frame, ImageDecodeError):  # an unreadable image of a frame folder: a row says why
-                        if self.opts.strict:
-                            raise frame
-                        unreadable.append(idx)
-                        crops.append(_Crop(_row(item, "frame", idx, stamps.get(idx), error=frame.reason), None))
-                        continue
-                    fc = _crops(frame, item, "frame", self.opts, self.preprocess, idx, stamps.get(idx))
-                    crops += fc
+            frames, weights, count = self._sampled(item)
+            for part in _batches(frames, max(1, self.opts.batch_size)):
+                rows = []
+                for f, fc, keyed in self._score_frames(item, part, tracker, unreadable):
                     any_face |= bool(fc[0].row["face_detected"])
-                self._encode(crops)
-                pooled.update((c.row["frame"], c.features) for c in crops
-                              if c.row["face"] == 0 and c.features is not None)
-                rows = [c.row for c in crops]
+                    w = weights.get(f.index, 1)
+                    for key, e in keyed.items():
+                        pool = pools.setdefault(key, [torch.zeros_like(e), 0])
+                        pool[0] += w * e
+                        pool[1] += w
+                    rows += [c.row for c in fc]
+                part.clear()  # its decoded frames, now: else they live on while the next batch is decoded
                 _blank_probs(rows, self.labels)
                 yield Chunk(item, rows, False)
         except VideoDecodeError as e:
             if self.opts.strict:
                 raise
             log.warning("skipped %s", e)
-            yield Chunk(item, [self._clip_row(item, None, None, e.reason)], True)
+            yield Chunk(item, [self._pooled_row(item, "clip", None, None, 0, error=e.reason)], True)
             return
         error = None
         if unreadable:
             log.warning("%s: %d of %d sampled frames unreadable (frames %s): the clip row pools the others",
-                        item.name, len(unreadable), len(unique), unreadable[:10])
-            if len(unreadable) == len(unique):
-                error = f"none of the {len(unique)} sampled frames could be read"
-        seq = [pooled[i] for i in indices if i in pooled]  # the sampled list, repeats included (the paper's rule)
+                        item.name, len(unreadable), count, unreadable[:10])
+            if len(unreadable) == count:
+                error = f"none of the {count} sampled frames could be read"
         detected = any_face if self.opts.detector is not None else None
-        row = self._clip_row(item, torch.stack(seq) if seq else None, detected, error)
-        yield Chunk(item, [row], True)
+        rows = [self._pooled_row(item, "clip", k, *pools[k], detected=True) for k in sorted(k for k in pools if k is
+                                                                                                 not None)]
+        rows.append(self._pooled_row(item, "clip", None, *pools.get(None, (None, 0)), detected=detected,
+                                     error=error))
+        yield Chunk(item, rows, True)
 
-    def _clip_row(self, item: InputItem, frames: torch.Tensor | None, detected: bool | None, error: str | None) -> dict:
-        """The clip-level row: (T,D) frame features pooled by ``score`` as one clip."""
-        crop = _Crop(_row(item, "clip", detected=detected, error=error), None)
-        if frames is not None:
-            _fill([crop], self.labels, self.score(frames.unsqueeze(0)))
+    def _pooled_row(self, item: InputItem, kind: str, track: int | None, total: torch.Tensor | None, weight: float,
+                    detected: bool | None = None, error: str | None = None) -> dict:
+        """A clip or window row: the paper's rule on the mean of ``weight`` frames' head outputs (sum ``total``)."""
+        crop = _Crop(_row(item, kind, detected=detected, error=error), None)
+        crop.row["track"] = track
+        if total is not None and weight and error is None:
+            _fill([crop], self.labels, self.classify((total / weight).unsqueeze(0)))
         _blank_probs([crop.row], self.labels)
         return crop.row
+
+    # -------------------------------------------------------------------------------------------- live sources
+    def stream(self, item: InputItem, frames: Iterable[TimedFrame], windows: SlidingWindows) -> Iterator[Chunk]:
+        """Rows of a live source as it plays: each frame's rows as soon as it is scored, then a ``window`` row per
+        track (and one over each frame's largest face) whenever a window is complete; at the end of the source
+        the last, partial window. Memory: the frames of one window."""
+        tracker = FaceTracker() if self.opts.detector is not None else None
+        unreadable: list[int] = []
+        for f in frames:
+            rows = []
+            for _, fc, keyed in self._score_frames(item, [f], tracker, unreadable):
+                for c in fc:
+                    c.row["wall_time"] = wall_clock(f.wall_time)
+                rows += [c.row for c in fc]
+                detected = bool(fc[0].row["face_detected"]) if self.opts.detector is not None else None
+                decided = windows.add(f.index, f.time, keyed, detected)
+            _blank_probs(rows, self.labels)
+            yield Chunk(item, rows + self._window_rows(item, decided), False)
+        yield Chunk(item, self._window_rows(item, windows.finish()), True)
+
+    def _window_rows(self, item: InputItem, decided: list[Decided]) -> list[dict]:
+        rows = []
+        for w in decided:
+            for key in sorted(k for k in w.sums if k is not None) + ([None] if None in w.sums else []):
+                total, n = w.sums[key]
+                row = self._pooled_row(item, "window", key, total, n, True if key is not None else w.detected)
+                row.update(frame=w.last_index, timestamp=w.end, window_start=w.start, window_frames=w.frames,
+                           wall_time=wall_clock())
+                rows.append(row)
+        return rows
+
+
+def _batches(frames: Iterable[TimedFrame], size: int) -> Iterator[list[TimedFrame]]:
+    part: list[TimedFrame] = []
+    for f in frames:
+        part.append(f)
+        if len(part) >= size:
+            yield part
+            part = []
+    if part:
+        yield part

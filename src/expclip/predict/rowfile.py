@@ -42,9 +42,10 @@ def row_format(path: str | Path) -> str:
     return fmt
 
 
-def check_out(path: str | Path, resume: bool = False, overwrite: bool = False, option: str = "--out") -> Path:
+def check_out(path: str | Path, resume: bool | None = False, overwrite: bool = False, option: str = "--out") -> Path:
     """What :class:`RowWriter` would refuse, checked before any model is loaded: the suffix, an existing file
-    without ``resume``/``overwrite``, a folder that cannot be written. Errors name ``option``."""
+    without ``resume``/``overwrite``, a folder that cannot be written. Errors name ``option``; ``resume=None``: the
+    run cannot be resumed (a live stream), so the error offers only ``--overwrite``."""
     from ..files import writable_file
 
     path = Path(path)
@@ -52,6 +53,8 @@ def check_out(path: str | Path, resume: bool = False, overwrite: bool = False, o
         raise RowFileError(f"{option} {path}: the results file must end in .csv or .jsonl")
     writable_file(path, option)
     if path.is_file() and path.stat().st_size > 0 and not (resume or overwrite):
+        if resume is None:
+            raise RowFileError(f"{option} {path} exists: add --overwrite to start it again, or use another {option}")
         raise RowFileError(f"{option} {path} exists: add --resume to continue it (inputs already written are "
                            "skipped) or --overwrite to start again")
     return path
@@ -109,11 +112,14 @@ def _json_line(values: dict) -> str:
 
 
 def input_complete(rows: Sequence[dict]) -> bool:
-    """Whether the rows of one input are all there: its error row, its clip row (videos, written last), or as many
-    face rows as its ``num_faces`` (images; a fallback row when no face was found)."""
+    """Whether the rows of one input are all there: its error row, its clip row without a track (videos: written
+    last, after the clip row of each face track), or as many face rows as its ``num_faces`` (images; a fallback
+    row when no face was found)."""
     kinds = {r.get("kind") for r in rows}
-    if "clip" in kinds:
+    if any(r.get("kind") == "clip" and r.get("track") in (None, "") for r in rows):
         return True
+    if "clip" in kinds:
+        return False
     if kinds != {"image"}:
         return False
     if any(r.get("error") not in (None, "") for r in rows):

@@ -26,6 +26,7 @@ class RunSummary:
     rows: int = 0  # rows written by this run
     errors: int = 0  # inputs that could not be read
     no_face: int = 0  # image/frame rows where no face was found
+    windows: int = 0  # window rows (live sources)
     annotated: list[Path] = field(default_factory=list)  # annotated images and timelines written
     out: Path | None = None
     annotate_dir: Path | None = None
@@ -33,6 +34,7 @@ class RunSummary:
     def __str__(self) -> str:
         done = f", {self.already_done} already in {self.out}" if self.already_done else ""
         parts = [f"{self.inputs} input(s){done}", f"{self.rows} row(s)" + (f" written to {self.out}" * bool(self.out))]
+        parts += [f"{self.windows} window row(s)"] if self.windows else []
         parts += [f"{self.no_face} without a face"] if self.no_face else []
         parts += [f"{self.errors} unreadable"] if self.errors else []
         parts += [f"annotated: {len(self.annotated)} file(s) in {self.annotate_dir}"] if self.annotated else []
@@ -40,12 +42,20 @@ class RunSummary:
 
 
 def format_row(r: dict) -> str:
-    """One human-readable line for a row: "talk.mp4 frame 12 (0.48s) face 0: happiness 0.83"."""
+    """One human-readable line for a row: "talk.mp4 frame 12 (0.48s) face 0 (track 1): happiness 0.83"."""
     when = f" ({r['timestamp']:.2f}s)" if isinstance(r["timestamp"], (int, float)) else ""  # frame folders: no time
     where = f" frame {r['frame']}{when}" if r["kind"] == "frame" else ""
-    who = ("clip" if r["kind"] == "clip" else f"face {r['face']}" if r["face_detected"]
-           else "no face (whole image)" if r["face_detected"] is False and r["label"] else
-           "no face" if r["face_detected"] is False else "image")
+    track = f"track {r['track']}" if r.get("track") is not None else ""
+    if r["kind"] == "window":
+        span = (f" {r['window_start']:.2f}-{r['timestamp']:.2f}s" if isinstance(r.get("window_start"), (int, float))
+                and isinstance(r["timestamp"], (int, float)) else f" to frame {r['frame']}")
+        who = f"window{span}" + (f", {track}" if track else "")
+    elif r["kind"] == "clip":
+        who = "clip" + (f", {track}" if track else "")
+    else:
+        who = (f"face {r['face']}" + (f" ({track})" if track else "") if r["face_detected"]
+               else "no face (whole image)" if r["face_detected"] is False and r["label"] else
+               "no face" if r["face_detected"] is False else "image")
     what = f"error: {r['error']}" if r["error"] else f"{r['label']} {r['score']:.2f}" if r["label"] else "-"
     return f"{csv_escape(r['input'])}{where} {who}: {what}"  # a name with a line break or not UTF-8 prints too
 
@@ -70,7 +80,8 @@ def predict_to_file(model: Any, inputs: Any, out: str | Path | None = None, labe
             when ``out`` was written by another run (its record ``<out>.run.json``: model, labels, prompts, options).
         frame_folders: folders of extracted frames are videos, one per folder (see :meth:`ExpCLIP.predict`).
         annotate_dir: write each image with boxes and labels under its own name (``photo0.png``; other formats,
-            and in-memory images, as ``<name>.jpg``), and ``<input>.timeline.png`` for videos.
+            and in-memory images, as ``<name>.jpg``); for videos ``<input>.timeline.png`` (each frame's largest
+            face) and ``<input>.track<k>.timeline.png`` per face track.
         on_rows: called with each batch of rows (the CLI prints them).
         predict_kwargs: passed to ``predict_iter`` (faces, margin, no_face, batch_size, device, ...).
     """
@@ -91,7 +102,7 @@ def predict_to_file(model: Any, inputs: Any, out: str | Path | None = None, labe
 
         bar = tqdm(total=len(items) - summary.already_done, unit="input", desc="predict", disable=not progress,
                    dynamic_ncols=True)
-        video_rows: list[dict] = []
+        video_rows: list[dict] = []  # only with annotate_dir: the few fields a timeline draws, per frame row
         chunks = model.predict_iter(items, lp, keep_images=annotate_dir is not None, skip=skip, **predict_kwargs)
         for chunk in chunks:
             if writer:
@@ -101,8 +112,8 @@ def predict_to_file(model: Any, inputs: Any, out: str | Path | None = None, labe
             summary.rows += len(chunk.rows)
             summary.no_face += sum(r["face_detected"] is False and r["kind"] != "clip" for r in chunk.rows)
             summary.errors += sum(bool(r["error"]) for r in chunk.rows)
-            if chunk.item.kind == "video":
-                video_rows += chunk.rows
+            if annotate_dir and chunk.item.kind == "video":
+                video_rows += map(_timeline_fields, chunk.rows)
             if annotate_dir and chunk.done:
                 summary.annotated += _annotate(chunk, video_rows, lp.labels, annotate_dir)
             if chunk.done:
@@ -115,13 +126,24 @@ def predict_to_file(model: Any, inputs: Any, out: str | Path | None = None, labe
     return summary
 
 
+def _timeline_fields(row: dict) -> dict:
+    """What a timeline needs of a row (rows of a long video are kept for its timelines only as much as this)."""
+    keep = ("kind", "frame", "timestamp", "face", "track", "face_detected", "label", "score")
+    return {k: v for k, v in row.items() if k in keep or k.startswith("p_")}
+
+
 def _annotate(chunk: Any, video_rows: list[dict], labels: list[str], annotate_dir: Path) -> list[Path]:
     item = chunk.item
     if item.kind == "video":
         if not any(r["kind"] == "frame" for r in video_rows):
             return []
-        path = annotated_path(annotate_dir, item.rel, ".timeline.png")
-        return [plot_timeline(video_rows, labels, path, title=item.name)]
+        out = [plot_timeline(video_rows, labels, annotated_path(annotate_dir, item.rel, ".timeline.png"),
+                             title=item.name)]
+        tracks = sorted({r["track"] for r in video_rows if r["kind"] == "frame" and r.get("track") is not None})
+        for k in tracks:
+            path = annotated_path(annotate_dir, item.rel, f".track{k}.timeline.png")
+            out.append(plot_timeline(video_rows, labels, path, title=f"{item.name}, face track {k}", track=k))
+        return out
     if chunk.image is None:
         return []
     # The input's own name and format where PIL writes it as RGB (photo0.png -> photo0.png), else a JPEG beside it.

@@ -9,17 +9,19 @@ from typing import Iterable, Sequence
 # name them: the CLI's --help shows them).
 NO_FACE_MODES = ("whole", "skip")
 
-BASE_COLUMNS = ("input", "kind", "frame", "timestamp", "face", "num_faces", "face_detected",
+BASE_COLUMNS = ("input", "kind", "frame", "timestamp", "face", "track", "num_faces", "face_detected",
                 "box_x", "box_y", "box_w", "box_h", "face_score", "label", "score")
+# Live sources' rows also say when (wall clock) and, for window rows, which stretch of the stream they pool.
+STREAM_COLUMNS = ("window_start", "window_frames", "wall_time")
 
 
 def prob_column(label: str) -> str:
     return f"p_{label}"
 
 
-def result_columns(labels: Sequence[str]) -> list[str]:
-    """Column order of prediction rows for these labels."""
-    return [*BASE_COLUMNS, *(prob_column(c) for c in labels), "error"]
+def result_columns(labels: Sequence[str], stream: bool = False) -> list[str]:
+    """Column order of prediction rows for these labels (``stream``: a live source's, with window columns)."""
+    return [*BASE_COLUMNS, *(STREAM_COLUMNS if stream else ()), *(prob_column(c) for c in labels), "error"]
 
 
 class PredictionTable(list):
@@ -38,11 +40,11 @@ class PredictionTable(list):
 
         df = pd.DataFrame(list(self), columns=self.columns)
         ints = [c for c in INT_COLUMNS if c in df.columns]
-        return df.astype({**{c: "Int64" for c in ints}, "face_detected": "boolean", "timestamp": "float64",
-                          "face_score": "float64", "score": "float64"})
+        floats = [c for c in ("timestamp", "window_start", "face_score", "score") if c in df.columns]
+        return df.astype({**{c: "Int64" for c in ints}, "face_detected": "boolean", **{c: "float64" for c in floats}})
 
 
-INT_COLUMNS = ("frame", "face", "num_faces", "box_x", "box_y", "box_w", "box_h")
+INT_COLUMNS = ("frame", "face", "track", "num_faces", "box_x", "box_y", "box_w", "box_h", "window_frames")
 
 
 def make_table(rows: list[dict], columns: Sequence[str], as_frame: bool | None = None):

@@ -9,7 +9,8 @@ A detector is anything with ``detect(image) -> list[Box]`` (:class:`FaceDetector
   ``opencv-python-headless<5`` (OpenCV 5 moved it out of the main package).
 
 Modules: ``base`` (Box, the protocol, :func:`find_faces`), one module per detector, ``registry`` (the ``faces=``
-names). Imports numpy, PIL, (lazily) OpenCV and expclip.errors; nothing else of expclip.
+names), ``track`` (:class:`FaceTracker`: the same person's faces across a video's frames). Imports numpy, PIL,
+(lazily) OpenCV, and expclip.errors; nothing else of expclip.
 """
 
 _WHERE = {
@@ -18,13 +19,14 @@ _WHERE = {
     **dict.fromkeys(("HaarFaceDetector", "haar_cascade_path"), "haar"),
     **dict.fromkeys(("default_face_detector", "get_face_detector"), "registry"),
     "FACE_DETECTORS": "names",
+    "FaceTracker": "track",
     **dict.fromkeys(("YuNetFaceDetector", "yunet_model_path"), "yunet"),
 }
 
 __all__ = [
     "FACES_INSTALL_HINT", "FACE_DETECTORS", "Box", "CallableDetector", "FaceDetector", "FaceDetectorUnavailable",
-    "HaarFaceDetector", "YuNetFaceDetector", "default_face_detector", "find_faces", "get_face_detector",
-    "haar_cascade_path", "whole_image_box", "yunet_model_path",
+    "FaceTracker", "HaarFaceDetector", "YuNetFaceDetector", "default_face_detector", "find_faces",
+    "get_face_detector", "haar_cascade_path", "whole_image_box", "yunet_model_path",
 ]
 
 
