@@ -27,7 +27,6 @@ from expclip.data.synthetic import draw_face
 from expclip.features.extract import extract_images
 from expclip.features.extraction import run_extraction
 from expclip.features.store import FeatureStore, StoreError
-from expclip.files import atomic_save_npy
 from expclip.models.hub import directory_fingerprint, resolve_model
 from expclip.predict.rowfile import RowFileError, RowWriter
 from expclip.predict.run import predict_to_file
