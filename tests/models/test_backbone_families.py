@@ -19,7 +19,7 @@ import torch
 from PIL import Image
 
 from expclip.cli import main
-from expclip.data.images import preprocess_for_model
+from expclip.data.images import Preprocess, preprocess_for_model
 from expclip.models import families
 from expclip.models.backbone import Backbone
 from expclip.models.tiny_families import CHINESE_WORDS, TINY_BUILDERS
@@ -259,10 +259,14 @@ def test_clip_preprocessing_equals_the_processor_of_published_configs(name, tmp_
         assert torch.allclose(got, want, atol=1e-5), (name, float((got - want).abs().max()))
 
 
-def test_store_keys_of_clip_and_blip_preprocessing_are_unchanged(tiny_clip_dir):
-    """New Preprocess fields are left out of the key at their defaults: stores made before them stay valid."""
-    d = preprocess_for_model(tiny_clip_dir, "clip", 32).describe()
-    assert set(d) == {"mode", "image_size", "resize", "crop", "resample", "mean", "std"}
+def test_store_keys_change_only_where_the_features_do(tiny_clip_dir):
+    """New Preprocess fields are left out of the key at their defaults: stores made before them stay valid. The one
+    rule whose pixels changed (CLIP's short side + crop, exact beyond 4:1 since issue 15) says so in its key, so a
+    store made under the old rule is not reused; squashes (SigLIP, BLIP) and "reference" keep their keys."""
+    base = {"mode", "image_size", "resize", "crop", "resample", "mean", "std"}
+    assert set(preprocess_for_model(tiny_clip_dir, "clip", 32).describe()) == base | {"crop_rule"}
+    assert set(Preprocess("clip", 32, 32, False).describe()) == base
+    assert set(preprocess_for_model(tiny_clip_dir, "reference", 32).describe()) == base
 
 
 # ------------------------------------------------------------------------------------------------ end to end
