@@ -26,7 +26,7 @@ from typing import Any, Iterable, Iterator
 from PIL import Image
 
 from .images import ImageDecodeError
-from .video import VideoDecodeError, _open, _upright
+from .video import VideoDecodeError, _open, _rate, _upright
 
 log = logging.getLogger(__name__)
 
@@ -74,15 +74,9 @@ def _is_avi(container) -> bool:
     return container.format.name == "avi"
 
 
-def _rate(stream) -> float:
-    return float(stream.average_rate or stream.guessed_rate or 0) or 25.0
-
-
 def scan_video(path: str | Path) -> VideoScan:
     """Count the frames a video file shows, by one pass over its packets (no decoding)."""
     path = Path(path)
-    if path.is_file() and path.stat().st_size == 0:
-        raise VideoDecodeError(path, "empty file (0 bytes)")
     container = _open(path)
     try:
         stream = container.streams.video[0]

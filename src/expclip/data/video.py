@@ -109,6 +109,7 @@ MIN_FRAME_BYTES = 64
 
 
 def _open(path: Path):
+    """An open PyAV container of a regular, non-empty file with a video stream, or a VideoDecodeError."""
     import av
     import stat
 
@@ -118,6 +119,8 @@ def _open(path: Path):
         raise VideoDecodeError(path, f"cannot open ({e.strerror or e})") from e
     if not stat.S_ISREG(mode):
         raise VideoDecodeError(path, "not a regular file (a FIFO, socket or device): skipped")
+    if path.stat().st_size == 0:
+        raise VideoDecodeError(path, "empty file (0 bytes)")
     try:
         container = av.open(str(path))
     except Exception as e:  # FFmpegError, OSError, UnicodeDecodeError, ...: the file is not a readable video
@@ -128,15 +131,18 @@ def _open(path: Path):
     return container
 
 
+def _rate(stream) -> float:
+    """Frames per second of a video stream: its average rate, else FFmpeg's guess, else 25 (no rate known)."""
+    return float(stream.average_rate or stream.guessed_rate or 0) or 25.0
+
+
 def video_info(path: str | Path) -> VideoInfo:
     """Frame count, frame rate and duration; counts packets (no decoding) when the header has no count."""
     path = Path(path)
-    if path.is_file() and path.stat().st_size == 0:
-        raise VideoDecodeError(path, "empty file (0 bytes)")
     container = _open(path)
     try:
         stream = container.streams.video[0]
-        fps = float(stream.average_rate or stream.guessed_rate or 0) or 25.0
+        fps = _rate(stream)
         n = header = int(stream.frames or 0)
         if n <= 0 or n * MIN_FRAME_BYTES > path.stat().st_size:  # no count, or more than the file holds: count
             try:
