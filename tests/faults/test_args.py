@@ -36,6 +36,7 @@ def _nothing_computed(store_root) -> bool:
     (["train", "--data", "d", "--out", "o", "--seeds", "1", "-2"], "--seeds"),
     (["train", "--data", "d", "--out", "o", "--logit-scale", "0"], "--logit-scale"),
     (["eval", "--data", "d", "--preprocessing", "squash"], "--preprocessing"),
+    (["predict", "p.jpg", "--face-threshold", "2"], "--face-threshold"),  # a detector score is in [0, 1]
 ])
 def test_bad_option_values_are_refused_by_name(argv, option, capsys):
     with pytest.raises(SystemExit) as e:

@@ -41,6 +41,7 @@ def _number(kind: type, low: float, strict: bool, high: float | None = None):
 POSITIVE_INT, NONNEG_INT = _number(int, 0, True), _number(int, 0, False)
 POSITIVE_FLOAT, NONNEG_FLOAT = _number(float, 0.0, True), _number(float, 0.0, False)
 SEED = _number(int, 0, False, 2 ** 32 - 1)  # what torch and numpy generators take
+SCORE = _number(float, 0.0, False, 1.0)  # a detector's confidence
 
 
 def nonempty(text: str) -> str:

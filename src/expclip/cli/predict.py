@@ -7,7 +7,7 @@ import os
 import sys
 
 from ..errors import InputError
-from .options import EPILOG, NONNEG_FLOAT, NONNEG_INT, POSITIVE_FLOAT, POSITIVE_INT, _add_runtime, _device
+from .options import EPILOG, NONNEG_FLOAT, NONNEG_INT, POSITIVE_FLOAT, POSITIVE_INT, SCORE, _add_runtime, _device
 
 log = logging.getLogger("expclip")
 
@@ -172,7 +172,7 @@ def add_parsers(sub) -> None:
                         "pip install when it is missing); none: inputs are already face crops")
     s.add_argument("--min-face", type=NONNEG_INT, default=24, metavar="PX",
                    help="drop faces whose detected box is under PX pixels on its shorter side (24)")
-    s.add_argument("--face-threshold", type=NONNEG_FLOAT, default=None, metavar="SCORE",
+    s.add_argument("--face-threshold", type=SCORE, default=None, metavar="SCORE",
                    help="drop faces whose detector score (the face_score column, 0..1) is under SCORE (default: "
                         "YuNet's 0.75; Haar gives no score)")
     s.add_argument("--margin", type=NONNEG_FLOAT, default=0.2, help="grow face boxes by this fraction per side (0.2)")
