@@ -168,8 +168,11 @@ def test_predict_help_and_one_line_errors(tmp_path, capsys, tiny_head_dir):
     assert err.startswith("error: input not found") and "Traceback" not in err
     assert run([tmp_path, "--out", tmp_path / "r.txt"], tmp_path, tiny_head_dir) == 2
     assert ".csv or .jsonl" in capsys.readouterr().err
-    assert run([tmp_path, "--faces", "yunet", "--face-threshold", "1.5"], tmp_path, tiny_head_dir) == 2
-    assert "score in [0, 1]" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:  # a detector score is in [0, 1]: refused by the parser, the option named
+        run([tmp_path, "--faces", "yunet", "--face-threshold", "1.5"], tmp_path, tiny_head_dir)
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert "--face-threshold" in err and "1.5 must be <= 1.0" in err and "Traceback" not in err
 
 
 def test_cli_face_options_and_a_missing_detector_named_in_one_line(tmp_path, capsys, tiny_head_dir, monkeypatch):
