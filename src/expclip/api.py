@@ -22,7 +22,8 @@ from .devices import check_visible, resolve_device
 from .errors import CheckpointError, ModelNotAvailableError
 from .models.backbone import DEFAULT_BACKBONE, Backbone
 from .models.hub import model_name
-from .predict.engine import Chunk, PredictOptions, Predictor, check_frame_folder_options
+from .predict.engine import Chunk, Predictor
+from .predict.options import PredictOptions, check_frame_folder_options
 from .predict.table import make_table, result_columns
 from .predict.windows import SlidingWindows, window_spans
 from .prompts import DEFAULT_PROMPTS, LabelPrompts, LabelsArg, resolve_label_prompts

@@ -175,7 +175,7 @@ def test_a_device_torch_knows_but_expclip_cannot_use_is_refused(device, says, fa
 
 def test_the_python_api_refuses_a_non_finite_margin_or_rate():
     from expclip.errors import InputError
-    from expclip.predict.engine import PredictOptions
+    from expclip.predict.options import PredictOptions
 
     for kw in ({"margin": float("nan")}, {"margin": float("inf")}, {"video_fps": float("inf")}):
         with pytest.raises(InputError):

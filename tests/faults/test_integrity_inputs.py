@@ -34,7 +34,8 @@ from expclip.features.extract import extract_images, extract_teacher, extract_vi
 from expclip.labels import check_labels, load_label_spec
 from expclip.models.teacher import resolve_instruction
 from expclip.official import import_official
-from expclip.predict.engine import PredictOptions, Predictor
+from expclip.predict.engine import Predictor
+from expclip.predict.options import PredictOptions
 from expclip.predict.rowfile import RowWriter
 from expclip.predict.run import predict_to_file
 

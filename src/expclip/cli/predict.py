@@ -24,7 +24,7 @@ def cmd_predict(args) -> int:
     from tqdm.auto import tqdm
 
     from ..data.faces import get_face_detector
-    from ..predict.engine import check_frame_folder_options, check_max_faces, check_video_fps
+    from ..predict.options import check_frame_folder_options, check_max_faces, check_video_fps
     from ..predict.run import format_row, predict_to_file
 
     check_frame_folder_options(args.frame_folders, args.video_fps)  # before any model is loaded
@@ -76,7 +76,7 @@ def _cmd_stream(args) -> int:
     """--stream: everything that can be refused is refused before the model loads, the source opened first."""
     from ..data.faces import get_face_detector
     from ..data.sources import open_source
-    from ..predict.engine import check_max_faces, check_video_fps
+    from ..predict.options import check_max_faces, check_video_fps
     from ..predict.run import format_row
     from ..predict.stream import check_window, predict_stream_to_file
     from ..predict.windows import window_spans

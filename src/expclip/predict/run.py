@@ -11,7 +11,7 @@ from typing import Any, Callable
 from ..data.inputs import expand_inputs
 from ..prompts import DEFAULT_PROMPTS
 from .annotate import annotate_image, plot_timeline
-from .engine import check_frame_folder_options
+from .options import check_frame_folder_options
 from .record import run_identity
 from .rowfile import RowWriter, csv_escape
 from .table import result_columns
