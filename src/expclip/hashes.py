@@ -31,7 +31,8 @@ def cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "expclip"
 
 
-def _hash_file(path: str) -> str:
+def file_sha256(path: str | Path) -> str:
+    """The sha256 (hex) of a file's bytes, read in blocks (not cached: :class:`ContentHashes` caches)."""
     with open(path, "rb") as f:
         if hasattr(hashlib, "file_digest"):
             return hashlib.file_digest(f, "sha256").hexdigest()
@@ -108,7 +109,7 @@ class ContentHashes:
             row = tuple(found) if found else None
         if row is not None and row[:4] == state:
             return row[4]
-        digest = _hash_file(key)
+        digest = file_sha256(key)
         if time.time_ns() - max(st.st_mtime_ns, st.st_ctime_ns) > RECENT_NS:
             self._new.append((key, *state, digest))
         return digest

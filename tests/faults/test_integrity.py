@@ -71,8 +71,8 @@ def test_content_hashes_are_cached_by_path_size_and_times_so_reruns_read_nothing
     root = _colour_folder(tmp_path / "faces", [(i, i, i) for i in range(20)])
     monkeypatch.setattr(hashes, "RECENT_NS", 0)  # files this young would be re-hashed (their times may not move yet)
     reads = []
-    real = hashes._hash_file
-    monkeypatch.setattr(hashes, "_hash_file", lambda p: reads.append(p) or real(p))
+    real = hashes.file_sha256
+    monkeypatch.setattr(hashes, "file_sha256", lambda p: reads.append(p) or real(p))
     fp = unlabelled_images(root).fingerprint()
     assert len(reads) == 20
     assert unlabelled_images(root).fingerprint() == fp and len(reads) == 20  # from the cache

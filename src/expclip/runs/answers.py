@@ -10,7 +10,6 @@ class the dataset does not have) is "outside the label set"; the scorer's rules 
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import re
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError, MissingError
+from ..hashes import file_sha256
 from ..labels import canonical_label
 
 # What is done with an answer outside the label set, and with a test sample that has no answer (names only here:
@@ -59,14 +59,6 @@ class PredictionFile:
         return {"path": str(self.path.resolve()), "name": self.path.name, "sha256": self.sha256,
                 "format": self.format, "rows": len(self.rows), "id_column": self.id_column,
                 "label_column": self.label_column}
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def read_predictions(path: str | Path, id_column: str = "id", label_column: str = "label") -> PredictionFile:

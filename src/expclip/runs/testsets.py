@@ -19,8 +19,8 @@ from ..data.images import IMAGE_EXTENSIONS
 from ..data.registry import PAPER_DATASETS, get_spec, load_dataset
 from ..data.video import VIDEO_EXTENSIONS
 from ..errors import InputError
+from ..hashes import file_sha256
 from ..labels import classes_for
-from .answers import file_sha256
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,8 @@ A detector is anything with ``detect(image) -> list[Box]`` (:class:`FaceDetector
 
 Modules: ``base`` (Box, the protocol, :func:`find_faces`), one module per detector, ``registry`` (the ``faces=``
 names), ``track`` (:class:`FaceTracker`: the same person's faces across a video's frames). Imports numpy, PIL,
-(lazily) OpenCV, and expclip.errors; nothing else of expclip.
+(lazily) OpenCV, and the leaf modules expclip.errors and expclip.hashes (the model file's checksum); nothing else
+of expclip.
 """
 
 _WHERE = {

@@ -8,7 +8,6 @@ imported. Any YuNet ONNX file can be given instead (``YuNetFaceDetector(model=pa
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import logging
 import threading
@@ -18,6 +17,7 @@ import numpy as np
 from PIL import Image
 
 from ...errors import InputError
+from ...hashes import file_sha256
 from .base import Box, FaceDetectorUnavailable, import_cv2
 
 log = logging.getLogger(__name__)
@@ -74,7 +74,7 @@ class YuNetFaceDetector:
             raise FaceDetectorUnavailable(f"OpenCV {self.cv2.__version__} has no FaceDetectorYN (4.8+ needed); "
                                           "pip install 'opencv-python-headless>=4.8,<5'")
         self.path = Path(model) if model is not None else yunet_model_path()
-        if model is None and _sha256(self.path) != YUNET_SHA256:
+        if model is None and file_sha256(self.path) != YUNET_SHA256:
             log.warning("%s is not the YuNet 2023mar file expclip was measured with; results may differ", self.path)
         self.threshold, self.nms, self.max_side = float(threshold), float(nms), int(max_side)
         self._local = threading.local()  # one detector per thread: setInputSize/detect mutate it
@@ -112,5 +112,3 @@ class YuNetFaceDetector:
         return boxes
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
