@@ -18,7 +18,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..files import versions
-from ..metrics import confusion_matrix, per_class_recall, uar, war
+from ..metrics import summarize
 from ..prompts import OWN_PREDICTIONS
 from .answers import MISSING_RULES, OUTSIDE, OUTSIDE_RULES, PredictionFile, answer_class, index_rule
 from .testsets import ID_RULES, TestSet
@@ -106,15 +106,15 @@ def score_test_set(ts: TestSet, answers: dict[int, tuple[int, str, int]], name: 
     if not truth:
         raise InputError(f"{ts.name()}: nothing left to score (every answer is outside the label set and --outside "
                          "drop leaves them out)")
-    cm = confusion_matrix(truth, pred, n_cls + 1)
-    recall = per_class_recall(truth, pred, n_cls + 1)[:n_cls]
+    # The extra class (answers outside the label set) has no true sample, so uar() leaves it out, as balanced
+    # accuracy does; per-class recall is named for the dataset's classes only, and the matrix cut to them.
+    s = summarize(truth, pred, n_cls + 1, ts.classes)
+    cm = np.asarray(s["confusion_matrix"])  # (C+1, C+1)
     n_test, predicted = len(ts.labels), len(answers)
     return {
         "model": name, "group": name, "seed": None, "head_dir": None, "dataset": ts.dataset, "fold": ts.fold,
         "kind": ts.kind, "classes": ts.classes, "prompt_set": OWN_PREDICTIONS,
-        # the extra class has no true sample, so uar() leaves it out, as balanced accuracy does
-        "uar": uar(truth, pred, n_cls + 1), "war": war(truth, pred, n_cls + 1),
-        "per_class_recall": {c: (None if np.isnan(r) else float(r)) for c, r in zip(ts.classes, recall)},
+        "uar": s["uar"], "war": s["war"], "per_class_recall": s["per_class_recall"],
         "confusion_matrix": cm[:n_cls, :n_cls].tolist(), "num_samples": len(truth),
         "data_info": ts.info, "test_list": ts.source, "sampling": None, "clips": None, "num_items": n_test,
         "num_failed": 0, "backbone": None, "preprocessing": None, "store": None, "random_weights": False,
