@@ -29,7 +29,7 @@ from .figures import plot_confusion, plot_recall_bars, plot_table_bars, plot_tra
 from .html import render_html, render_markdown
 from .inputs import check_ablation, check_history, read_checked
 from .results import read_cells
-from .scored import is_scored, scored_notes
+from .scored import is_scored, of_prompt_set, scored_notes
 from .tables import (
     backbone_id, backbone_label, backbone_table, by_backbone, dataset_order, dedup_cells, gain_table, prompt_order,
     prompt_sets_table, variants_table,
@@ -138,7 +138,7 @@ def _results_blocks(cells: list[dict], figs: _Figures, prompt_set: str | None) -
                 "summed over seeds and folds) and per-class recall, with the prompt set "
                 f"{prompt_set_display_name(ps)}.")]
     for d in datasets:
-        dc = [c for c in cells if c["dataset"] == d and (c["prompt_set"] == ps or is_scored(c))]
+        dc = [c for c in of_prompt_set(cells, ps) if c["dataset"] == d]
         if not dc:
             continue
         classes = dc[0]["classes"]

@@ -20,7 +20,7 @@ from ..files import atomic_write_bytes, atomic_write_json, slug
 from ..prompts import OWN_PREDICTIONS, PAPER_PROMPT_SETS, prompt_set_display_name
 from .figures import plot_confusion
 from .inputs import read_cell
-from .scored import notes_markdown
+from .scored import notes_markdown, of_prompt_set
 from .tables import dataset_order, new_table, per_seed, stat, table_markdown
 
 log = logging.getLogger(__name__)
@@ -107,7 +107,7 @@ def paper_tables(rows: list[dict], title: str | None = None) -> str:
     psets = [p for p in dict.fromkeys(r["prompt_set"] for r in rows) if p != OWN_PREDICTIONS] or [OWN_PREDICTIONS]
     own = any(r["prompt_set"] == OWN_PREDICTIONS for r in rows) and psets != [OWN_PREDICTIONS]
     for ps in psets:
-        prow = [r for r in rows if r["prompt_set"] in (ps, OWN_PREDICTIONS)]
+        prow = of_prompt_set(rows, ps)
         out += [f"## Prompts: {prompt_set_display_name(ps)}" + (" (scored systems: their own predictions)" * own), ""]
         for kind, label in (("image", "Static images"), ("video", "Videos")):
             krows = [r for r in prow if r["kind"] == kind]

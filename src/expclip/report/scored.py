@@ -20,6 +20,12 @@ def is_scored(cell: dict) -> bool:
     return cell.get("prompt_set") == OWN_PREDICTIONS
 
 
+def of_prompt_set(cells: Iterable[dict], prompt_set: str) -> list[dict]:
+    """The cells (or aggregated rows) of ``prompt_set``, and every scored system's: they used no prompts, so they are
+    rows of every prompt set's tables."""
+    return [c for c in cells if c["prompt_set"] == prompt_set or is_scored(c)]
+
+
 def _dataset_folds(dataset: str, seen: set) -> int:
     """How many folds a dataset has: the registry's (DFEW, MAFW: 5), else the most any system was scored on."""
     spec = DATASETS.get(dataset)

@@ -27,7 +27,7 @@ from ..errors import InputError
 from ..data.registry import PAPER_DATASETS
 from ..models.names import PAPER_BACKBONES, backbone_short_name
 from ..prompts import PAPER_PROMPT_SETS, prompt_set_display_name
-from .scored import fewer_folds_note, is_scored
+from .scored import fewer_folds_note, is_scored, of_prompt_set
 
 MEAN = "mean"
 METRIC_TITLES = {"uar": "UAR", "war": "WAR", "silhouette": "silhouette"}
@@ -57,7 +57,7 @@ def _filter(cells: Iterable[dict], prompt_set: str | None) -> list[dict]:
     cells = list(cells)
     if prompt_set is None:
         return cells
-    kept = [c for c in cells if c["prompt_set"] == prompt_set or is_scored(c)]  # scored systems used no prompts
+    kept = of_prompt_set(cells, prompt_set)
     if any(not is_scored(c) for c in cells) and not any(c["prompt_set"] == prompt_set for c in cells):
         have = sorted({c["prompt_set"] for c in cells})
         raise InputError(f"no result for prompt set {prompt_set!r}; the cells have {have}")
