@@ -114,12 +114,12 @@ def _open(path: Path):
     import stat
 
     try:  # a FIFO would block the demuxer forever, a device never end
-        mode = path.stat().st_mode
+        st = path.stat()
     except OSError as e:
         raise VideoDecodeError(path, f"cannot open ({e.strerror or e})") from e
-    if not stat.S_ISREG(mode):
+    if not stat.S_ISREG(st.st_mode):
         raise VideoDecodeError(path, "not a regular file (a FIFO, socket or device): skipped")
-    if path.stat().st_size == 0:
+    if st.st_size == 0:
         raise VideoDecodeError(path, "empty file (0 bytes)")
     try:
         container = av.open(str(path))

@@ -16,7 +16,6 @@ from ..data.images import Preprocess
 from ..data.video import SAMPLING_RULES
 from ..errors import InputError, ModelNotAvailableError, StoreError
 from ..models import families
-from ..models.checks import check_config
 from ..models.hub import ResolvedModel, resolve_model
 from ..models.names import resolve_instruction
 from ..models.presets import resolve_preset
@@ -39,7 +38,6 @@ def base_key(kind: str, model: dict, preprocess: Preprocess | None, data: ItemLi
 
 def model_preprocess(resolved: ResolvedModel, mode: str) -> Preprocess:
     """The preprocessing of ``mode`` for a model directory, from its config files alone (no weights loaded)."""
-    check_config(resolved.path / "config.json")  # a damaged config is named before it is read
     return families.model_preprocess(resolved.path, mode, name=resolved.name)
 
 

@@ -21,7 +21,7 @@ from . import families
 from .checks import check_config, check_shapes, meta_shapes, weight_headers
 from .families import Family, feature_dim
 from .hub import ModelNotAvailableError, ResolvedModel, resolve_model, weight_files
-from .names import DEFAULT_BACKBONE, PAPER_BACKBONES, PAPER_FEATURE_DIMS, backbone_short_name  # noqa: F401
+from .names import DEFAULT_BACKBONE, PAPER_BACKBONES, backbone_short_name  # noqa: F401
 from .presets import preset_for_hub_id, resolve_preset
 
 log = logging.getLogger(__name__)
@@ -39,8 +39,8 @@ def known_feature_dim(name: str | Path, revision: str | None = None) -> int | No
         resolved = resolve_model(name, revision, local_files_only=True)
         return feature_dim(AutoConfig.from_pretrained(resolved.path, trust_remote_code=False))
     except (ModelNotAvailableError, OSError, ValueError, AttributeError, TypeError, KeyError):
-        preset = preset_for_hub_id(resolve_preset(name))
-        return PAPER_FEATURE_DIMS.get(str(name)) or (preset.feature_dim if preset else None)
+        preset = preset_for_hub_id(resolve_preset(name))  # the paper's three backbones are presets too
+        return preset.feature_dim if preset else None
 
 
 def _output_tensor(out: object) -> torch.Tensor:

@@ -15,7 +15,6 @@ PAPER_BACKBONES = {
     "B16": "openai/clip-vit-base-patch16",
     "L14": "openai/clip-vit-large-patch14",
 }
-PAPER_FEATURE_DIMS = {PAPER_BACKBONES["B32"]: 512, PAPER_BACKBONES["B16"]: 512, PAPER_BACKBONES["L14"]: 768}
 
 
 def backbone_short_name(model_id: str | Path) -> str:
