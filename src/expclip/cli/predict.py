@@ -23,24 +23,15 @@ def cmd_predict(args) -> int:
                          "--stream talk.mp4 --window 2s")
     from tqdm.auto import tqdm
 
-    from ..data.faces import get_face_detector
-    from ..predict.options import check_frame_folder_options, check_max_faces, check_video_fps
+    from ..predict.options import check_frame_folder_options
     from ..predict.run import format_row, predict_to_file
 
     check_frame_folder_options(args.frame_folders, args.video_fps)  # before any model is loaded
-    check_max_faces(args.max_faces)
-    check_video_fps(args.video_fps)
-    if args.out:  # an output that cannot be written is refused before the model is loaded, not after
-        from ..predict.rowfile import check_out
-
-        check_out(args.out, args.resume, args.overwrite)
     if args.annotate:
         from ..files import writable_dir
 
         writable_dir(args.annotate, "--annotate")
-    device = _device(args)  # a GPU that is not there is refused before any model is loaded
-    # A detector that is not installed is named (with its pip install) before any model is loaded.
-    faces = get_face_detector(args.faces, args.face_threshold)
+    device, faces = _preflight(args, args.resume)
     model = _model(args, device)
     try:
         s = predict_to_file(model, args.paths, args.out, args.labels, args.template or args.prompts,
@@ -63,6 +54,21 @@ def cmd_predict(args) -> int:
     return 0
 
 
+def _preflight(args, resume: bool | None) -> tuple:
+    """(device, face detector), with what both predict paths refuse before any model loads: face and sampling
+    options, an --out that cannot be written (``resume`` None: a stream, which has no --resume), a GPU that is not
+    there, a detector that is not installed (named with its pip install)."""
+    from ..data.faces import get_face_detector
+    from ..predict.options import check_max_faces, check_video_fps
+    from ..predict.rowfile import check_out
+
+    check_max_faces(args.max_faces)
+    check_video_fps(args.video_fps)
+    if args.out:
+        check_out(args.out, resume, args.overwrite)
+    return _device(args), get_face_detector(args.faces, args.face_threshold)
+
+
 def _model(args, device):
     from ..api import ExpCLIP
     from ..models.names import DEFAULT_BACKBONE
@@ -74,10 +80,8 @@ def _model(args, device):
 
 def _cmd_stream(args) -> int:
     """--stream: everything that can be refused is refused before the model loads, the source opened first."""
-    from ..data.faces import get_face_detector
     from ..data.sources import open_source
-    from ..predict.options import check_max_faces, check_video_fps
-    from ..predict.run import format_row
+    from ..predict.run import RunSummary, format_row
     from ..predict.stream import check_window, predict_stream_to_file
     from ..predict.windows import window_spans
 
@@ -90,14 +94,7 @@ def _cmd_stream(args) -> int:
             raise InputError(f"{flag} does not go with --stream (a live source cannot be replayed or drawn "
                              "afterwards); the rows are written to --out as each window is decided")
     window, stride = window_spans(args.window, args.stride)
-    check_max_faces(args.max_faces)
-    check_video_fps(args.video_fps)
-    device = _device(args)
-    faces = get_face_detector(args.faces, args.face_threshold)
-    if args.out:
-        from ..predict.rowfile import check_out
-
-        check_out(args.out, None, args.overwrite)  # a stream cannot be resumed: the error offers --overwrite
+    device, faces = _preflight(args, None)  # a stream cannot be resumed: an existing --out offers --overwrite
     source = open_source(args.stream, args.stream_format)
     try:
         check_window(source, window, args.video_fps)
@@ -106,11 +103,10 @@ def _cmd_stream(args) -> int:
         raise
     log.info("reading %s: windows of %s every %s", source.spec.name, window.describe(), stride.describe())
     model = _model(args, device)
-    written = {"rows": 0, "windows": 0}
+    written = RunSummary()  # what reached --out (or the screen) so far, for the message when interrupted
 
     def on_rows(rows):
-        written["rows"] += len(rows)
-        written["windows"] += sum(r["kind"] == "window" for r in rows)
+        written.count(rows)
         if not args.out:
             for r in rows:
                 print(format_row(r), flush=True)
@@ -124,7 +120,7 @@ def _cmd_stream(args) -> int:
     except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM (the CLI raises a subclass of it for that)
         term = type(e) is not KeyboardInterrupt
         where = f" to {args.out}" if args.out else ""
-        print(f"\n{'terminated (SIGTERM)' if term else 'interrupted'}: {written['rows']} row(s), {written['windows']} "
+        print(f"\n{'terminated (SIGTERM)' if term else 'interrupted'}: {written.rows} row(s), {written.windows} "
               f"window row(s), written{where}; every row decided so far is complete", file=sys.stderr)
         return 143 if term else 130
     print(f"{model.name} ({model.backbone.name}): {s}")

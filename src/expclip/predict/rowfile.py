@@ -69,6 +69,7 @@ def _plain(v):
 
 _ESCAPE = re.compile("[\\\\\r\n\ud800-\udfff]")
 _UNESCAPE = re.compile(r"\\(\\|n|r|x[0-9a-f]{2}|u[0-9a-f]{4})")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _escape_char(m: re.Match) -> str:
@@ -104,9 +105,7 @@ def _csv_cell(v) -> str:
 
 def _json_line(values: dict) -> str:
     line = json.dumps(values, ensure_ascii=False)
-    try:
-        line.encode("utf-8")
-    except UnicodeEncodeError:  # a name that is not UTF-8: \udcXX escapes, which json.loads reads back exactly
+    if _SURROGATE.search(line):  # a name that is not UTF-8: \udcXX escapes, which json.loads reads back exactly
         return json.dumps(values)
     return line
 

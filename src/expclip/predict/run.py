@@ -31,6 +31,13 @@ class RunSummary:
     out: Path | None = None
     annotate_dir: Path | None = None
 
+    def count(self, rows: list[dict]) -> None:
+        """Add a chunk of written rows: every row, the image/frame rows without a face, error rows, window rows."""
+        self.rows += len(rows)
+        self.no_face += sum(r["face_detected"] is False and r["kind"] in ("image", "frame") for r in rows)
+        self.errors += sum(bool(r["error"]) for r in rows)
+        self.windows += sum(r["kind"] == "window" for r in rows)
+
     def __str__(self) -> str:
         done = f", {self.already_done} already in {self.out}" if self.already_done else ""
         parts = [f"{self.inputs} input(s){done}", f"{self.rows} row(s)" + (f" written to {self.out}" * bool(self.out))]
@@ -109,9 +116,7 @@ def predict_to_file(model: Any, inputs: Any, out: str | Path | None = None, labe
                 writer.write(chunk.rows)
             if on_rows:
                 on_rows(chunk.rows)
-            summary.rows += len(chunk.rows)
-            summary.no_face += sum(r["face_detected"] is False and r["kind"] != "clip" for r in chunk.rows)
-            summary.errors += sum(bool(r["error"]) for r in chunk.rows)
+            summary.count(chunk.rows)
             if annotate_dir and chunk.item.kind == "video":
                 video_rows += map(_timeline_fields, chunk.rows)
             if annotate_dir and chunk.done:

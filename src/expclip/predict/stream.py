@@ -58,10 +58,7 @@ def predict_stream_to_file(model: Any, source: Any, out: str | Path | None = Non
                 writer.write(chunk.rows)
             if on_rows:
                 on_rows(chunk.rows)
-            summary.rows += len(chunk.rows)
-            summary.no_face += sum(r["face_detected"] is False and r["kind"] == "frame" for r in chunk.rows)
-            summary.errors += sum(bool(r["error"]) for r in chunk.rows)
-            summary.windows += sum(r["kind"] == "window" for r in chunk.rows)
+            summary.count(chunk.rows)
     finally:
         if writer:
             writer.close()
