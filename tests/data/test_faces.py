@@ -50,15 +50,20 @@ def test_haar_finds_each_drawn_face_largest_first():
         assert 0.4 * s < box.w < 1.3 * s
 
 
-def test_haar_finds_the_real_face_in_matplotlibs_sample_photo():
-    det = haar_or_skip()
+def grace_hopper() -> Image.Image:
+    """matplotlib's sample portrait (512x600, one face), or a skip where it is not installed."""
     from matplotlib import cbook
 
     try:
         path = Path(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
     except (OSError, ValueError) as e:
         pytest.skip(f"matplotlib's sample photo is not installed: {e}")
-    image = Image.open(path).convert("RGB")
+    return Image.open(path).convert("RGB")
+
+
+def test_haar_finds_the_real_face_in_matplotlibs_sample_photo():
+    det = haar_or_skip()
+    image = grace_hopper()
     boxes = det.detect(image)
     assert len(boxes) == 1
     b = boxes[0]
@@ -154,13 +159,7 @@ def test_yunet_finds_every_clear_face_of_real_photos_and_nothing_else(name):
 
 def test_yunet_finds_matplotlibs_sample_photo():
     det = yunet_or_skip()
-    from matplotlib import cbook
-
-    try:
-        path = Path(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
-    except (OSError, ValueError) as e:
-        pytest.skip(f"matplotlib's sample photo is not installed: {e}")
-    (b,) = det.detect(Image.open(path).convert("RGB"))
+    (b,) = det.detect(grace_hopper())
     assert same_face(b, (182, 120, 170, 212)) and b.score > 0.9
 
 
